@@ -1,0 +1,63 @@
+"""durable: durable execution for plain Python functions.
+
+Mark side effects with `task`, the workflow with `entrypoint`, and run it on a
+thread with ``invoke``. Finished tasks are journaled; invoking the thread again
+with ``None`` replays them from the journal and runs only the unfinished tail.
+"""
+
+from ._api import Entrypoint, Task, entrypoint, task
+from ._futures import TaskFuture
+from ._retry import RetryPolicy
+from ._serde import PickleSerializer, ReplayedError, Serializer
+from ._state import JournalEntry, ThreadState
+from .errors import (
+    ArgumentsChangedError,
+    ConfigurationError,
+    DurableError,
+    LeaseLostError,
+    NonDeterminismError,
+    SchemaVersionError,
+    SerializationError,
+    StoreError,
+    ThreadBusyError,
+    ThreadNotFoundError,
+    UnfinishedRunError,
+)
+from .stores import MemoryStore, SQLiteStore, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentsChangedError",
+    "ConfigurationError",
+    "DurableError",
+    "Entrypoint",
+    "JournalEntry",
+    "LeaseLostError",
+    "MemoryStore",
+    "NonDeterminismError",
+    "PickleSerializer",
+    "ReplayedError",
+    "RetryPolicy",
+    "SQLiteStore",
+    "SchemaVersionError",
+    "SerializationError",
+    "Serializer",
+    "Store",
+    "StoreError",
+    "Task",
+    "TaskFuture",
+    "ThreadBusyError",
+    "ThreadNotFoundError",
+    "ThreadState",
+    "UnfinishedRunError",
+    "entrypoint",
+    "task",
+]
+
+# Show the public path in reprs and tracebacks (durable.TaskFuture, not durable._futures.TaskFuture).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("durable."):
+        _obj.__module__ = "durable"
+del _name, _obj

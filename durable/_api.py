@@ -1,0 +1,335 @@
+"""The decorators: `task` and `entrypoint`, bare or with options, on sync and async functions."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from contextvars import copy_context
+from functools import partial
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+import wrapt
+
+from . import _context
+from ._core import Final, OnChangedArgs
+from ._engine import EntrypointSpec, adrive, drive, invoke_flow
+from ._futures import TaskFuture
+from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
+from ._run import DURABILITY_MODES, Durability, TaskSpec
+from ._serde import DEFAULT_SERIALIZER, Serializer
+from ._state import ThreadState, read_state
+from ._urls import resolve_store
+from .errors import ConfigurationError, DurableError
+from .stores._base import Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+I = TypeVar("I")  # noqa: E741 - the entrypoint's input
+O = TypeVar("O")  # noqa: E741 - its output
+
+_ON_CHANGED_ARGS = ("raise", "warn", "rerun")
+
+
+# -- task -------------------------------------------------------------------------------------------
+
+
+class Task(Protocol[P, R_co]):
+    """A decorated task: calling it returns a `TaskFuture` at once. The plain function is ``__wrapped__``."""
+
+    __wrapped__: Callable[..., Any]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R_co]: ...
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _TaskDecorator: ...
+def task(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, retry: RetryPolicy | None = None
+) -> Any:
+    """Mark a function whose result is recorded in the journal.
+
+    Inside a run, a call returns a `TaskFuture` at once and is keyed by its
+    call order; on replay a recorded call returns its recorded result (or
+    raises its recorded error) without running. Outside a run the function
+    just runs. ``name`` (default: the function's qualified name) is what the
+    journal records and checks on replay; ``retry`` retries it before its
+    error is final.
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        if not callable(func):
+            raise ConfigurationError(f"@task decorates a function, not {func!r}")
+        spec = TaskSpec(
+            name=name or _qualname(func), fn=func, is_async=inspect.iscoroutinefunction(func), retry=retry
+        )
+        return wrapt.FunctionWrapper(func, partial(_call_task, spec))
+
+    return decorate if fn is None else decorate(fn)
+
+
+def _call_task(
+    spec: TaskSpec, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TaskFuture[Any]:
+    if instance is not None:
+        args = (instance, *args)
+    frame = _context.current.get()
+    if frame is not None:
+        return frame.run.call(spec, frame.scope, args, kwargs)
+    return _call_plain(spec, args, kwargs)
+
+
+def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
+    """Outside a run: no journal, the function runs now (or, if async, on the running loop)."""
+    if spec.is_async:
+        coro = call_with_retry_async(spec.retry, spec.fn, args, kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            return TaskFuture.wrap(loop.create_task(coro))
+        runner: Callable[[], Any] = partial(asyncio.run, coro)
+    else:
+        runner = partial(call_with_retry, spec.retry, spec.fn, args, kwargs)
+    try:
+        return TaskFuture.resolved(runner())
+    except Exception as exc:
+        return TaskFuture.failed(exc)
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+# -- entrypoint -------------------------------------------------------------------------------------
+
+
+class Entrypoint(Generic[I, O]):
+    """A workflow: ordinary Python calling tasks, run durably on a thread with `invoke`."""
+
+    __wrapped__: Callable[..., Any]
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        checkpointer: Store | str | None,
+        name: str | None,
+        serializer: Serializer,
+        on_changed_args: OnChangedArgs,
+    ) -> None:
+        if on_changed_args not in _ON_CHANGED_ARGS:
+            raise ConfigurationError(f"on_changed_args={on_changed_args!r}: use 'raise', 'warn' or 'rerun'")
+        if isinstance(checkpointer, str | type(None)) is False and not isinstance(checkpointer, Store):
+            raise ConfigurationError(f"checkpointer={checkpointer!r}: pass a store or a URL string")
+        params = inspect.signature(fn).parameters
+        self._spec = EntrypointSpec(
+            name=name or _qualname(fn),
+            fn=fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            takes_previous="previous" in params,
+            serde=serializer,
+            on_changed_args=on_changed_args,
+        )
+        self._nested = TaskSpec(name=self._spec.name, fn=fn, is_async=self._spec.is_async)
+        self._checkpointer = checkpointer
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<Entrypoint {self._spec.name}>"
+
+    @property
+    def name(self) -> str:
+        """The name runs are recorded under."""
+        return self._spec.name
+
+    @property
+    def checkpointer(self) -> Store:
+        """The store this entrypoint journals to (resolved on first use)."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = resolve_store(self._checkpointer)
+        return self._store
+
+    def invoke(
+        self,
+        input: I | None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+        durability: Durability = "sync",
+    ) -> O:
+        """Run on a thread until done: a new run for new input, or resume the unfinished run for ``None``.
+
+        Called inside another run without a thread id, the entrypoint runs as
+        part of that run, its tasks journaled under the caller's key.
+        """
+        frame = _context.current.get()
+        if frame is not None and thread_id is None and config is None:
+            return frame.run.call(self._nested, frame.scope, (input,), {}).result()  # type: ignore[no-any-return]
+        tid = _thread_id(thread_id, config)
+        _check_durability(durability)
+        if self._spec.is_async:
+            if _loop_running():
+                raise DurableError(
+                    f"{self.name!r} is an async entrypoint called with invoke() from a running event "
+                    f"loop: use `await {self.name}.ainvoke(...)` instead"
+                )
+            return asyncio.run(self.ainvoke(input, thread_id=tid, durability=durability))
+        store = self.checkpointer
+        token = _context.current.set(None)
+        try:
+            return drive(invoke_flow(self._spec, store, input, tid, durability), store)  # type: ignore[no-any-return]
+        finally:
+            _context.current.reset(token)
+
+    async def ainvoke(
+        self,
+        input: I | None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+        durability: Durability = "sync",
+    ) -> O:
+        """Async `invoke`. A sync entrypoint runs in a worker thread, so the loop is never blocked."""
+        frame = _context.current.get()
+        if frame is not None and thread_id is None and config is None:
+            return await frame.run.call(self._nested, frame.scope, (input,), {})  # type: ignore[no-any-return]
+        tid = _thread_id(thread_id, config)
+        _check_durability(durability)
+        if not self._spec.is_async:
+            ctx = copy_context()
+            call = partial(self.invoke, input, thread_id=tid, durability=durability)
+            return await asyncio.get_running_loop().run_in_executor(None, ctx.run, call)
+        store = self.checkpointer
+        token = _context.current.set(None)
+        try:
+            async with store.asession() as session:
+                flow = invoke_flow(self._spec, store, input, tid, durability, session)
+                return await adrive(flow, session)  # type: ignore[no-any-return]
+        finally:
+            _context.current.reset(token)
+
+    def get_state(
+        self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None
+    ) -> ThreadState:
+        """The thread's status, output or error, and journal entries. Raises `ThreadNotFoundError`."""
+        return read_state(self.checkpointer, self._spec.serde, _thread_id(thread_id, config))
+
+
+class _EntrypointDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[[I], Coroutine[Any, Any, O]], /) -> Entrypoint[I, O]: ...
+    @overload
+    def __call__(self, fn: Callable[[I], O], /) -> Entrypoint[I, O]: ...
+
+
+class _EntrypointFactory:
+    """`@entrypoint` or `@entrypoint(checkpointer=..., name=..., on_changed_args=...)`.
+
+    ``checkpointer`` is a store or a URL (``"sqlite:///app.db"``, ``"memory://"``);
+    without one, ``$DURABLE_URL`` or a ``durable.db`` file in the working
+    directory. ``on_changed_args`` says what a replayed task called with other
+    arguments than recorded does: ``"raise"`` `ArgumentsChangedError` (the
+    default), ``"warn"`` and replay the recorded result, or ``"rerun"`` the task.
+    Return ``entrypoint.final(value=..., save=...)`` to give the next run's
+    ``previous`` parameter something other than the returned value.
+    """
+
+    final = Final
+
+    @overload
+    def __call__(self, fn: Callable[[I], Coroutine[Any, Any, O]], /) -> Entrypoint[I, O]: ...
+    @overload
+    def __call__(self, fn: Callable[[I], O], /) -> Entrypoint[I, O]: ...
+    @overload
+    def __call__(
+        self,
+        *,
+        checkpointer: Store | str | None = None,
+        name: str | None = None,
+        serializer: Serializer | None = None,
+        on_changed_args: OnChangedArgs = "raise",
+    ) -> _EntrypointDecorator: ...
+    def __call__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        checkpointer: Store | str | None = None,
+        name: str | None = None,
+        serializer: Serializer | None = None,
+        on_changed_args: OnChangedArgs = "raise",
+    ) -> Any:
+        def decorate(func: Callable[..., Any]) -> Entrypoint[Any, Any]:
+            if not callable(func):
+                raise ConfigurationError(f"@entrypoint decorates a function, not {func!r}")
+            return Entrypoint(
+                func,
+                checkpointer=checkpointer,
+                name=name,
+                serializer=serializer or DEFAULT_SERIALIZER,
+                on_changed_args=on_changed_args,
+            )
+
+        return decorate if fn is None else decorate(fn)
+
+    def __repr__(self) -> str:
+        return "durable.entrypoint"
+
+
+entrypoint = _EntrypointFactory()
+
+
+def _thread_id(thread_id: str | uuid.UUID | None, config: Mapping[str, Any] | None) -> str:
+    from_config = None
+    if config is not None:
+        configurable = config.get("configurable") if isinstance(config, Mapping) else None
+        if not isinstance(configurable, Mapping) or "thread_id" not in configurable:
+            raise ConfigurationError(
+                f"config={config!r} has no thread id: pass config={{'configurable': {{'thread_id': ...}}}}"
+            )
+        from_config = configurable["thread_id"]
+    if thread_id is not None and from_config is not None and str(thread_id) != str(from_config):
+        raise ConfigurationError(f"thread_id={thread_id!r} and the config's {from_config!r} disagree: pass one")
+    chosen = thread_id if thread_id is not None else from_config
+    if chosen is None:
+        raise ConfigurationError("no thread id: pass thread_id='...' (the journal is kept per thread)")
+    if not isinstance(chosen, str | uuid.UUID | int) or isinstance(chosen, bool) or str(chosen) == "":
+        raise ConfigurationError(f"thread id {chosen!r}: use a non-empty string (or a UUID)")
+    return str(chosen)
+
+
+def _check_durability(durability: str) -> None:
+    if durability not in DURABILITY_MODES:
+        raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+

@@ -1,0 +1,123 @@
+"""The replay core: pure decisions, no I/O.
+
+Given what the store returned, it decides what an invocation means (start a
+new run, resume one, or return a finished value) and, for each call, whether
+the journal already holds its outcome. The drivers in `_engine` carry the
+decisions out against a store; nothing here touches a database, a thread or
+an event loop.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from .errors import (
+    ArgumentsChangedError,
+    NonDeterminismError,
+    ThreadNotFoundError,
+    UnfinishedRunError,
+)
+from .stores._base import ERROR, JournalRow, ThreadRow
+
+V = TypeVar("V")
+S = TypeVar("S")
+
+OnChangedArgs = Literal["raise", "warn", "rerun"]
+Plan = Literal["new", "resume", "finished"]
+
+
+@dataclass(frozen=True, slots=True)
+class Final(Generic[V, S]):
+    """Return ``entrypoint.final(value=..., save=...)`` to return ``value`` but hand ``save``
+    to the next run's ``previous`` parameter."""
+
+    value: V
+    save: S
+
+
+def plan(thread_id: str, thread: ThreadRow | None, has_input: bool) -> Plan:
+    """What an invocation with (or without) input means for the thread as it is now."""
+    run = thread.run if thread is not None else None
+    if not has_input:
+        if run is None:
+            raise ThreadNotFoundError(thread_id)
+        return "finished" if run.status == "completed" else "resume"
+    if run is None or run.status == "completed":
+        return "new"
+    raise UnfinishedRunError(thread_id, run.run_id, run.status)
+
+
+class Replay:
+    """The journal of one run, loaded once, answering "is this call recorded?".
+
+    ``retry_keys`` are the keys whose recorded error made the run fail: on
+    resume those tasks run again (a transient outage recovers), while errors the
+    entrypoint caught and handled replay as recorded, so the run takes the same
+    branch.
+    """
+
+    __slots__ = ("_latest", "_retry", "_on_changed_args")
+
+    def __init__(
+        self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
+    ) -> None:
+        latest: dict[str, JournalRow] = {}
+        for row in rows:
+            seen = latest.get(row.key)
+            if seen is None or row.attempt > seen.attempt:
+                latest[row.key] = row
+        self._latest = latest
+        self._retry = frozenset(retry_keys)
+        self._on_changed_args = on_changed_args
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def lookup(self, key: str, name: str, digest: bytes | None) -> tuple[JournalRow | None, int]:
+        """The recorded outcome to replay for this call (or ``None``: run it) and the attempt number to record."""
+        row = self._latest.get(key)
+        if row is None:
+            return None, 1
+        if row.name != name:
+            raise NonDeterminismError(key, row.name, name)
+        if row.status == ERROR and key in self._retry:
+            return None, row.attempt + 1
+        if digest is not None and row.digest is not None and digest != row.digest:
+            policy = self._on_changed_args
+            if policy == "rerun":
+                return None, row.attempt + 1
+            err = ArgumentsChangedError(key, row.name, name)
+            if policy == "raise":
+                raise err
+            warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
+        return row, row.attempt
+
+
+def failed_keys(error: BaseException, origins: dict[int, str]) -> tuple[str, ...]:
+    """Keys of the task errors that made a run fail: the error itself and its causes and contexts."""
+    keys: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        key = origins.get(id(exc))
+        if key is not None:
+            keys.append(key)
+        stack.extend((exc.__cause__, exc.__context__))
+        grouped = getattr(exc, "exceptions", None)  # an ExceptionGroup's members
+        if isinstance(grouped, tuple):
+            stack.extend(grouped)
+    return tuple(keys)
+
+
+def unwrap_final(value: Any) -> tuple[Any, Any]:
+    """(what the run returns, what the next run's ``previous`` receives)."""
+    if isinstance(value, Final):
+        return value.value, value.save
+    return value, value

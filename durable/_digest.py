@@ -1,0 +1,92 @@
+"""A short, stable digest of a task call's arguments, to notice changed arguments on replay.
+
+It must give the same bytes in every process, so it cannot hash pickles of
+sets (their order follows PYTHONHASHSEED) or reprs of objects (they carry
+addresses). Plain data is encoded structurally; other objects by their type and
+attributes; what cannot be encoded stably makes the digest ``None``, which
+means "not checked" rather than a false alarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+_MAX_ITEMS = 10_000
+
+
+class _Unstable(Exception):
+    pass
+
+
+def digest_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | None:
+    if not args and not kwargs:
+        return b""
+    out: list[bytes] = []
+    try:
+        _enc(args, out, 0)
+        if kwargs:
+            _enc(sorted(kwargs.items()), out, 0)
+    except (_Unstable, RecursionError):
+        return None
+    return hashlib.blake2b(b"".join(out), digest_size=8).digest()
+
+
+def _enc(v: Any, out: list[bytes], depth: int) -> None:
+    t = type(v)
+    if t is int or t is bool:
+        out.append(b"i%d;" % v if t is int else (b"T" if v else b"F"))
+    elif t is str:
+        b = v.encode("utf-8", "surrogatepass")
+        out.append(b"s%d:" % len(b))
+        out.append(b)
+    elif v is None:
+        out.append(b"N")
+    elif t is float:
+        out.append(b"f" + struct.pack("<d", v))
+    elif t is bytes or t is bytearray:
+        out.append(b"b%d:" % len(v))
+        out.append(bytes(v))
+    elif depth > 20:
+        raise _Unstable
+    elif t is list or t is tuple:
+        if len(v) > _MAX_ITEMS:
+            raise _Unstable
+        out.append(b"l%d[" % len(v) if t is list else b"t%d[" % len(v))
+        for x in v:
+            _enc(x, out, depth + 1)
+    elif t is dict:
+        if len(v) > _MAX_ITEMS:
+            raise _Unstable
+        out.append(b"d%d{" % len(v))
+        for k, x in v.items():
+            _enc(k, out, depth + 1)
+            _enc(x, out, depth + 1)
+    elif t is set or t is frozenset:
+        if len(v) > _MAX_ITEMS:
+            raise _Unstable
+        parts = []
+        for x in v:
+            sub: list[bytes] = []
+            _enc(x, sub, depth + 1)
+            parts.append(b"".join(sub))
+        out.append(b"S%d{" % len(parts))
+        out.extend(sorted(parts))
+    else:
+        _enc_object(v, out, depth)
+
+
+def _enc_object(v: Any, out: list[bytes], depth: int) -> None:
+    t = type(v)
+    out.append(f"o{t.__module__}.{t.__qualname__}(".encode())
+    fields = getattr(v, "__dict__", None)
+    if fields is None:
+        slots = [s for c in t.__mro__ for s in getattr(c, "__slots__", ())]
+        if not slots:
+            # An object with no visible state: only its type can be compared.
+            if t.__repr__ is object.__repr__:
+                return
+            raise _Unstable
+        fields = {s: getattr(v, s, None) for s in slots}
+    _enc(fields, out, depth + 1)

@@ -1,0 +1,270 @@
+"""Invoking an entrypoint on a thread: one flow, two thin drivers.
+
+`invoke_flow` is the whole procedure (look the thread up, claim its lease,
+start or resume the run, call the body, record how it ended, let the lease go)
+written as a generator of effects. `drive` carries the effects out with
+blocking calls; `adrive` with awaits on an async session. Neither driver knows
+what the flow is doing, so the sync and async paths cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from . import _context
+from ._context import Frame, Scope
+from ._core import OnChangedArgs, Replay, failed_keys, plan, unwrap_final
+from ._run import Durability, Run, adrain, drain
+from ._serde import Serializer, dump_error, dump_value, error_text, load_value
+from .errors import ThreadBusyError
+from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store
+
+
+@dataclass(frozen=True, slots=True)
+class EntrypointSpec:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    takes_previous: bool
+    serde: Serializer
+    on_changed_args: OnChangedArgs
+
+
+class _Op(NamedTuple):
+    """Call a store operation (a method of `Store`, or of `AsyncSession` in the async driver)."""
+
+    name: str
+    args: tuple[Any, ...]
+
+
+class _Body(NamedTuple):
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _Drain(NamedTuple):
+    scope: Scope
+
+
+Effect = _Op | _Body | _Drain
+Flow = Generator[Effect, Any, Any]
+
+
+def invoke_flow(
+    spec: EntrypointSpec, store: Store, input: Any, thread_id: str, durability: Durability,
+    session: AsyncSession | None = None,
+) -> Flow:
+    serde = spec.serde
+    has_input = input is not None
+    thread = yield _Op("get_thread", (thread_id,))
+    if plan(thread_id, thread, has_input) == "finished":
+        return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+    input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if has_input else b""
+
+    owner = new_owner()
+    try:
+        lease: Lease = yield _Op("claim", (thread_id, owner))
+    except ThreadBusyError as busy:
+        if busy.owner is None or not owner_is_dead(busy.owner):
+            raise
+        lease = yield _Op("claim", (thread_id, owner, busy.owner))
+    try:
+        thread = lease.thread
+        # Look again: another executor may have moved the thread on while we were claiming it.
+        kind = plan(thread_id, thread, has_input)
+        if kind == "finished":
+            return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+        last = thread.run
+        if kind == "new":
+            run_row = RunRow(
+                run_id=last.run_id + 1 if last else 1,
+                entrypoint=spec.name,
+                status="running",
+                input=input_blob,
+                previous=last.save if last else None,
+                started_at=time.time(),
+            )
+            yield _Op("start_run", (lease, run_row))
+            rows = []
+        else:
+            assert last is not None
+            run_row = last
+            rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
+            input = load_value(serde, run_row.input, f"the input of thread {thread_id!r}")
+
+        replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
+        run = Run(
+            store=store, lease=lease, run_id=run_row.run_id, replay=replay, serde=serde,
+            durability=durability, session=session,
+        )
+        kwargs: dict[str, Any] = {}
+        if spec.takes_previous:
+            prev = run_row.previous
+            kwargs["previous"] = None if prev is None else load_value(serde, prev, "the previous run's value")
+
+        scope = Scope("")
+        token = _context.current.set(Frame(run, scope))
+        heartbeat.add(store, lease)
+        try:
+            try:
+                result = yield _Body(spec.fn, (input,), kwargs)
+            finally:
+                yield _Drain(scope)
+            output, save = unwrap_final(result)
+            outcome = RunOutcome(
+                "completed",
+                output=dump_value(serde, output, f"the output of {spec.name!r}"),
+                save=dump_value(serde, save, f"the saved value of {spec.name!r}"),
+            )
+        except BaseException as exc:
+            failed = RunOutcome(
+                "failed",
+                error=dump_error(serde, exc),
+                error_text=error_text(exc),
+                retry_keys=failed_keys(exc, run.origins),
+            )
+            yield from _finish(run, failed)
+            raise
+        finally:
+            _context.current.reset(token)
+            heartbeat.remove(lease)
+        yield from _finish(run, outcome)
+        return output
+    finally:
+        yield _Op("release", (lease,))
+
+
+def _finish(run: Run, outcome: RunOutcome) -> Flow:
+    rows = run.take_buffered()
+    if rows:
+        yield _Op("append", (run.lease, run.run_id, rows))
+    yield _Op("finish_run", (run.lease, run.run_id, outcome))
+
+
+def drive(flow: Flow, store: Store) -> Any:
+    """Carry a flow out with blocking calls."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if isinstance(effect, _Op):
+                value = getattr(store, effect.name)(*effect.args)
+            elif isinstance(effect, _Body):
+                value = effect.fn(*effect.args, **effect.kwargs)
+            else:
+                drain(effect.scope)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the flow
+            error = exc
+
+
+async def adrive(flow: Flow, session: AsyncSession) -> Any:
+    """Carry a flow out with awaits."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if isinstance(effect, _Op):
+                value = await getattr(session, effect.name)(*effect.args)
+            elif isinstance(effect, _Body):
+                value = await effect.fn(*effect.args, **effect.kwargs)
+            else:
+                await adrain(effect.scope)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the flow
+            error = exc
+
+
+# -- ownership ------------------------------------------------------------------------------------
+
+_HOST = socket.gethostname()
+
+
+def new_owner() -> str:
+    """A unique executor id: host, pid, and a token telling two invokes of one process apart."""
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when the owner is a process on this host that no longer exists.
+
+    This lets a run whose process was killed be resumed at once, instead of
+    after its lease expires. Owners on other hosts are never judged dead here.
+    """
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # A killed child that its parent has not reaped yet is a zombie: dead all the same.
+            if f.read().rpartition(b")")[2].split()[0] == b"Z":
+                return True
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class _Heartbeat:
+    """One daemon thread per process renews the leases of every run in progress."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[int, tuple[Store, Lease]] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, store: Store, lease: Lease) -> None:
+        with self._lock:
+            self._leases[id(lease)] = (store, lease)
+            if self._thread is None or not self._thread.is_alive() or self._thread.ident is None:
+                self._thread = threading.Thread(target=self._loop, name="durable-heartbeat", daemon=True)
+                self._thread.start()
+            self._wake.set()
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(id(lease), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                held = list(self._leases.values())
+            interval = min((s.lease_seconds for s, _ in held), default=60.0) / 3
+            self._wake.clear()
+            self._wake.wait(interval)
+            with self._lock:
+                held = list(self._leases.values())
+            for store, lease in held:
+                try:
+                    store.renew(lease)
+                except Exception:  # noqa: BLE001 - a missed renewal is retried next beat
+                    pass
+
+
+heartbeat = _Heartbeat()
+

@@ -1,0 +1,301 @@
+"""A run in progress: turns task calls into replayed or freshly recorded outcomes.
+
+`Run.call` is the hot path of the library: one key, one digest, one dict
+lookup, and either an already-resolved future (replay) or a deferred one
+whose job runs the body and records the outcome (`_execute` / `_aexecute`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextvars import copy_context
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+from . import _context
+from ._context import Frame, Scope
+from ._core import Replay
+from ._digest import digest_call
+from ._futures import TaskFuture, pool
+from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
+from ._serde import Serializer, dump_error, dump_value, load_value
+from .errors import ConfigurationError
+from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
+
+Durability = Literal["sync", "async", "exit"]
+DURABILITY_MODES = ("sync", "async", "exit")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What the engine needs to know about a task (or a nested entrypoint) to run it."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    retry: RetryPolicy | None = None
+
+
+class Run:
+    """One executing run of an entrypoint on a thread, holding its lease."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        lease: Lease,
+        run_id: int,
+        replay: Replay,
+        serde: Serializer,
+        durability: Durability,
+        session: AsyncSession | None = None,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
+        self.store = store
+        self.lease = lease
+        self.run_id = run_id
+        self.replay = replay
+        self.serde = serde
+        self.durability = durability
+        self.session = session
+        self.loop = asyncio.get_running_loop() if session is not None else None
+        # id(exception) -> key, for the errors tasks raised; the list keeps those ids valid.
+        self.origins: dict[int, str] = {}
+        self._errors: list[BaseException] = []
+        self._buffer: list[JournalRow] = []
+        self._buffer_lock = threading.Lock()
+        self._writer: _BackgroundWriter | None = None
+        self.executed = 0
+        self.replayed = 0
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def call(self, spec: TaskSpec, scope: Scope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
+        key = scope.next_key()
+        digest = digest_call(args, kwargs)
+        row, attempt = self.replay.lookup(key, spec.name, digest)
+        if row is not None:
+            self.replayed += 1
+            return self._replayed(row, spec.name)
+        self.executed += 1
+        loop = self.loop
+        if loop is not None and _in_loop(loop):
+            if spec.is_async:
+                coro = self._aexecute(spec, key, attempt, digest, args, kwargs)
+            else:
+                coro = self._aexecute_in_thread(spec, key, attempt, digest, args, kwargs)
+            fut: TaskFuture[Any] = TaskFuture.wrap(loop.create_task(coro))
+        else:
+            fut = TaskFuture.deferred(partial(self._execute, spec, key, attempt, digest, args, kwargs))
+            # The previous call had no waiter before this one: it is a fan-out, start it now.
+            previous = scope.deferred
+            scope.deferred = fut
+            if previous is not None:
+                previous.dispatch()
+        scope.track(fut)
+        return fut
+
+    def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
+        what = f"the recorded result of task {name!r} (key {row.key})"
+        value = load_value(self.serde, row.payload, what)
+        if row.status == ERROR:
+            self._note_error(value, row.key)
+            return TaskFuture.failed(value)
+        return TaskFuture.resolved(value)
+
+    def _note_error(self, exc: BaseException, key: str) -> None:
+        self.origins[id(exc)] = key
+        self._errors.append(exc)
+
+    # -- executing a body -----------------------------------------------------------------------
+
+    def _execute(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        scope = Scope(key + ".")
+        token = _context.current.set(Frame(self, scope))
+        started = time.time()
+        try:
+            try:
+                if spec.is_async:
+                    value = asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
+                else:
+                    value = call_with_retry(spec.retry, spec.fn, args, kwargs)
+            finally:
+                drain(scope)
+        except Exception as exc:
+            self.record(self._error_row(spec, key, attempt, digest, exc, started))
+            raise
+        finally:
+            _context.current.reset(token)
+        self.record(self._ok_row(spec, key, attempt, digest, value, started))
+        return value
+
+    async def _aexecute(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        scope = Scope(key + ".")
+        token = _context.current.set(Frame(self, scope))
+        started = time.time()
+        try:
+            try:
+                value = await call_with_retry_async(spec.retry, spec.fn, args, kwargs)
+            finally:
+                await adrain(scope)
+        except Exception as exc:
+            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
+            raise
+        finally:
+            _context.current.reset(token)
+        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
+        return value
+
+    async def _aexecute_in_thread(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """A sync task in an async run: its body runs in the pool, its outcome is recorded here."""
+
+        def body() -> Any:
+            scope = Scope(key + ".")
+            token = _context.current.set(Frame(self, scope))
+            try:
+                try:
+                    return call_with_retry(spec.retry, spec.fn, args, kwargs)
+                finally:
+                    drain(scope)
+            finally:
+                _context.current.reset(token)
+
+        assert self.loop is not None
+        started = time.time()
+        try:
+            value = await self.loop.run_in_executor(pool(), copy_context().run, body)
+        except Exception as exc:
+            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
+            raise
+        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
+        return value
+
+    def _ok_row(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
+    ) -> JournalRow:
+        payload = dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")
+        return JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time())
+
+    def _error_row(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
+    ) -> JournalRow:
+        self._note_error(exc, key)
+        return JournalRow(key, attempt, spec.name, ERROR, digest, dump_error(self.serde, exc), started, time.time())
+
+    # -- recording ------------------------------------------------------------------------------
+
+    def record(self, row: JournalRow) -> None:
+        """Journal one outcome per the durability mode (from any thread)."""
+        if self.durability == "sync":
+            self.store.append(self.lease, self.run_id, (row,))
+        elif self.durability == "exit":
+            with self._buffer_lock:
+                self._buffer.append(row)
+        else:
+            self._background().put(row)
+
+    async def arecord(self, row: JournalRow) -> None:
+        if self.durability == "sync" and self.session is not None:
+            await self.session.append(self.lease, self.run_id, (row,))
+        else:
+            self.record(row)
+
+    def _background(self) -> _BackgroundWriter:
+        with self._buffer_lock:
+            if self._writer is None:
+                self._writer = _BackgroundWriter(self.store, self.lease, self.run_id)
+            return self._writer
+
+    def take_buffered(self) -> list[JournalRow]:
+        """Rows still to be written when the run ends ("exit" mode), after stopping the background writer."""
+        if self._writer is not None:
+            self._writer.close()
+        with self._buffer_lock:
+            rows, self._buffer = self._buffer, []
+        return rows
+
+
+class _BackgroundWriter:
+    """Durability "async": a thread commits recorded rows in batches while the run goes on."""
+
+    _STOP: Any = object()
+
+    def __init__(self, store: Store, lease: Lease, run_id: int) -> None:
+        self._store, self._lease, self._run_id = store, lease, run_id
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="durable-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, row: JournalRow) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(row)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[JournalRow] = []
+            stop = item is self._STOP
+            if not stop:
+                batch.append(item)
+            while not stop:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is self._STOP:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch and self._error is None:
+                try:
+                    self._store.append(self._lease, self._run_id, batch)
+                except BaseException as exc:  # noqa: BLE001 - surfaced by put() and close()
+                    self._error = exc
+            if stop:
+                return
+
+    def close(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def drain(scope: Scope) -> None:
+    """Wait until every call a body made has finished; their errors belong to whoever awaits them."""
+    deferred = scope.deferred
+    scope.deferred = None
+    if deferred is not None:
+        deferred.exception()
+    for fut in scope.outstanding:
+        fut.exception()
+    scope.outstanding.clear()
+
+
+async def adrain(scope: Scope) -> None:
+    # Gathering the finished ones too marks their errors as retrieved, so asyncio does not log them.
+    waiting: Sequence[Any] = list(scope.outstanding)
+    scope.outstanding.clear()
+    if waiting:
+        await asyncio.gather(*waiting, return_exceptions=True)

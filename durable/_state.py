@@ -1,0 +1,100 @@
+"""`get_state`: a thread's status, output or error, and its journal, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._serde import Serializer, load_value
+from .errors import DurableError, ThreadNotFoundError
+from .stores._base import ERROR, JournalRow, RunStatus, Store
+
+EntryStatus = Literal["ok", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One recorded task outcome. ``result`` is set when ``status == "ok"``, ``error`` otherwise."""
+
+    key: str
+    task: str
+    status: EntryStatus
+    result: Any
+    error: BaseException | None
+    attempt: int
+    started_at: float
+    finished_at: float
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """A snapshot of a thread: its latest run's status, output or error, and journal.
+
+    A run whose process died shows ``"running"`` until it is resumed; ``owner``
+    and ``lease_expires`` tell whether anyone still holds it.
+    """
+
+    thread_id: str
+    status: RunStatus
+    run_id: int
+    entrypoint: str
+    output: Any
+    error: BaseException | None
+    error_text: str | None
+    entries: tuple[JournalEntry, ...]
+    interrupts: tuple[Any, ...]
+    started_at: float
+    finished_at: float | None
+    owner: str | None
+    lease_expires: float | None
+
+
+def read_state(store: Store, serde: Serializer, thread_id: str) -> ThreadState:
+    thread = store.get_thread(thread_id)
+    if thread is None or thread.run is None:
+        raise ThreadNotFoundError(thread_id)
+    run = thread.run
+    rows = store.load_journal(thread.tid, run.run_id)
+    output = load_value(serde, run.output, "the run's output") if run.output is not None else None
+    error = _load_error(serde, run.error) if run.error is not None else None
+    return ThreadState(
+        thread_id=thread_id,
+        status=run.status,
+        run_id=run.run_id,
+        entrypoint=run.entrypoint,
+        output=output,
+        error=error,
+        error_text=run.error_text,
+        entries=tuple(_entry(serde, r) for r in rows),
+        interrupts=(),
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        owner=thread.owner,
+        lease_expires=thread.lease_expires,
+    )
+
+
+def _entry(serde: Serializer, row: JournalRow) -> JournalEntry:
+    value = load_value(serde, row.payload, f"the recorded result of key {row.key}")
+    failed = row.status == ERROR
+    return JournalEntry(
+        key=row.key,
+        task=row.name,
+        status="error" if failed else "ok",
+        result=None if failed else value,
+        error=value if failed else None,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _load_error(serde: Serializer, blob: bytes) -> BaseException:
+    value = load_value(serde, blob, "the run's error")
+    if not isinstance(value, BaseException):
+        raise DurableError(f"the run's recorded error is a {type(value).__name__}, not an exception")
+    return value

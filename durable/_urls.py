@@ -1,0 +1,52 @@
+"""Turning ``checkpointer=`` (a store, a URL, or nothing) into a store."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ConfigurationError
+from .stores._base import Store
+from .stores.memory import MemoryStore
+from .stores.sqlite import SQLiteStore
+
+DEFAULT_URL = "sqlite:///durable.db"
+
+
+def resolve_store(checkpointer: Store | str | None) -> Store:
+    """A store object as given; a URL; else ``$DURABLE_URL``; else ``durable.db`` in the working directory."""
+    if isinstance(checkpointer, Store):
+        return checkpointer
+    if checkpointer is None:
+        checkpointer = os.environ.get("DURABLE_URL") or DEFAULT_URL
+    if not isinstance(checkpointer, str):
+        raise ConfigurationError(
+            f"checkpointer={checkpointer!r}: pass a store (SQLiteStore(...), MemoryStore()) or a URL "
+            f"such as 'sqlite:///app.db' or 'memory://'"
+        )
+    return store_from_url(checkpointer)
+
+
+def store_from_url(url: str) -> Store:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options as ``?synchronous=FULL``), ``memory://``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    options = dict(parse_qsl(parts.query))
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme == "sqlite":
+        # SQLAlchemy's convention: three slashes then a relative path, four for an absolute one.
+        path = (parts.netloc + parts.path)[1:] if parts.path.startswith("/") else parts.netloc + parts.path
+        if not path:
+            raise ConfigurationError(f"{url!r} names no file: use 'sqlite:///app.db' or 'sqlite:////abs/app.db'")
+        sync = options.pop("synchronous", "NORMAL").upper()
+        if options:
+            raise ConfigurationError(f"{url!r}: unknown option(s) {sorted(options)}; only 'synchronous' is known")
+        return SQLiteStore(path, synchronous=sync)  # type: ignore[arg-type]
+    if scheme in ("postgres", "postgresql"):
+        raise ConfigurationError(
+            f"{url!r}: the Postgres store is not part of this release yet; use a sqlite:/// URL for now"
+        )
+    raise ConfigurationError(
+        f"checkpointer URL {url!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db' or 'memory://'"
+    )

@@ -1,0 +1,152 @@
+"""Every error `durable` raises derives from :class:`DurableError`.
+
+The tree::
+
+    DurableError
+    ├── ConfigurationError        bad options, a missing thread id, an unknown store URL
+    ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
+    ├── UnfinishedRunError        new input while the thread's last run is unfinished
+    ├── ThreadBusyError           another executor holds the thread's lease
+    ├── LeaseLostError            our lease was taken over; our writes are refused
+    ├── NonDeterminismError       a replayed call differs from the journal
+    │   └── ArgumentsChangedError     same task, different arguments
+    ├── SerializationError        a value cannot be stored, or a stored one cannot be read
+    └── StoreError                the database failed; the driver's error is in __cause__
+        └── SchemaVersionError        the database was written by a newer `durable`
+
+Each message says what happened and what to do next. Errors with their own
+``__init__`` define ``__reduce__`` so they survive pickling (they are journaled
+and cross process boundaries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base class of every error raised by `durable`."""
+
+
+class ConfigurationError(DurableError, ValueError):
+    """An option, URL or argument is invalid; nothing was run or written."""
+
+
+class ThreadNotFoundError(DurableError, LookupError):
+    """The thread has no journal in this store."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        super().__init__(
+            f"thread {thread_id!r} has no journal in this store: start it with an input "
+            f"(not None), or check the thread id and the checkpointer"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id,))
+
+
+class UnfinishedRunError(DurableError):
+    """New input was given while the thread's last run is unfinished."""
+
+    def __init__(self, thread_id: str, run_id: int, status: str) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"thread {thread_id!r} has an unfinished run #{run_id} (status {status!r}); "
+            f"resume it with invoke(None, thread_id={thread_id!r}) or use another thread id. "
+            f"The new input was not recorded."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.run_id, self.status))
+
+
+class ThreadBusyError(DurableError):
+    """Another executor is running this thread; nothing was run."""
+
+    def __init__(self, thread_id: str, owner: str | None, expires_in: float | None) -> None:
+        self.thread_id = thread_id
+        self.owner = owner
+        self.expires_in = expires_in
+        when = "" if expires_in is None else f" (its lease expires in {max(expires_in, 0.0):.1f}s)"
+        super().__init__(
+            f"thread {thread_id!r} is being run by {owner}{when}; wait for that run to end, or "
+            f"resume with invoke(None, ...) once the lease has expired if that process died"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.owner, self.expires_in))
+
+
+class LeaseLostError(DurableError):
+    """Another executor took over this thread; this run's writes were refused."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        super().__init__(
+            f"lost the lease on thread {thread_id!r}: another executor took it over (this process "
+            f"was probably paused past its lease); this run stopped and its late result was not recorded"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id,))
+
+
+class NonDeterminismError(DurableError):
+    """On replay, a call does not match what the journal recorded under its key."""
+
+    def __init__(self, key: str, recorded: str, actual: str, detail: str = "") -> None:
+        self.key = key
+        self.recorded = recorded
+        self.actual = actual
+        self.detail = detail
+        super().__init__(
+            detail
+            or f"journal key {key!r} recorded task {recorded!r} but the replay called {actual!r}: "
+            f"the entrypoint's code or inputs changed since the run started. Keep calls in the "
+            f"same order (wrap non-deterministic code in a @task), or start a new thread"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.recorded, self.actual, self.detail))
+
+
+class ArgumentsChangedError(NonDeterminismError):
+    """On replay, a task is called with arguments that differ from the recorded ones."""
+
+    def __init__(self, key: str, recorded: str, actual: str, detail: str = "") -> None:
+        super().__init__(
+            key,
+            recorded,
+            actual,
+            detail
+            or f"journal key {key!r} (task {recorded!r}) is replayed with different arguments "
+            f"than were recorded; pass on_changed_args='rerun' to run it again with the new "
+            f"arguments, 'warn' to replay the old result, or start a new thread",
+        )
+
+
+class SerializationError(DurableError, TypeError):
+    """A value could not be serialized for the journal, or a stored one could not be read."""
+
+    def __init__(self, what: str, type_name: str, reason: str) -> None:
+        self.what = what
+        self.type_name = type_name
+        self.reason = reason
+        super().__init__(
+            f"cannot serialize {what} of type {type_name}: {reason}. Return plain data (or an "
+            f"object cloudpickle can handle) from tasks; nothing was recorded for it"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.type_name, self.reason))
+
+
+class StoreError(DurableError):
+    """The storage backend failed; the driver's exception is kept as ``__cause__``."""
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this version of `durable` understands."""

@@ -1,0 +1,172 @@
+"""The store interface: what the engine needs from a database, and nothing more.
+
+A store keeps three things per thread: a lease (who may execute it now, until
+when, and a fencing token), its runs (input, status, output or error), and the
+journal (one insert-only row per task outcome, keyed by run, call-order key and
+attempt). Every write names the lease it was made under; a store refuses a
+write whose fencing token is no longer current, so a stale executor that wakes
+up after losing its lease cannot record anything.
+
+The same operations exist in a blocking form on `Store` and in an async form on
+the `AsyncSession` that `Store.asession()` opens, so a networked database can
+give each async run its own connection.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+RunStatus = Literal["running", "interrupted", "completed", "failed"]
+
+# Journal row statuses, stored as small integers.
+OK = 0
+ERROR = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One recorded outcome of a task call: its value (``OK``) or its exception (``ERROR``)."""
+
+    key: str
+    attempt: int
+    name: str
+    status: int
+    digest: bytes | None
+    payload: bytes
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run of an entrypoint on a thread. ``previous`` is what the run's ``previous`` parameter receives."""
+
+    run_id: int
+    entrypoint: str
+    status: RunStatus
+    input: bytes
+    previous: bytes | None
+    started_at: float
+    output: bytes | None = None
+    save: bytes | None = None
+    error: bytes | None = None
+    error_text: str | None = None
+    retry_keys: tuple[str, ...] = ()
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRow:
+    """A thread with its lease and its latest run (``None`` before the first run starts)."""
+
+    thread_id: str
+    tid: int
+    owner: str | None
+    lease_expires: float | None
+    fence: int
+    run: RunRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of ownership that every write carries; ``fence`` grows on every claim."""
+
+    thread_id: str
+    tid: int
+    owner: str
+    fence: int
+    thread: ThreadRow = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended (or paused); written by `Store.finish_run`."""
+
+    status: RunStatus
+    output: bytes | None = None
+    save: bytes | None = None
+    error: bytes | None = None
+    error_text: str | None = None
+    retry_keys: tuple[str, ...] = ()
+
+
+class AsyncSession(Protocol):
+    """The async twin of `Store`'s operations, bound to one connection for one run."""
+
+    async def get_thread(self, thread_id: str) -> ThreadRow | None: ...
+
+    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease: ...
+
+    async def release(self, lease: Lease) -> None: ...
+
+    async def start_run(self, lease: Lease, run: RunRow) -> None: ...
+
+    async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]: ...
+
+    async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None: ...
+
+    async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None: ...
+
+
+class Store(abc.ABC):
+    """Base class of journal stores. All blocking methods are thread-safe.
+
+    ``lease_seconds`` is how long a claim lasts without renewal; a running
+    executor renews it every third of that.
+    """
+
+    lease_seconds: float = 30.0
+
+    @abc.abstractmethod
+    def get_thread(self, thread_id: str) -> ThreadRow | None:
+        """The thread with its latest run, or ``None`` if the store has never seen it."""
+
+    @abc.abstractmethod
+    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+        """Take the thread's lease (creating the thread if new) or raise `ThreadBusyError`.
+
+        A free or expired lease is taken; ``steal_from`` also takes a live lease
+        held by exactly that owner (the engine passes it for an owner it knows
+        is dead). Every claim increments the fencing token.
+        """
+
+    @abc.abstractmethod
+    def renew(self, lease: Lease) -> bool:
+        """Extend the lease; ``False`` if it was lost to another owner."""
+
+    @abc.abstractmethod
+    def release(self, lease: Lease) -> None:
+        """Give the lease up (a no-op if it was already lost)."""
+
+    @abc.abstractmethod
+    def start_run(self, lease: Lease, run: RunRow) -> None:
+        """Record a new run on the thread; it becomes the thread's latest run."""
+
+    @abc.abstractmethod
+    def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        """Every journal row of one run, in insertion order."""
+
+    @abc.abstractmethod
+    def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        """Insert rows in one transaction, or raise `LeaseLostError` and insert none."""
+
+    @abc.abstractmethod
+    def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        """Record the run's status and output or error, or raise `LeaseLostError`."""
+
+    @abc.abstractmethod
+    def asession(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """Open an async session for one run (the async paths use it instead of the methods above)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store reopens them if it is used again."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

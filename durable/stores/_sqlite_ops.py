@@ -1,0 +1,224 @@
+"""All of the SQLite store's SQL, as I/O-free operations.
+
+Each operation is a generator: it yields a `Stmt`, receives the statement's
+result (a row, all rows, the last row id or the row count) and finally returns
+the operation's value. It never touches a connection, so one definition serves
+the blocking and the async runner alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Sequence
+from typing import Any, Literal, NamedTuple
+
+from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
+from ._base import JournalRow, Lease, RunOutcome, RunRow, ThreadRow
+
+Fetch = Literal["one", "all", "lastrowid", "rowcount"]
+
+
+class Stmt(NamedTuple):
+    sql: str
+    params: Any = ()
+    fetch: Fetch = "rowcount"
+    many: bool = False
+
+
+Op = Generator[Stmt, Any, Any]
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped one, append.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE durable_threads (
+            tid INTEGER PRIMARY KEY,
+            thread_id TEXT NOT NULL UNIQUE,
+            owner TEXT,
+            lease_expires REAL,
+            fence INTEGER NOT NULL DEFAULT 0,
+            last_run INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE durable_runs (
+            tid INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            entrypoint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input BLOB NOT NULL,
+            previous BLOB,
+            output BLOB,
+            save BLOB,
+            error BLOB,
+            error_text TEXT,
+            retry_keys TEXT NOT NULL DEFAULT '',
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            PRIMARY KEY (tid, run_id)
+        ) WITHOUT ROWID""",
+        # Insert-only: a re-run of a key is a new attempt, never an update.
+        """CREATE TABLE durable_journal (
+            tid INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            digest BLOB,
+            payload BLOB NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            PRIMARY KEY (tid, run_id, key, attempt)
+        ) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_RUN_COLUMNS = (
+    "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
+    "r.error, r.error_text, r.retry_keys, r.finished_at"
+)
+_THREAD_SQL = (
+    f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
+    "LEFT JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run WHERE t.thread_id = ?"
+)
+_HELD = "EXISTS (SELECT 1 FROM durable_threads WHERE tid = ? AND fence = ? AND owner = ?)"
+
+
+def migrate() -> Op:
+    yield Stmt(
+        "CREATE TABLE IF NOT EXISTS durable_schema (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    row = yield Stmt("SELECT MAX(version) FROM durable_schema", fetch="one")
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the journal's schema is version {current} but this durable understands up to "
+            f"{SCHEMA_VERSION}: upgrade durable-exec to read it"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        for sql in MIGRATIONS[version]:
+            yield Stmt(sql)
+        yield Stmt("INSERT INTO durable_schema VALUES (?, ?)", (version + 1, time.time()))
+
+
+def _run_row(cols: Sequence[Any]) -> RunRow | None:
+    if cols[0] is None:
+        return None
+    keys = cols[10]
+    return RunRow(
+        run_id=cols[0],
+        entrypoint=cols[1],
+        status=cols[2],
+        input=cols[3],
+        previous=cols[4],
+        started_at=cols[5],
+        output=cols[6],
+        save=cols[7],
+        error=cols[8],
+        error_text=cols[9],
+        retry_keys=tuple(keys.split(",")) if keys else (),
+        finished_at=cols[11],
+    )
+
+
+def get_thread(thread_id: str) -> Op:
+    row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
+    if row is None:
+        return None
+    return ThreadRow(thread_id, row[0], row[1], row[2], row[3], _run_row(row[4:]))
+
+
+def claim(thread_id: str, owner: str, steal_from: str | None, lease_seconds: float) -> Op:
+    now = time.time()
+    row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
+    if row is None:
+        tid = yield Stmt(
+            "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, created_at, updated_at) "
+            "VALUES (?, ?, ?, 1, ?, ?)",
+            (thread_id, owner, now + lease_seconds, now, now),
+            "lastrowid",
+        )
+        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, 1, None)
+    else:
+        tid, held_by, expires, fence = row[:4]
+        if held_by is not None and (expires or 0.0) > now and held_by not in (owner, steal_from):
+            raise ThreadBusyError(thread_id, held_by, (expires or now) - now)
+        yield Stmt(
+            "UPDATE durable_threads SET owner = ?, lease_expires = ?, fence = ?, updated_at = ? WHERE tid = ?",
+            (owner, now + lease_seconds, fence + 1, now, tid),
+        )
+        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, _run_row(row[4:]))
+    return Lease(thread_id, thread.tid, owner, thread.fence, thread)
+
+
+def renew(lease: Lease, lease_seconds: float) -> Op:
+    n = yield Stmt(
+        "UPDATE durable_threads SET lease_expires = ? WHERE tid = ? AND fence = ? AND owner = ?",
+        (time.time() + lease_seconds, lease.tid, lease.fence, lease.owner),
+    )
+    return n == 1
+
+
+def release(lease: Lease) -> Op:
+    yield Stmt(
+        "UPDATE durable_threads SET owner = NULL, lease_expires = NULL, updated_at = ? "
+        "WHERE tid = ? AND fence = ? AND owner = ?",
+        (time.time(), lease.tid, lease.fence, lease.owner),
+    )
+
+
+def start_run(lease: Lease, run: RunRow) -> Op:
+    n = yield Stmt(
+        "UPDATE durable_threads SET last_run = ?, updated_at = ? WHERE tid = ? AND fence = ? AND owner = ?",
+        (run.run_id, time.time(), lease.tid, lease.fence, lease.owner),
+    )
+    if n != 1:
+        raise LeaseLostError(lease.thread_id)
+    yield Stmt(
+        "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (lease.tid, run.run_id, run.entrypoint, run.status, run.input, run.previous, run.started_at),
+    )
+
+
+def load_journal(tid: int, run_id: int) -> Op:
+    rows = yield Stmt(
+        "SELECT key, attempt, name, status, digest, payload, started_at, finished_at FROM durable_journal "
+        "WHERE tid = ? AND run_id = ? ORDER BY finished_at, key, attempt",
+        (tid, run_id),
+        "all",
+    )
+    return [JournalRow(*r) for r in rows]
+
+
+_APPEND_SQL = (
+    "INSERT INTO durable_journal (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
+    f"finished_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_HELD}"
+)
+
+
+def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op:
+    tid, fence, owner = lease.tid, lease.fence, lease.owner
+    params = [
+        (tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload, r.started_at, r.finished_at,
+         tid, fence, owner)
+        for r in rows
+    ]
+    if len(params) == 1:
+        n = yield Stmt(_APPEND_SQL, params[0])
+    else:
+        n = yield Stmt(_APPEND_SQL, params, many=True)
+    if n != len(params):
+        raise LeaseLostError(lease.thread_id)
+
+
+def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op:
+    n = yield Stmt(
+        "UPDATE durable_runs SET status = ?, output = ?, save = ?, error = ?, error_text = ?, retry_keys = ?, "
+        f"finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
+        (outcome.status, outcome.output, outcome.save, outcome.error, outcome.error_text,
+         ",".join(outcome.retry_keys), time.time(), lease.tid, run_id, lease.tid, lease.fence, lease.owner),
+    )
+    if n != 1:
+        raise LeaseLostError(lease.thread_id)

@@ -1,0 +1,154 @@
+"""An in-process store: for tests and for runs that need no persistence across processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from ..errors import LeaseLostError, StoreError, ThreadBusyError
+from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+
+
+@dataclass
+class _Thread:
+    thread_id: str
+    tid: int
+    owner: str | None = None
+    lease_expires: float | None = None
+    fence: int = 0
+    runs: dict[int, RunRow] = field(default_factory=dict)
+    journal: dict[int, list[JournalRow]] = field(default_factory=dict)
+    recorded: set[tuple[int, str, int]] = field(default_factory=set)
+    last_run: int = 0
+
+
+class MemoryStore(Store):
+    """Keeps every journal in this process's memory; the same semantics as the durable stores.
+
+    Values are still serialized, so a result that could not be stored in SQLite
+    fails here too, and tests on this store say the truth about the others.
+    """
+
+    def __init__(self, *, lease_seconds: float = 30.0) -> None:
+        self.lease_seconds = lease_seconds
+        self._lock = threading.Lock()
+        self._threads: dict[str, _Thread] = {}
+        self._by_tid: dict[int, _Thread] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(threads={len(self._threads)})"
+
+    def _row(self, t: _Thread) -> ThreadRow:
+        run = t.runs.get(t.last_run)
+        return ThreadRow(t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, run)
+
+    def _held(self, lease: Lease) -> _Thread:
+        t = self._by_tid[lease.tid]
+        if t.owner != lease.owner or t.fence != lease.fence:
+            raise LeaseLostError(lease.thread_id)
+        return t
+
+    def get_thread(self, thread_id: str) -> ThreadRow | None:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            return None if t is None else self._row(t)
+
+    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+        now = time.time()
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is None:
+                t = _Thread(thread_id, len(self._by_tid) + 1)
+                self._threads[thread_id] = t
+                self._by_tid[t.tid] = t
+            free = t.owner is None or (t.lease_expires or 0.0) <= now or t.owner in (owner, steal_from)
+            if not free:
+                raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
+            t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
+            return Lease(thread_id, t.tid, owner, t.fence, self._row(t))
+
+    def renew(self, lease: Lease) -> bool:
+        with self._lock:
+            try:
+                t = self._held(lease)
+            except LeaseLostError:
+                return False
+            t.lease_expires = time.time() + self.lease_seconds
+            return True
+
+    def release(self, lease: Lease) -> None:
+        with self._lock:
+            t = self._by_tid[lease.tid]
+            if t.owner == lease.owner and t.fence == lease.fence:
+                t.owner = t.lease_expires = None
+
+    def start_run(self, lease: Lease, run: RunRow) -> None:
+        with self._lock:
+            t = self._held(lease)
+            t.runs[run.run_id] = run
+            t.journal[run.run_id] = []
+            t.last_run = run.run_id
+
+    def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        with self._lock:
+            t = self._by_tid.get(tid)
+            return [] if t is None else list(t.journal.get(run_id, ()))
+
+    def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        with self._lock:
+            t = self._held(lease)
+            slots = [(run_id, r.key, r.attempt) for r in rows]
+            if len(set(slots)) != len(slots) or not t.recorded.isdisjoint(slots):
+                raise StoreError(f"thread {lease.thread_id!r}: a journal slot in {slots} is already recorded")
+            t.recorded.update(slots)
+            t.journal[run_id].extend(rows)
+
+    def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        with self._lock:
+            t = self._held(lease)
+            t.runs[run_id] = dataclasses.replace(
+                t.runs[run_id],
+                status=outcome.status,
+                output=outcome.output,
+                save=outcome.save,
+                error=outcome.error,
+                error_text=outcome.error_text,
+                retry_keys=outcome.retry_keys,
+                finished_at=time.time(),
+            )
+
+    @asynccontextmanager
+    async def asession(self) -> AsyncIterator[AsyncSession]:
+        yield _MemorySession(self)
+
+
+class _MemorySession:
+    """Memory operations never block, so the async session just calls them."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._s = store
+
+    async def get_thread(self, thread_id: str) -> ThreadRow | None:
+        return self._s.get_thread(thread_id)
+
+    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+        return self._s.claim(thread_id, owner, steal_from=steal_from)
+
+    async def release(self, lease: Lease) -> None:
+        self._s.release(lease)
+
+    async def start_run(self, lease: Lease, run: RunRow) -> None:
+        self._s.start_run(lease, run)
+
+    async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        return self._s.load_journal(tid, run_id)
+
+    async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        self._s.append(lease, run_id, rows)
+
+    async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        self._s.finish_run(lease, run_id, outcome)

@@ -1,0 +1,251 @@
+"""The embedded default store: one SQLite file in WAL mode, shared safely by threads and processes.
+
+Every operation is written once, as a generator that yields SQL statements and
+receives their results (see `_ops`). A blocking runner drives it on a
+``sqlite3`` connection and an async runner drives the same generator on an
+``aiosqlite`` one, so the sync and async paths cannot drift apart. Writes run
+in ``BEGIN IMMEDIATE`` transactions, so two processes never deadlock upgrading
+a read lock, and wait up to ``busy_timeout`` for each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Generator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeVar
+
+import aiosqlite
+
+from ..errors import ConfigurationError, SchemaVersionError, StoreError
+from . import _sqlite_ops as ops
+from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+
+T = TypeVar("T")
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class SQLiteStore(Store):
+    """Journal in a SQLite file.
+
+    ``synchronous`` is SQLite's setting: with ``"NORMAL"`` (the default) a
+    process crash loses nothing committed, but a power loss or OS crash may
+    lose the last commits (never corrupting the file); ``"FULL"`` syncs the
+    WAL on every commit so committed results survive a power loss too, at
+    several times the cost per commit. ``busy_timeout`` is how long a writer
+    waits for another process's transaction.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 10.0,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        path = os.fspath(path)
+        if path == ":memory:" or path.startswith("file::memory:") or not path:
+            raise ConfigurationError(
+                "SQLiteStore needs a file path (its sync and async connections must share one "
+                "database); use MemoryStore() for an in-memory journal"
+            )
+        sync = str(synchronous).upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigurationError(
+                f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'"
+            )
+        self.path = os.path.abspath(path)
+        self.synchronous = sync
+        self.busy_timeout = busy_timeout
+        self.lease_seconds = lease_seconds
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _pragmas(self) -> list[str]:
+        return [
+            f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}",
+            "PRAGMA journal_mode = WAL",
+            f"PRAGMA synchronous = {self.synchronous}",
+        ]
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: a child process opens its own.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            for pragma in self._pragmas():
+                conn.execute(pragma)
+            _drive_sync(conn, ops.migrate(), write=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _run(self, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
+        with self._lock:
+            conn = self._connect()
+            try:
+                return _drive_sync(conn, gen, write=write)
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def get_thread(self, thread_id: str) -> ThreadRow | None:
+        return self._run(ops.get_thread(thread_id), write=False)
+
+    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+        return self._run(ops.claim(thread_id, owner, steal_from, self.lease_seconds), write=True)
+
+    def renew(self, lease: Lease) -> bool:
+        return self._run(ops.renew(lease, self.lease_seconds), write=False)
+
+    def release(self, lease: Lease) -> None:
+        self._run(ops.release(lease), write=False)
+
+    def start_run(self, lease: Lease, run: RunRow) -> None:
+        self._run(ops.start_run(lease, run), write=True)
+
+    def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        return self._run(ops.load_journal(tid, run_id), write=False)
+
+    def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        # One row is one statement, atomic without an explicit transaction.
+        self._run(ops.append(lease, run_id, rows), write=len(rows) > 1)
+
+    def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        self._run(ops.finish_run(lease, run_id, outcome), write=False)
+
+    @asynccontextmanager
+    async def asession(self) -> AsyncIterator[AsyncSession]:
+        try:
+            conn = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+        try:
+            session = _AsyncSQLiteSession(self, conn)
+            for pragma in self._pragmas():
+                await conn.execute(pragma)
+            await session.run(ops.migrate(), write=True)
+            yield session
+        finally:
+            await conn.close()
+
+
+class _AsyncSQLiteSession:
+    """The same operations as `SQLiteStore`, driven on an aiosqlite connection."""
+
+    def __init__(self, store: SQLiteStore, conn: aiosqlite.Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def run(self, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
+        conn = self._conn
+        try:
+            if write:
+                await conn.execute("BEGIN IMMEDIATE")
+            try:
+                stmt = next(gen)
+                while True:
+                    cur = await (conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params))
+                    result = await _afetch(cur, stmt.fetch)
+                    stmt = gen.send(result)
+            except StopIteration as stop:
+                if write:
+                    await conn.execute("COMMIT")
+                return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                if write:
+                    await conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _store_error(self._store.path, exc) from exc
+
+    async def get_thread(self, thread_id: str) -> ThreadRow | None:
+        return await self.run(ops.get_thread(thread_id), write=False)
+
+    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+        return await self.run(ops.claim(thread_id, owner, steal_from, self._store.lease_seconds), write=True)
+
+    async def release(self, lease: Lease) -> None:
+        await self.run(ops.release(lease), write=False)
+
+    async def start_run(self, lease: Lease, run: RunRow) -> None:
+        await self.run(ops.start_run(lease, run), write=True)
+
+    async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        return await self.run(ops.load_journal(tid, run_id), write=False)
+
+    async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        await self.run(ops.append(lease, run_id, rows), write=len(rows) > 1)
+
+    async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        await self.run(ops.finish_run(lease, run_id, outcome), write=False)
+
+
+def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
+    if write:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        stmt = next(gen)
+        while True:
+            cur = conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params)
+            stmt = gen.send(_fetch(cur, stmt.fetch))
+    except StopIteration as stop:
+        if write:
+            conn.execute("COMMIT")
+        return stop.value  # type: ignore[no-any-return]
+    except BaseException:
+        if write and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _fetch(cur: sqlite3.Cursor, fetch: ops.Fetch) -> Any:
+    if fetch == "one":
+        return cur.fetchone()
+    if fetch == "all":
+        return cur.fetchall()
+    if fetch == "lastrowid":
+        return cur.lastrowid
+    return cur.rowcount
+
+
+async def _afetch(cur: aiosqlite.Cursor, fetch: ops.Fetch) -> Any:
+    if fetch == "one":
+        return await cur.fetchone()
+    if fetch == "all":
+        return await cur.fetchall()
+    if fetch == "lastrowid":
+        return cur.lastrowid
+    return cur.rowcount
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return StoreError(
+            f"SQLite journal {path!r} stayed locked by another connection past busy_timeout; "
+            f"raise SQLiteStore(busy_timeout=...) or look for a process holding a long transaction"
+        )
+    return StoreError(f"SQLite journal {path!r} failed: {exc}")
+
+
+__all__ = ["SQLiteStore", "SchemaVersionError"]
