@@ -28,7 +28,6 @@ from .stores._base import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 I = TypeVar("I")  # noqa: E741 - the entrypoint's input
 O = TypeVar("O")  # noqa: E741 - its output
 
@@ -38,12 +37,12 @@ _ON_CHANGED_ARGS = ("raise", "warn", "rerun")
 # -- task -------------------------------------------------------------------------------------------
 
 
-class Task(Protocol[P, R_co]):
+class Task(Protocol[P, R]):
     """A decorated task: calling it returns a `TaskFuture` at once. The plain function is ``__wrapped__``."""
 
     __wrapped__: Callable[..., Any]
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R_co]: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]: ...
 
 
 class _TaskDecorator(Protocol):
@@ -59,9 +58,7 @@ def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _TaskDecorator: ...
-def task(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, retry: RetryPolicy | None = None
-) -> Any:
+def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, retry: RetryPolicy | None = None) -> Any:
     """Mark a function whose result is recorded in the journal.
 
     Inside a run, a call returns a `TaskFuture` at once and is keyed by its
@@ -77,9 +74,7 @@ def task(
     def decorate(func: Callable[..., Any]) -> Any:
         if not callable(func):
             raise ConfigurationError(f"@task decorates a function, not {func!r}")
-        spec = TaskSpec(
-            name=name or _qualname(func), fn=func, is_async=inspect.iscoroutinefunction(func), retry=retry
-        )
+        spec = TaskSpec(name=name or _qualname(func), fn=func, is_async=inspect.iscoroutinefunction(func), retry=retry)
         return wrapt.FunctionWrapper(func, partial(_call_task, spec))
 
     return decorate if fn is None else decorate(fn)
@@ -153,7 +148,7 @@ class Entrypoint(Generic[I, O]):
         self._checkpointer = checkpointer
         self._store: Store | None = None
         self._store_lock = threading.Lock()
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<Entrypoint {self._spec.name}>"
@@ -272,7 +267,7 @@ class _EntrypointFactory:
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
     ) -> _EntrypointDecorator: ...
-    def __call__(
+    def __call__(  # type: ignore[misc]  # mypy mis-reads the keyword-only overload
         self,
         fn: Callable[..., Any] | None = None,
         /,
@@ -332,4 +327,3 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-

@@ -24,7 +24,7 @@ class Scope:
     scope, so no lock is needed.
     """
 
-    __slots__ = ("prefix", "n", "deferred", "outstanding")
+    __slots__ = ("deferred", "n", "outstanding", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

@@ -59,7 +59,7 @@ class Replay:
     branch.
     """
 
-    __slots__ = ("_latest", "_retry", "_on_changed_args")
+    __slots__ = ("_latest", "_on_changed_args", "_retry")
 
     def __init__(
         self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"

@@ -85,7 +85,7 @@ def _enc_object(v: Any, out: list[bytes], depth: int) -> None:
         slots = [s for c in t.__mro__ for s in getattr(c, "__slots__", ())]
         if not slots:
             # An object with no visible state: only its type can be compared.
-            if t.__repr__ is object.__repr__:
+            if all("__repr__" not in vars(c) for c in t.__mro__[:-1]):
                 return
             raise _Unstable
         fields = {s: getattr(v, s, None) for s in slots}

@@ -9,6 +9,7 @@ what the flow is doing, so the sync and async paths cannot disagree.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -24,7 +25,7 @@ from ._core import OnChangedArgs, Replay, failed_keys, plan, unwrap_final
 from ._run import Durability, Run, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
 from .errors import ThreadBusyError
-from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store
+from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store, ThreadRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +60,18 @@ Flow = Generator[Effect, Any, Any]
 
 
 def invoke_flow(
-    spec: EntrypointSpec, store: Store, input: Any, thread_id: str, durability: Durability,
+    spec: EntrypointSpec,
+    store: Store,
+    input: Any,
+    thread_id: str,
+    durability: Durability,
     session: AsyncSession | None = None,
 ) -> Flow:
     serde = spec.serde
     has_input = input is not None
     thread = yield _Op("get_thread", (thread_id,))
     if plan(thread_id, thread, has_input) == "finished":
-        return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+        return _finished_output(serde, thread_id, thread)
     input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if has_input else b""
 
     owner = new_owner()
@@ -81,7 +86,7 @@ def invoke_flow(
         # Look again: another executor may have moved the thread on while we were claiming it.
         kind = plan(thread_id, thread, has_input)
         if kind == "finished":
-            return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+            return _finished_output(serde, thread_id, thread)
         last = thread.run
         if kind == "new":
             run_row = RunRow(
@@ -102,8 +107,13 @@ def invoke_flow(
 
         replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
         run = Run(
-            store=store, lease=lease, run_id=run_row.run_id, replay=replay, serde=serde,
-            durability=durability, session=session,
+            store=store,
+            lease=lease,
+            run_id=run_row.run_id,
+            replay=replay,
+            serde=serde,
+            durability=durability,
+            session=session,
         )
         kwargs: dict[str, Any] = {}
         if spec.takes_previous:
@@ -142,6 +152,11 @@ def invoke_flow(
         yield _Op("release", (lease,))
 
 
+def _finished_output(serde: Serializer, thread_id: str, thread: ThreadRow | None) -> Any:
+    assert thread is not None and thread.run is not None and thread.run.output is not None
+    return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+
+
 def _finish(run: Run, outcome: RunOutcome) -> Flow:
     rows = run.take_buffered()
     if rows:
@@ -166,7 +181,7 @@ def drive(flow: Flow, store: Store) -> Any:
                 value = effect.fn(*effect.args, **effect.kwargs)
             else:
                 drain(effect.scope)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the flow
+        except BaseException as exc:
             error = exc
 
 
@@ -187,13 +202,14 @@ async def adrive(flow: Flow, session: AsyncSession) -> Any:
                 value = await effect.fn(*effect.args, **effect.kwargs)
             else:
                 await adrain(effect.scope)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the flow
+        except BaseException as exc:
             error = exc
 
 
 # -- ownership ------------------------------------------------------------------------------------
 
 _HOST = socket.gethostname()
+logger = logging.getLogger("durable")
 
 
 def new_owner() -> str:
@@ -262,9 +278,9 @@ class _Heartbeat:
             for store, lease in held:
                 try:
                     store.renew(lease)
-                except Exception:  # noqa: BLE001 - a missed renewal is retried next beat
-                    pass
+                except Exception:
+                    # The next beat tries again; the lease only lapses if every renewal fails.
+                    logger.warning("renewing the lease on thread %r failed", lease.thread_id, exc_info=True)
 
 
 heartbeat = _Heartbeat()
-

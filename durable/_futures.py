@@ -44,7 +44,7 @@ def pool() -> ThreadPoolExecutor:
 class TaskFuture(Generic[T]):
     """The result of a task call: ``.result()`` in sync code, ``await`` in async code."""
 
-    __slots__ = ("_state", "_value", "_error", "_lock", "_event", "_job", "_aw", "__weakref__")
+    __slots__ = ("__weakref__", "_aw", "_error", "_event", "_job", "_lock", "_state", "_value")
 
     def __init__(self) -> None:
         self._state = _PENDING
@@ -105,7 +105,7 @@ class TaskFuture(Generic[T]):
         self._job = None
         try:
             value = job()
-        except BaseException as exc:  # noqa: BLE001 - delivered to whoever waits
+        except BaseException as exc:
             self._finish(None, exc)
         else:
             self._finish(value, None)
@@ -169,7 +169,7 @@ class TaskFuture(Generic[T]):
         """Wait for the task and return its exception (``None`` if it succeeded)."""
         try:
             self.result()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return exc
         return None
 

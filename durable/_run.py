@@ -29,6 +29,8 @@ from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 Durability = Literal["sync", "async", "exit"]
 DURABILITY_MODES = ("sync", "async", "exit")
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,13 @@ class Run:
     # -- executing a body -----------------------------------------------------------------------
 
     def _execute(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: TaskSpec,
+        key: str,
+        attempt: int,
+        digest: bytes | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         scope = Scope(key + ".")
         token = _context.current.set(Frame(self, scope))
@@ -138,7 +146,13 @@ class Run:
         return value
 
     async def _aexecute(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: TaskSpec,
+        key: str,
+        attempt: int,
+        digest: bytes | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         scope = Scope(key + ".")
         token = _context.current.set(Frame(self, scope))
@@ -157,7 +171,13 @@ class Run:
         return value
 
     async def _aexecute_in_thread(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: TaskSpec,
+        key: str,
+        attempt: int,
+        digest: bytes | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         """A sync task in an async run: its body runs in the pool, its outcome is recorded here."""
 
@@ -263,7 +283,7 @@ class _BackgroundWriter:
             if batch and self._error is None:
                 try:
                     self._store.append(self._lease, self._run_id, batch)
-                except BaseException as exc:  # noqa: BLE001 - surfaced by put() and close()
+                except BaseException as exc:
                     self._error = exc
             if stop:
                 return

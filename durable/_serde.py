@@ -47,7 +47,8 @@ class PickleSerializer:
     def dumps(self, value: Any) -> bytes:
         if _is_plain(value):
             return TAG_PICKLE + pickle.dumps(value, protocol=5)
-        return TAG_PICKLE + cloudpickle.dumps(value, protocol=5)
+        blob: bytes = cloudpickle.dumps(value, protocol=5)
+        return TAG_PICKLE + blob
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_PICKLE:

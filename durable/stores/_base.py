@@ -99,7 +99,7 @@ class AsyncSession(Protocol):
 
     async def get_thread(self, thread_id: str) -> ThreadRow | None: ...
 
-    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease: ...
+    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease: ...
 
     async def release(self, lease: Lease) -> None: ...
 
@@ -126,7 +126,7 @@ class Store(abc.ABC):
         """The thread with its latest run, or ``None`` if the store has never seen it."""
 
     @abc.abstractmethod
-    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
         """Take the thread's lease (creating the thread if new) or raise `ThreadBusyError`.
 
         A free or expired lease is taken; ``steal_from`` also takes a live lease

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
 from ._base import JournalRow, Lease, RunOutcome, RunRow, ThreadRow
 
+T = TypeVar("T")
 Fetch = Literal["one", "all", "lastrowid", "rowcount"]
 
 
@@ -25,7 +26,7 @@ class Stmt(NamedTuple):
     many: bool = False
 
 
-Op = Generator[Stmt, Any, Any]
+Op = Generator[Stmt, Any, T]
 
 # Each entry migrates the schema from version i to i + 1; never edit a shipped one, append.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -85,10 +86,8 @@ _THREAD_SQL = (
 _HELD = "EXISTS (SELECT 1 FROM durable_threads WHERE tid = ? AND fence = ? AND owner = ?)"
 
 
-def migrate() -> Op:
-    yield Stmt(
-        "CREATE TABLE IF NOT EXISTS durable_schema (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
+def migrate() -> Op[None]:
+    yield Stmt("CREATE TABLE IF NOT EXISTS durable_schema (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
     row = yield Stmt("SELECT MAX(version) FROM durable_schema", fetch="one")
     current = row[0] or 0
     if current > SCHEMA_VERSION:
@@ -122,14 +121,14 @@ def _run_row(cols: Sequence[Any]) -> RunRow | None:
     )
 
 
-def get_thread(thread_id: str) -> Op:
+def get_thread(thread_id: str) -> Op[ThreadRow | None]:
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
     if row is None:
         return None
     return ThreadRow(thread_id, row[0], row[1], row[2], row[3], _run_row(row[4:]))
 
 
-def claim(thread_id: str, owner: str, steal_from: str | None, lease_seconds: float) -> Op:
+def claim(thread_id: str, owner: str, steal_from: str | None, lease_seconds: float) -> Op[Lease]:
     now = time.time()
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
     if row is None:
@@ -152,15 +151,15 @@ def claim(thread_id: str, owner: str, steal_from: str | None, lease_seconds: flo
     return Lease(thread_id, thread.tid, owner, thread.fence, thread)
 
 
-def renew(lease: Lease, lease_seconds: float) -> Op:
+def renew(lease: Lease, lease_seconds: float) -> Op[bool]:
     n = yield Stmt(
         "UPDATE durable_threads SET lease_expires = ? WHERE tid = ? AND fence = ? AND owner = ?",
         (time.time() + lease_seconds, lease.tid, lease.fence, lease.owner),
     )
-    return n == 1
+    return bool(n == 1)
 
 
-def release(lease: Lease) -> Op:
+def release(lease: Lease) -> Op[None]:
     yield Stmt(
         "UPDATE durable_threads SET owner = NULL, lease_expires = NULL, updated_at = ? "
         "WHERE tid = ? AND fence = ? AND owner = ?",
@@ -168,7 +167,7 @@ def release(lease: Lease) -> Op:
     )
 
 
-def start_run(lease: Lease, run: RunRow) -> Op:
+def start_run(lease: Lease, run: RunRow) -> Op[None]:
     n = yield Stmt(
         "UPDATE durable_threads SET last_run = ?, updated_at = ? WHERE tid = ? AND fence = ? AND owner = ?",
         (run.run_id, time.time(), lease.tid, lease.fence, lease.owner),
@@ -182,7 +181,7 @@ def start_run(lease: Lease, run: RunRow) -> Op:
     )
 
 
-def load_journal(tid: int, run_id: int) -> Op:
+def load_journal(tid: int, run_id: int) -> Op[list[JournalRow]]:
     rows = yield Stmt(
         "SELECT key, attempt, name, status, digest, payload, started_at, finished_at FROM durable_journal "
         "WHERE tid = ? AND run_id = ? ORDER BY finished_at, key, attempt",
@@ -198,11 +197,24 @@ _APPEND_SQL = (
 )
 
 
-def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op:
+def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
     tid, fence, owner = lease.tid, lease.fence, lease.owner
     params = [
-        (tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload, r.started_at, r.finished_at,
-         tid, fence, owner)
+        (
+            tid,
+            run_id,
+            r.key,
+            r.attempt,
+            r.name,
+            r.status,
+            r.digest,
+            r.payload,
+            r.started_at,
+            r.finished_at,
+            tid,
+            fence,
+            owner,
+        )
         for r in rows
     ]
     if len(params) == 1:
@@ -213,12 +225,24 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op:
         raise LeaseLostError(lease.thread_id)
 
 
-def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op:
+def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     n = yield Stmt(
         "UPDATE durable_runs SET status = ?, output = ?, save = ?, error = ?, error_text = ?, retry_keys = ?, "
         f"finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
-        (outcome.status, outcome.output, outcome.save, outcome.error, outcome.error_text,
-         ",".join(outcome.retry_keys), time.time(), lease.tid, run_id, lease.tid, lease.fence, lease.owner),
+        (
+            outcome.status,
+            outcome.output,
+            outcome.save,
+            outcome.error,
+            outcome.error_text,
+            ",".join(outcome.retry_keys),
+            time.time(),
+            lease.tid,
+            run_id,
+            lease.tid,
+            lease.fence,
+            lease.owner,
+        ),
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)

@@ -57,7 +57,7 @@ class MemoryStore(Store):
             t = self._threads.get(thread_id)
             return None if t is None else self._row(t)
 
-    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
         now = time.time()
         with self._lock:
             t = self._threads.get(thread_id)
@@ -135,7 +135,7 @@ class _MemorySession:
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
         return self._s.get_thread(thread_id)
 
-    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
         return self._s.claim(thread_id, owner, steal_from=steal_from)
 
     async def release(self, lease: Lease) -> None:

@@ -54,9 +54,7 @@ class SQLiteStore(Store):
             )
         sync = str(synchronous).upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ConfigurationError(
-                f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'"
-            )
+            raise ConfigurationError(f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'")
         self.path = os.path.abspath(path)
         self.synchronous = sync
         self.busy_timeout = busy_timeout
@@ -82,9 +80,7 @@ class SQLiteStore(Store):
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
             for pragma in self._pragmas():
                 conn.execute(pragma)
             _drive_sync(conn, ops.migrate(), write=True)
@@ -112,7 +108,7 @@ class SQLiteStore(Store):
     def get_thread(self, thread_id: str) -> ThreadRow | None:
         return self._run(ops.get_thread(thread_id), write=False)
 
-    def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
         return self._run(ops.claim(thread_id, owner, steal_from, self.lease_seconds), write=True)
 
     def renew(self, lease: Lease) -> bool:
@@ -165,7 +161,9 @@ class _AsyncSQLiteSession:
             try:
                 stmt = next(gen)
                 while True:
-                    cur = await (conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params))
+                    cur = await (
+                        conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params)
+                    )
                     result = await _afetch(cur, stmt.fetch)
                     stmt = gen.send(result)
             except StopIteration as stop:
@@ -182,7 +180,7 @@ class _AsyncSQLiteSession:
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
         return await self.run(ops.get_thread(thread_id), write=False)
 
-    async def claim(self, thread_id: str, owner: str, *, steal_from: str | None = None) -> Lease:
+    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
         return await self.run(ops.claim(thread_id, owner, steal_from, self._store.lease_seconds), write=True)
 
     async def release(self, lease: Lease) -> None:
