@@ -1,0 +1,224 @@
+"""The store interface's contract, run against every backend, through both its blocking and async forms."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from durable import LeaseLostError, MemoryStore, SQLiteStore, StoreError, ThreadBusyError
+from durable.stores import JournalRow, RunOutcome, RunRow, Store
+
+BACKENDS: dict[str, Callable[[Any, float], Store]] = {
+    "memory": lambda tmp, lease: MemoryStore(lease_seconds=lease),
+    "sqlite": lambda tmp, lease: SQLiteStore(tmp / "journal.db", lease_seconds=lease),
+}
+
+
+class AsyncOps:
+    """Calls the async session's operations from blocking test code, on one loop and one session."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.loop = asyncio.new_event_loop()
+        self._cm = store.asession()
+        self.session = self.loop.run_until_complete(self._cm.__aenter__())
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("renew", "lease_seconds"):
+            return getattr(self.store, name)  # the heartbeat renews through the blocking API only
+        method = getattr(self.session, name)
+        return lambda *args: self.loop.run_until_complete(method(*args))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self._cm.__aexit__(None, None, None))
+        self.loop.close()
+
+
+@pytest.fixture(params=[(b, f) for b in BACKENDS for f in ("sync", "async")], ids=lambda p: f"{p[0]}-{p[1]}")
+def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    backend, form = request.param
+    opened: list[Any] = []
+
+    def make(lease_seconds: float = 30.0) -> Any:
+        store = BACKENDS[backend](tmp_path, lease_seconds)
+        ops = AsyncOps(store) if form == "async" else store
+        opened.append(ops)
+        return ops
+
+    yield make
+    for ops in opened:
+        ops.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Any]) -> Any:
+    return make_store()
+
+
+def run_row(run_id: int = 1, status: str = "running") -> RunRow:
+    return RunRow(
+        run_id=run_id,
+        entrypoint="ep",
+        status=status,
+        input=b"Pin",
+        previous=None,  # type: ignore[arg-type]
+        started_at=time.time(),
+    )
+
+
+def row(key: str, attempt: int = 1, payload: bytes = b"Pv") -> JournalRow:
+    now = time.time()
+    return JournalRow(key, attempt, "task", 0, b"d" * 8, payload, now, now)
+
+
+def test_unknown_thread_is_none(store: Any) -> None:
+    """A thread the store never saw reads as None, and reading creates nothing."""
+    assert store.get_thread("nope") is None
+    assert store.get_thread("nope") is None
+
+
+def test_claim_creates_thread_with_first_fence(store: Any) -> None:
+    """The first claim creates the thread, owned by the claimer, with fencing token 1 and no run."""
+    lease = store.claim("t", "me")
+    assert (lease.thread_id, lease.owner, lease.fence) == ("t", "me", 1)
+    thread = store.get_thread("t")
+    assert thread.owner == "me" and thread.fence == 1 and thread.run is None
+    assert thread.lease_expires > time.time()
+
+
+def test_second_owner_is_busy(store: Any) -> None:
+    """A live lease held by another owner refuses a claim with ThreadBusyError naming the holder."""
+    store.claim("t", "me")
+    with pytest.raises(ThreadBusyError) as info:
+        store.claim("t", "you")
+    assert info.value.owner == "me" and 0 < info.value.expires_in <= 30
+    assert store.get_thread("t").owner == "me"
+
+
+def test_release_frees_the_thread(store: Any) -> None:
+    """After release another owner claims, and the fencing token grows."""
+    lease = store.claim("t", "me")
+    store.release(lease)
+    assert store.get_thread("t").owner is None
+    assert store.claim("t", "you").fence == 2
+
+
+def test_expired_lease_is_claimable(make_store: Callable[..., Any]) -> None:
+    """A lease not renewed within lease_seconds can be taken over."""
+    store = make_store(lease_seconds=0.05)
+    store.claim("t", "me")
+    time.sleep(0.08)
+    assert store.claim("t", "you").owner == "you"
+
+
+def test_steal_from_a_named_owner(store: Any) -> None:
+    """steal_from takes a live lease from exactly that owner, and no other."""
+    store.claim("t", "dead")
+    with pytest.raises(ThreadBusyError):
+        store.claim("t", "me", "someone-else")
+    assert store.claim("t", "me", "dead").fence == 2
+
+
+def test_renew_extends_and_detects_loss(make_store: Callable[..., Any]) -> None:
+    """renew() extends a held lease and returns False once another owner took it."""
+    store = make_store(lease_seconds=0.2)
+    lease = store.claim("t", "me")
+    before = store.get_thread("t").lease_expires
+    time.sleep(0.01)
+    assert store.renew(lease) is True
+    assert store.get_thread("t").lease_expires > before
+    taken = store.claim("t", "you", "me")
+    assert store.renew(lease) is False
+    assert store.get_thread("t").owner == "you" and taken.fence == lease.fence + 1
+
+
+def test_run_and_journal_round_trip(store: Any) -> None:
+    """A started run is the thread's latest; appended rows load back equal, in one batch or many."""
+    lease = store.claim("t", "me")
+    store.start_run(lease, run_row())
+    assert store.get_thread("t").run.run_id == 1
+    assert store.load_journal(lease.tid, 1) == []
+    rows = [row("0"), row("1", payload=b"P" + bytes(range(256)) * 40), row("1.0")]
+    store.append(lease, 1, rows[:1])
+    store.append(lease, 1, rows[1:])
+    assert sorted(store.load_journal(lease.tid, 1), key=lambda r: r.key) == rows
+
+
+def test_attempts_are_new_rows(store: Any) -> None:
+    """Re-running a key inserts attempt 2 beside attempt 1: the journal is insert-only."""
+    lease = store.claim("t", "me")
+    store.start_run(lease, run_row())
+    store.append(lease, 1, [row("0", 1, b"Pfirst")])
+    store.append(lease, 1, [row("0", 2, b"Psecond")])
+    assert sorted((r.attempt, r.payload) for r in store.load_journal(lease.tid, 1)) == [
+        (1, b"Pfirst"),
+        (2, b"Psecond"),
+    ]
+
+
+def test_duplicate_slot_is_refused_atomically(store: Any) -> None:
+    """A batch that repeats a recorded (key, attempt) fails whole: nothing of it is inserted."""
+    lease = store.claim("t", "me")
+    store.start_run(lease, run_row())
+    store.append(lease, 1, [row("0")])
+    with pytest.raises(StoreError):
+        store.append(lease, 1, [row("1"), row("0")])
+    assert [r.key for r in store.load_journal(lease.tid, 1)] == ["0"]
+
+
+def test_stale_lease_writes_are_fenced(store: Any) -> None:
+    """After a takeover, the old owner's appends and finish are refused and change nothing."""
+    old = store.claim("t", "me")
+    store.start_run(old, run_row())
+    store.append(old, 1, [row("0")])
+    store.claim("t", "you", "me")
+    with pytest.raises(LeaseLostError):
+        store.append(old, 1, [row("1"), row("2")])
+    with pytest.raises(LeaseLostError):
+        store.finish_run(old, 1, RunOutcome("completed", output=b"Px"))
+    with pytest.raises(LeaseLostError):
+        store.start_run(old, run_row(2))
+    assert [r.key for r in store.load_journal(old.tid, 1)] == ["0"]
+    thread = store.get_thread("t")
+    assert thread.run.status == "running" and thread.run.run_id == 1
+
+
+def test_finish_run_records_outcome(store: Any) -> None:
+    """finish_run stores status, output, save, error and the keys to retry."""
+    lease = store.claim("t", "me")
+    store.start_run(lease, run_row())
+    store.finish_run(lease, 1, RunOutcome("failed", error=b"Perr", error_text="Boom", retry_keys=("3", "4.1")))
+    run = store.get_thread("t").run
+    assert (run.status, run.error, run.error_text, run.retry_keys) == ("failed", b"Perr", "Boom", ("3", "4.1"))
+    assert run.finished_at is not None
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
+    run = store.get_thread("t").run
+    assert (run.status, run.output, run.save, run.retry_keys) == ("completed", b"Pout", b"Psave", ())
+
+
+def test_runs_are_numbered_per_thread(store: Any) -> None:
+    """A second run becomes the latest; the first run's journal stays readable and separate."""
+    lease = store.claim("t", "me")
+    store.start_run(lease, run_row(1))
+    store.append(lease, 1, [row("0", payload=b"Pone")])
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"P1"))
+    store.start_run(lease, run_row(2))
+    store.append(lease, 2, [row("0", payload=b"Ptwo")])
+    assert store.get_thread("t").run.run_id == 2
+    assert [r.payload for r in store.load_journal(lease.tid, 1)] == [b"Pone"]
+    assert [r.payload for r in store.load_journal(lease.tid, 2)] == [b"Ptwo"]
+
+
+def test_threads_are_isolated(store: Any) -> None:
+    """Two threads have their own leases, runs and journals."""
+    a = store.claim("a", "me")
+    b = store.claim("b", "you")
+    store.start_run(a, run_row())
+    store.start_run(b, run_row())
+    store.append(a, 1, [row("0", payload=b"Pa")])
+    assert store.load_journal(b.tid, 1) == []
+    assert a.tid != b.tid

@@ -1,0 +1,99 @@
+"""The SQLite store's own promises: WAL, its synchronous setting, a versioned schema, clear failures."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from durable import ConfigurationError, SchemaVersionError, SQLiteStore, StoreError
+from durable.stores._sqlite_ops import SCHEMA_VERSION
+
+
+def pragma(store: SQLiteStore, name: str) -> object:
+    store.get_thread("x")  # opens the connection
+    assert store._conn is not None
+    return store._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_wal_and_synchronous(tmp_path: Path) -> None:
+    """The journal runs in WAL mode with the synchronous level asked for (NORMAL=1, FULL=2)."""
+    normal = SQLiteStore(tmp_path / "a.db")
+    full = SQLiteStore(tmp_path / "b.db", synchronous="FULL")
+    assert pragma(normal, "journal_mode") == "wal"
+    assert (pragma(normal, "synchronous"), pragma(full, "synchronous")) == (1, 2)
+    normal.close()
+    full.close()
+
+
+def test_schema_version_table(tmp_path: Path) -> None:
+    """A new file gets the current schema and a version row per migration applied."""
+    store = SQLiteStore(tmp_path / "j.db")
+    store.get_thread("x")
+    store.close()
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM durable_schema ORDER BY version")]
+        tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert {"durable_threads", "durable_runs", "durable_journal"} <= tables
+
+
+def test_concurrent_first_use_migrates_once(tmp_path: Path) -> None:
+    """Eight stores opening one new file at once apply each migration exactly once."""
+    path = tmp_path / "j.db"
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        store = SQLiteStore(path)
+        barrier.wait(timeout=10)
+        try:
+            store.get_thread("x")
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+        finally:
+            store.close()
+
+    workers = [threading.Thread(target=open_store) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM durable_schema").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A journal written by a newer durable raises SchemaVersionError instead of being misread."""
+    path = tmp_path / "j.db"
+    SQLiteStore(path).get_thread("x")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO durable_schema VALUES (?, 0)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaVersionError, match="upgrade"):
+        SQLiteStore(path).get_thread("x")
+
+
+def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    """A file that is not SQLite raises StoreError (with the driver's error as cause), never 'unknown thread'."""
+    path = tmp_path / "j.db"
+    path.write_bytes(b"this is not a database" * 200)
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(path).get_thread("x")
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert path.read_bytes() == b"this is not a database" * 200
+
+
+@pytest.mark.parametrize("path", [":memory:", ""])
+def test_in_memory_path_is_refused(path: str) -> None:
+    """SQLite's :memory: cannot be shared by the sync and async connections: use MemoryStore."""
+    with pytest.raises(ConfigurationError, match="MemoryStore"):
+        SQLiteStore(path)
+
+
+def test_unknown_synchronous_is_refused(tmp_path: Path) -> None:
+    """A synchronous value SQLite does not know is a ConfigurationError, not a silent default."""
+    with pytest.raises(ConfigurationError, match="NORMAL"):
+        SQLiteStore(tmp_path / "j.db", synchronous="SOMETIMES")  # type: ignore[arg-type]

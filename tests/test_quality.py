@@ -1,0 +1,42 @@
+"""The package stays lint-clean and strictly typed, and every example runs as is."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_ruff_is_clean() -> None:
+    """ruff finds nothing in the package, tests, examples or benchmarks."""
+    result = run(sys.executable, "-m", "ruff", "check", "durable", "tests", "examples", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    """mypy --strict accepts the package and the typing checks of its public API."""
+    result = run(sys.executable, "-m", "mypy", "durable", "tests/typing")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(example: Path, tmp_path: Path) -> None:
+    """Each file in examples/ runs to completion on a fresh machine state (its own working directory)."""
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,37 @@
+"""Checked by mypy (tests/test_quality.py), never run: the public API keeps the types users write."""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+from durable import Entrypoint, MemoryStore, RetryPolicy, TaskFuture, entrypoint, task
+
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@task(name="fetch", retry=RetryPolicy(max_attempts=2))
+async def fetch(url: str, *, timeout: float = 1.0) -> bytes:
+    return url.encode()
+
+
+@entrypoint(checkpointer=MemoryStore())
+def pipeline(n: int) -> list[int]:
+    return [double(i).result() for i in range(n)]
+
+
+@entrypoint
+async def apipeline(url: str) -> bytes:
+    return await fetch(url, timeout=2.0)
+
+
+assert_type(double(1), TaskFuture[int])
+assert_type(double(1).result(), int)
+assert_type(fetch("u"), TaskFuture[bytes])
+assert_type(pipeline, Entrypoint[int, list[int]])
+assert_type(apipeline, Entrypoint[str, bytes])
+assert_type(pipeline.invoke(3, thread_id="t"), list[int])
+double("not an int")  # type: ignore[arg-type]
+fetch("u", timeout="slow")  # type: ignore[arg-type]
