@@ -88,10 +88,7 @@ class Run:
         self.executed += 1
         loop = self.loop
         if loop is not None and _in_loop(loop):
-            if spec.is_async:
-                coro = self._aexecute(spec, key, attempt, digest, args, kwargs)
-            else:
-                coro = self._aexecute_in_thread(spec, key, attempt, digest, args, kwargs)
+            coro = self._aexecute(spec, key, attempt, digest, args, kwargs)
             fut: TaskFuture[Any] = TaskFuture.wrap(loop.create_task(coro))
         else:
             fut = TaskFuture.deferred(partial(self._execute, spec, key, attempt, digest, args, kwargs))
@@ -117,90 +114,54 @@ class Run:
 
     # -- executing a body -----------------------------------------------------------------------
 
-    def _execute(
-        self,
-        spec: TaskSpec,
-        key: str,
-        attempt: int,
-        digest: bytes | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        scope = Scope(key + ".")
-        token = _context.current.set(Frame(self, scope))
+    def _execute(self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
         started = time.time()
         try:
-            try:
-                if spec.is_async:
-                    value = asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
-                else:
-                    value = call_with_retry(spec.retry, spec.fn, args, kwargs)
-            finally:
-                drain(scope)
+            value = self._body(spec, key, args, kwargs)
         except Exception as exc:
             self.record(self._error_row(spec, key, attempt, digest, exc, started))
             raise
-        finally:
-            _context.current.reset(token)
         self.record(self._ok_row(spec, key, attempt, digest, value, started))
         return value
 
     async def _aexecute(
-        self,
-        spec: TaskSpec,
-        key: str,
-        attempt: int,
-        digest: bytes | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
     ) -> Any:
+        started = time.time()
+        try:
+            if spec.is_async:
+                value = await self._abody(spec, key, args, kwargs)
+            else:
+                # A sync task in an async run: its body runs in the pool, its outcome is recorded here.
+                assert self.loop is not None
+                body = partial(self._body, spec, key, args, kwargs)
+                value = await self.loop.run_in_executor(pool(), copy_context().run, body)
+        except Exception as exc:
+            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
+            raise
+        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
+        return value
+
+    def _body(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
+        """Run a task's function in its own scope, and wait for the children it started."""
         scope = Scope(key + ".")
         token = _context.current.set(Frame(self, scope))
-        started = time.time()
         try:
-            try:
-                value = await call_with_retry_async(spec.retry, spec.fn, args, kwargs)
-            finally:
-                await adrain(scope)
-        except Exception as exc:
-            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
-            raise
+            if spec.is_async:
+                return asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
+            return call_with_retry(spec.retry, spec.fn, args, kwargs)
         finally:
+            drain(scope)
             _context.current.reset(token)
-        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
-        return value
 
-    async def _aexecute_in_thread(
-        self,
-        spec: TaskSpec,
-        key: str,
-        attempt: int,
-        digest: bytes | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """A sync task in an async run: its body runs in the pool, its outcome is recorded here."""
-
-        def body() -> Any:
-            scope = Scope(key + ".")
-            token = _context.current.set(Frame(self, scope))
-            try:
-                try:
-                    return call_with_retry(spec.retry, spec.fn, args, kwargs)
-                finally:
-                    drain(scope)
-            finally:
-                _context.current.reset(token)
-
-        assert self.loop is not None
-        started = time.time()
+    async def _abody(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
+        scope = Scope(key + ".")
+        token = _context.current.set(Frame(self, scope))
         try:
-            value = await self.loop.run_in_executor(pool(), copy_context().run, body)
-        except Exception as exc:
-            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
-            raise
-        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
-        return value
+            return await call_with_retry_async(spec.retry, spec.fn, args, kwargs)
+        finally:
+            await adrain(scope)
+            _context.current.reset(token)
 
     def _ok_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
