@@ -22,6 +22,7 @@ from .errors import (
     ThreadBusyError,
     ThreadNotFoundError,
     UnfinishedRunError,
+    UsageError,
 )
 from .stores import MemoryStore, SQLiteStore, Store
 
@@ -51,6 +52,7 @@ __all__ = [
     "ThreadNotFoundError",
     "ThreadState",
     "UnfinishedRunError",
+    "UsageError",
     "entrypoint",
     "task",
 ]

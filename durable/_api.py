@@ -23,7 +23,7 @@ from ._run import DURABILITY_MODES, Durability, TaskSpec
 from ._serde import DEFAULT_SERIALIZER, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
-from .errors import ConfigurationError, DurableError
+from .errors import ConfigurationError, UsageError
 from .stores._base import Store
 
 P = ParamSpec("P")
@@ -121,6 +121,9 @@ class Entrypoint(Generic[I, O]):
     """A workflow: ordinary Python calling tasks, run durably on a thread with `invoke`."""
 
     __wrapped__: Callable[..., Any]
+    __name__: str
+    __qualname__: str
+    __doc__: str | None
 
     def __init__(
         self,
@@ -148,10 +151,17 @@ class Entrypoint(Generic[I, O]):
         self._checkpointer = checkpointer
         self._store: Store | None = None
         self._store_lock = threading.Lock()
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         return f"<Entrypoint {self._spec.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Entrypoints are run with a thread id: calling one directly is a mistake this explains."""
+        raise UsageError(
+            f"{self.name!r} is an entrypoint: run it with .invoke(input, thread_id=...) (or .ainvoke), "
+            f"or call the plain function as {self.name}.__wrapped__(...)"
+        )
 
     @property
     def name(self) -> str:
@@ -187,7 +197,7 @@ class Entrypoint(Generic[I, O]):
         _check_durability(durability)
         if self._spec.is_async:
             if _loop_running():
-                raise DurableError(
+                raise UsageError(
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )

@@ -53,13 +53,13 @@ def plan(thread_id: str, thread: ThreadRow | None, has_input: bool) -> Plan:
 class Replay:
     """The journal of one run, loaded once, answering "is this call recorded?".
 
-    ``retry_keys`` are the keys whose recorded error made the run fail: on
-    resume those tasks run again (a transient outage recovers), while errors the
-    entrypoint caught and handled replay as recorded, so the run takes the same
-    branch.
+    It also keeps which keys' errors make a run fail. ``retry_keys`` are the
+    keys whose recorded error failed the previous attempt: on resume those tasks
+    run again (a transient outage recovers), while errors the entrypoint caught
+    and handled replay as recorded, so the run takes the same branch.
     """
 
-    __slots__ = ("_latest", "_on_changed_args", "_retry")
+    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry")
 
     def __init__(
         self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
@@ -71,7 +71,12 @@ class Replay:
                 latest[row.key] = row
         self._latest = latest
         self._retry = frozenset(retry_keys)
+        self._rerun: set[str] = set()
         self._on_changed_args = on_changed_args
+        # id(exception) -> the keys it was raised or re-raised under (a child's error often
+        # fails its parent too); the list keeps those exceptions, and so their ids, alive.
+        self._origins: dict[int, list[str]] = {}
+        self._alive: list[BaseException] = []
 
     def __len__(self) -> int:
         return len(self._latest)
@@ -84,6 +89,7 @@ class Replay:
         if row.name != name:
             raise NonDeterminismError(key, row.name, name)
         if row.status == ERROR and key in self._retry:
+            self._rerun.add(key)
             return None, row.attempt + 1
         if digest is not None and row.digest is not None and digest != row.digest:
             policy = self._on_changed_args
@@ -95,25 +101,35 @@ class Replay:
             warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
         return row, row.attempt
 
-
-def failed_keys(error: BaseException, origins: dict[int, str]) -> tuple[str, ...]:
-    """Keys of the task errors that made a run fail: the error itself and its causes and contexts."""
-    keys: list[str] = []
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [error]
-    while stack:
-        exc = stack.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        key = origins.get(id(exc))
-        if key is not None:
+    def note_error(self, exc: BaseException, key: str) -> None:
+        """Remember that ``exc`` came out of the call at ``key`` (recorded now, or replayed)."""
+        keys = self._origins.get(id(exc))
+        if keys is None:
+            self._origins[id(exc)] = [key]
+            self._alive.append(exc)
+        else:
             keys.append(key)
-        stack.extend((exc.__cause__, exc.__context__))
-        grouped = getattr(exc, "exceptions", None)  # an ExceptionGroup's members
-        if isinstance(grouped, tuple):
-            stack.extend(grouped)
-    return tuple(keys)
+
+    def retry_keys_after(self, error: BaseException) -> tuple[str, ...]:
+        """The keys to run again when the run is resumed after failing with ``error``.
+
+        Those whose error is ``error`` or among its causes and contexts, and those
+        that were to be retried this time but were not reached.
+        """
+        keys = set(self._retry - self._rerun)
+        seen: set[int] = set()
+        stack: list[BaseException | None] = [error]
+        while stack:
+            exc = stack.pop()
+            if exc is None or id(exc) in seen:
+                continue
+            seen.add(id(exc))
+            keys.update(self._origins.get(id(exc), ()))
+            stack.extend((exc.__cause__, exc.__context__))
+            grouped = getattr(exc, "exceptions", None)  # an ExceptionGroup's members
+            if isinstance(grouped, tuple):
+                stack.extend(grouped)
+        return tuple(sorted(keys))
 
 
 def unwrap_final(value: Any) -> tuple[Any, Any]:

@@ -59,18 +59,23 @@ def _enc(v: Any, out: list[bytes], depth: int) -> None:
     elif t is dict:
         if len(v) > _MAX_ITEMS:
             raise _Unstable
-        out.append(b"d%d{" % len(v))
+        # Equal dicts digest equally whatever their insertion order (which may follow a set's).
+        items = []
         for k, x in v.items():
-            _enc(k, out, depth + 1)
-            _enc(x, out, depth + 1)
+            sub: list[bytes] = []
+            _enc(k, sub, depth + 1)
+            _enc(x, sub, depth + 1)
+            items.append(b"".join(sub))
+        out.append(b"d%d{" % len(items))
+        out.extend(sorted(items))
     elif t is set or t is frozenset:
         if len(v) > _MAX_ITEMS:
             raise _Unstable
         parts = []
         for x in v:
-            sub: list[bytes] = []
-            _enc(x, sub, depth + 1)
-            parts.append(b"".join(sub))
+            part: list[bytes] = []
+            _enc(x, part, depth + 1)
+            parts.append(b"".join(part))
         out.append(b"S%d{" % len(parts))
         out.extend(sorted(parts))
     else:

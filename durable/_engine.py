@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 
 from . import _context
 from ._context import Frame, Scope
-from ._core import OnChangedArgs, Replay, failed_keys, plan, unwrap_final
+from ._core import OnChangedArgs, Replay, plan, unwrap_final
 from ._run import Durability, Run, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
-from .errors import ThreadBusyError
+from .errors import ThreadBusyError, UnfinishedRunError
 from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store, ThreadRow
 
 
@@ -70,8 +70,13 @@ def invoke_flow(
     serde = spec.serde
     has_input = input is not None
     thread = yield _Op("get_thread", (thread_id,))
-    if plan(thread_id, thread, has_input) == "finished":
-        return _finished_output(serde, thread_id, thread)
+    try:
+        if plan(thread_id, thread, has_input) == "finished":
+            return _finished_output(serde, thread_id, thread)
+    except UnfinishedRunError:
+        # A run in progress elsewhere is "busy", not "unfinished": resuming it would not help.
+        _raise_if_held(thread_id, thread)
+        raise
     input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if has_input else b""
 
     owner = new_owner()
@@ -139,7 +144,7 @@ def invoke_flow(
                 "failed",
                 error=dump_error(serde, exc),
                 error_text=error_text(exc),
-                retry_keys=failed_keys(exc, run.origins),
+                retry_keys=replay.retry_keys_after(exc),
             )
             yield from _finish(run, failed)
             raise
@@ -150,6 +155,14 @@ def invoke_flow(
         return output
     finally:
         yield _Op("release", (lease,))
+
+
+def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:
+    if thread is None or thread.owner is None or thread.lease_expires is None:
+        return
+    remaining = thread.lease_expires - time.time()
+    if remaining > 0 and not owner_is_dead(thread.owner):
+        raise ThreadBusyError(thread_id, thread.owner, remaining)
 
 
 def _finished_output(serde: Serializer, thread_id: str, thread: ThreadRow | None) -> Any:

@@ -21,7 +21,7 @@ from contextvars import copy_context
 from typing import Any, Generic, TypeVar
 
 from . import _context
-from .errors import DurableError
+from .errors import UsageError
 
 T = TypeVar("T")
 
@@ -133,7 +133,7 @@ class TaskFuture(Generic[T]):
         """Wait for the task and return its value, or raise its exception."""
         if self._aw is not None:
             if not self._aw.done():
-                raise DurableError(
+                raise UsageError(
                     "this task runs on an event loop: use `await future` (or asyncio.gather) in an "
                     "async entrypoint instead of .result()"
                 )

@@ -67,9 +67,6 @@ class Run:
         self.durability = durability
         self.session = session
         self.loop = asyncio.get_running_loop() if session is not None else None
-        # id(exception) -> key, for the errors tasks raised; the list keeps those ids valid.
-        self.origins: dict[int, str] = {}
-        self._errors: list[BaseException] = []
         self._buffer: list[JournalRow] = []
         self._buffer_lock = threading.Lock()
         self._writer: _BackgroundWriter | None = None
@@ -104,13 +101,9 @@ class Run:
         what = f"the recorded result of task {name!r} (key {row.key})"
         value = load_value(self.serde, row.payload, what)
         if row.status == ERROR:
-            self._note_error(value, row.key)
+            self.replay.note_error(value, row.key)
             return TaskFuture.failed(value)
         return TaskFuture.resolved(value)
-
-    def _note_error(self, exc: BaseException, key: str) -> None:
-        self.origins[id(exc)] = key
-        self._errors.append(exc)
 
     # -- executing a body -----------------------------------------------------------------------
 
@@ -172,7 +165,7 @@ class Run:
     def _error_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
     ) -> JournalRow:
-        self._note_error(exc, key)
+        self.replay.note_error(exc, key)
         return JournalRow(key, attempt, spec.name, ERROR, digest, dump_error(self.serde, exc), started, time.time())
 
     # -- recording ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ The tree::
 
     DurableError
     ├── ConfigurationError        bad options, a missing thread id, an unknown store URL
+    ├── UsageError                an API used the wrong way (a sync wait on an async task, ...)
     ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
     ├── ThreadBusyError           another executor holds the thread's lease
@@ -30,6 +31,10 @@ class DurableError(Exception):
 
 class ConfigurationError(DurableError, ValueError):
     """An option, URL or argument is invalid; nothing was run or written."""
+
+
+class UsageError(DurableError, TypeError):
+    """An API was used the wrong way; the message says the right way."""
 
 
 class ThreadNotFoundError(DurableError, LookupError):

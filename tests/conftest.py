@@ -1,0 +1,315 @@
+"""Shared fixtures for tests/unit and tests/integration.
+
+Two axes are parametrized here instead of copying tests:
+
+* ``store``: every behaviour holds on `MemoryStore` and on `SQLiteStore` (a file in ``tmp_path``).
+* ``flavor``: every behaviour holds for sync and for async entrypoints. A test writes its workflow once,
+  with plain functions, and the flavor turns them into sync or async ones:
+
+  - a body (of an entrypoint or a task) is a plain function, or a generator function that *yields* what it
+    waits for: ``x = yield fetch(1)`` waits for one task (``.result()`` when sync, ``await`` when async),
+    ``xs = yield [fetch(i) for i in range(3)]`` waits for several (a list comprehension / ``asyncio.gather``),
+    ``y = yield flavor.sub(inner, 1)`` runs a sub-entrypoint in the caller's run (``inner.invoke`` /
+    ``inner.ainvoke``), and ``ok = yield flavor.blocking(event.wait, 5)`` makes a blocking call (directly when
+    sync; in a worker thread when async, so the event loop keeps running the other tasks).
+    A task's error is thrown back into the body at its ``yield``, so ``try/except`` works as usual.
+  - ``flavor.task(fn, name=..., retry=...)`` and ``flavor.entrypoint(body, checkpointer=..., ...)`` decorate
+    a sync or an async wrapper of the body with the real `durable.task` / `durable.entrypoint`; the wrapper
+    keeps the body's name and signature, so task names and the ``previous`` parameter behave as written.
+  - ``flavor.invoke(ep, input, thread_id=...)`` calls ``ep.invoke`` (sync) or ``asyncio.run(ep.ainvoke(...))``.
+
+The ``flavor`` fixture covers "sync" (sync entrypoint, sync tasks) and "async" (async entrypoint, async tasks);
+``any_flavor`` adds the two mixes (an async entrypoint calling sync tasks and the reverse) for the engine tests.
+
+Helpers reach tests through fixtures (``flavor``, ``calls``, ``journal``), not imports: `tests/` is not a
+package, and other folders have their own ``conftest`` module. This file imports `durable` only when a fixture
+is used, so the acceptance tests' pytest process (which runs `durable` in subprocesses only) stays free of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pytest
+
+if TYPE_CHECKING:
+    from durable import Entrypoint, Store
+
+# -- stores ---------------------------------------------------------------------------------------
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    from durable import MemoryStore, SQLiteStore
+
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "journal.db")
+    raise AssertionError(kind)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, empty store of each kind."""
+    with make_store(request.param, tmp_path) as s:
+        yield s
+
+
+# -- writing a workflow once, running it sync or async --------------------------------------------
+
+
+class Sub(NamedTuple):
+    """What a body yields to run a sub-entrypoint as part of the current run."""
+
+    ep: Entrypoint[Any, Any]
+    input: Any
+
+
+class Blocking(NamedTuple):
+    """What a body yields to make a blocking call (waiting on an Event or a Barrier)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+# Runs the blocking calls of async bodies; large enough for every test's concurrent waiters.
+_BLOCKING_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="test-blocking")
+
+
+def _wait(step: Any) -> Any:
+    from durable import TaskFuture
+
+    if isinstance(step, Blocking):
+        return step.fn(*step.args)
+    if isinstance(step, Sub):
+        return step.ep.invoke(step.input)
+    if isinstance(step, list):
+        return [f.result() for f in step]
+    assert isinstance(step, TaskFuture), f"a body yielded {step!r}: yield a TaskFuture, a list of them, sub or blocking"
+    return step.result()
+
+
+async def _await(step: Any) -> Any:
+    from durable import TaskFuture
+
+    if isinstance(step, Blocking):
+        return await asyncio.get_running_loop().run_in_executor(_BLOCKING_POOL, step.fn, *step.args)
+    if isinstance(step, Sub):
+        return await step.ep.ainvoke(step.input)
+    if isinstance(step, list):
+        return list(await asyncio.gather(*step))
+    assert isinstance(step, TaskFuture), f"a body yielded {step!r}: yield a TaskFuture, a list of them, sub or blocking"
+    return await step
+
+
+def drive(result: Any) -> Any:
+    """Run a generator body to its end, waiting for what it yields (a plain body's value passes through)."""
+    if not inspect.isgenerator(result):
+        return result
+    gen: Generator[Any, Any, Any] = result
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            value = _wait(step)
+        except Exception as exc:
+            error = exc
+
+
+async def adrive(result: Any) -> Any:
+    """`drive` for async code: what the body yields is awaited."""
+    if not inspect.isgenerator(result):
+        return result
+    gen: Generator[Any, Any, Any] = result
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            value = await _await(step)
+        except Exception as exc:
+            error = exc
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Sync or async entrypoints and tasks, built from one body (see the module docstring)."""
+
+    name: str
+    async_entrypoint: bool
+    async_tasks: bool
+
+    def __repr__(self) -> str:
+        return f"Flavor({self.name})"
+
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        import durable
+
+        def build(fn: Callable[..., Any]) -> Any:
+            if self.async_tasks:
+
+                @functools.wraps(fn)
+                async def body(*args: Any, **kwargs: Any) -> Any:
+                    return await adrive(fn(*args, **kwargs))
+
+            else:
+
+                @functools.wraps(fn)
+                def body(*args: Any, **kwargs: Any) -> Any:
+                    return drive(fn(*args, **kwargs))
+
+            return durable.task(**options)(body)
+
+        return build if fn is None else build(fn)
+
+    def entrypoint(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        import durable
+
+        def build(fn: Callable[..., Any]) -> Entrypoint[Any, Any]:
+            if self.async_entrypoint:
+
+                @functools.wraps(fn)
+                async def body(*args: Any, **kwargs: Any) -> Any:
+                    return await adrive(fn(*args, **kwargs))
+
+            else:
+
+                @functools.wraps(fn)
+                def body(*args: Any, **kwargs: Any) -> Any:
+                    return drive(fn(*args, **kwargs))
+
+            return durable.entrypoint(**options)(body)
+
+        return build if fn is None else build(fn)
+
+    @staticmethod
+    def sub(ep: Entrypoint[Any, Any], input: Any) -> Sub:
+        """For a body to yield: run ``ep`` on ``input`` as part of the current run."""
+        return Sub(ep, input)
+
+    @staticmethod
+    def blocking(fn: Callable[..., Any], *args: Any) -> Blocking:
+        """For a body to yield: call ``fn(*args)``, which blocks, without blocking an event loop."""
+        return Blocking(fn, args)
+
+    def invoke(self, ep: Entrypoint[Any, Any], input: Any, **kwargs: Any) -> Any:
+        """``ep.invoke(...)`` for the sync flavor, ``asyncio.run(ep.ainvoke(...))`` for the async one."""
+        if self.async_entrypoint:
+            return asyncio.run(ep.ainvoke(input, **kwargs))
+        return ep.invoke(input, **kwargs)
+
+
+SYNC = Flavor("sync", async_entrypoint=False, async_tasks=False)
+ASYNC = Flavor("async", async_entrypoint=True, async_tasks=True)
+ASYNC_EP_SYNC_TASKS = Flavor("async-ep-sync-tasks", async_entrypoint=True, async_tasks=False)
+SYNC_EP_ASYNC_TASKS = Flavor("sync-ep-async-tasks", async_entrypoint=False, async_tasks=True)
+
+
+@pytest.fixture(params=[SYNC, ASYNC], ids=lambda f: f.name)
+def flavor(request: pytest.FixtureRequest) -> Flavor:
+    """Sync entrypoint with sync tasks, and async entrypoint with async tasks."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=[SYNC, ASYNC, ASYNC_EP_SYNC_TASKS, SYNC_EP_ASYNC_TASKS], ids=lambda f: f.name)
+def any_flavor(request: pytest.FixtureRequest) -> Flavor:
+    """`flavor` plus the two mixes: an async entrypoint calling sync tasks, a sync one calling async tasks."""
+    return request.param  # type: ignore[no-any-return]
+
+
+# -- observing what ran and what was journaled -----------------------------------------------------
+
+
+class Calls:
+    """Counts task-body executions, safely from many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def hit(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._counts[name]
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a refused input must leave as it was: the latest run's id, status, output and journal."""
+
+    run_id: int
+    status: str
+    output: Any
+    entries: tuple[tuple[Any, ...], ...]
+
+
+class Journal:
+    """Reads a thread's journal through `Entrypoint.get_state`, as plain comparable data."""
+
+    @staticmethod
+    def snapshot(ep: Entrypoint[Any, Any], thread_id: str) -> Snapshot | None:
+        """The thread's latest run and entries, or ``None`` if the store does not know the thread."""
+        from durable import ThreadNotFoundError
+
+        try:
+            state = ep.get_state(thread_id=thread_id)
+        except ThreadNotFoundError:
+            return None
+        entries = tuple(
+            (e.key, e.task, e.status, e.result, repr(e.error), e.attempt, e.started_at, e.finished_at)
+            for e in state.entries
+        )
+        return Snapshot(state.run_id, state.status, state.output, entries)
+
+    @staticmethod
+    def by_key(ep: Entrypoint[Any, Any], thread_id: str) -> dict[str, list[Any]]:
+        """key -> the entries recorded under it (several when it ran again on resume), in journal order."""
+        out: dict[str, list[Any]] = {}
+        for e in ep.get_state(thread_id=thread_id).entries:
+            out.setdefault(e.key, []).append(e)
+        return out
+
+    @staticmethod
+    def keys(ep: Entrypoint[Any, Any], thread_id: str) -> list[str]:
+        """The distinct keys of the latest run's journal, sorted by their numeric parts."""
+        keys = {e.key for e in ep.get_state(thread_id=thread_id).entries}
+        return sorted(keys, key=lambda k: [int(p) for p in k.split(".")])
+
+
+@pytest.fixture
+def journal() -> Journal:
+    return Journal()
