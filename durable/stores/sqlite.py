@@ -10,9 +10,11 @@ a read lock, and wait up to ``busy_timeout`` for each other.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
@@ -71,9 +73,14 @@ class SQLiteStore(Store):
     def _pragmas(self) -> list[str]:
         return [
             f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}",
-            "PRAGMA journal_mode = WAL",
             f"PRAGMA synchronous = {self.synchronous}",
         ]
+
+    def _wal_refused(self, mode: str) -> StoreError:
+        return StoreError(
+            f"SQLite journal {self.path!r} cannot use WAL mode (it stays in {mode!r} mode); "
+            f"put it on a local filesystem"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child process opens its own.
@@ -83,6 +90,18 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
             for pragma in self._pragmas():
                 conn.execute(pragma)
+            # Switching a new file to WAL takes an exclusive lock, and SQLite reports "locked" at
+            # once rather than waiting busy_timeout for it: when processes open one new file together,
+            # all but one must retry.
+            deadline = time.monotonic() + self.busy_timeout
+            while (mode := _journal_mode(conn)) != "wal":
+                try:
+                    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                        raise self._wal_refused(mode)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
             _drive_sync(conn, ops.migrate(), write=True)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
@@ -140,6 +159,17 @@ class SQLiteStore(Store):
             session = _AsyncSQLiteSession(self, conn)
             for pragma in self._pragmas():
                 await conn.execute(pragma)
+            deadline = time.monotonic() + self.busy_timeout
+            while (mode := await _ajournal_mode(conn)) != "wal":
+                try:
+                    cur = await conn.execute("PRAGMA journal_mode = WAL")
+                    row = await cur.fetchone()
+                    if row is None or str(row[0]).lower() != "wal":
+                        raise self._wal_refused(mode)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.005)
             await session.run(ops.migrate(), write=True)
             yield session
         finally:
@@ -215,6 +245,16 @@ def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, w
         if write and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+async def _ajournal_mode(conn: aiosqlite.Connection) -> str:
+    cur = await conn.execute("PRAGMA journal_mode")
+    row = await cur.fetchone()
+    return "" if row is None else str(row[0]).lower()
 
 
 def _fetch(cur: sqlite3.Cursor, fetch: ops.Fetch) -> Any:
