@@ -31,11 +31,8 @@ def unchanged(before: Any, after: Any) -> bool:
     return (before.run_id, before.status, before.entries) == (after.run_id, after.status, after.entries)
 
 
-def test_another_task_at_a_recorded_key_raises_non_determinism(
-    store: Store, flavor: Flavor, calls: Any, journal: Any
-) -> None:
-    """A replay calling another task than the one recorded at a key raises NonDeterminismError; nothing runs."""
-    f = flavor
+def swappable_flow(f: Flavor, store: Store, calls: Any) -> tuple[Any, list[bool], list[str]]:
+    """A flow calling task "fetch" or "search" (per ``variant``), then "finish" (failing while ``failing``)."""
     failing = [True]
     variant = ["fetch"]
 
@@ -55,6 +52,16 @@ def test_another_task_at_a_recorded_key_raises_non_determinism(
     def flow(x: int) -> Any:
         a = yield (fetch(x) if variant[0] == "fetch" else search(x))
         return (yield finish(a))
+
+    return flow, failing, variant
+
+
+def test_another_task_at_a_recorded_key_raises_non_determinism(
+    store: Store, flavor: Flavor, calls: Any, journal: Any
+) -> None:
+    """A replay calling another task than the one recorded at a key raises NonDeterminismError; nothing runs."""
+    f = flavor
+    flow, failing, variant = swappable_flow(f, store, calls)
 
     with pytest.raises(Boom):
         f.invoke(flow, 1, thread_id="t")
@@ -75,25 +82,7 @@ def test_after_a_non_determinism_error_the_original_code_resumes_the_run(
 ) -> None:
     """A NonDeterminismError does not spoil the run: back on the original code, the failed task runs again."""
     f = flavor
-    failing = [True]
-    variant = ["fetch"]
-
-    @f.task(name="fetch")
-    def fetch(x: int) -> int:
-        calls.hit("fetch")
-        return x + 1
-
-    @f.task(name="search")
-    def search(x: int) -> int:
-        calls.hit("search")
-        return x - 1
-
-    finish = f.task(name="finish")(failing_once(calls, failing))
-
-    @f.entrypoint(checkpointer=store)
-    def flow(x: int) -> Any:
-        a = yield (fetch(x) if variant[0] == "fetch" else search(x))
-        return (yield finish(a))
+    flow, failing, variant = swappable_flow(f, store, calls)
 
     with pytest.raises(Boom):
         f.invoke(flow, 1, thread_id="t")
