@@ -85,9 +85,9 @@ def _call_task(
 ) -> TaskFuture[Any]:
     if instance is not None:
         args = (instance, *args)
-    frame = _context.current.get()
-    if frame is not None:
-        return frame.run.call(spec, frame.scope, args, kwargs)
+    scope = _context.current.get()
+    if scope is not None:
+        return scope.run.call(spec, scope, args, kwargs)
     return _call_plain(spec, args, kwargs)
 
 
@@ -190,9 +190,9 @@ class Entrypoint(Generic[I, O]):
         Called inside another run without a thread id, the entrypoint runs as
         part of that run, its tasks journaled under the caller's key.
         """
-        frame = _context.current.get()
-        if frame is not None and thread_id is None and config is None:
-            return frame.run.call(self._nested, frame.scope, (input,), {}).result()  # type: ignore[no-any-return]
+        scope = _context.current.get()
+        if scope is not None and thread_id is None and config is None:
+            return scope.run.call(self._nested, scope, (input,), {}).result()  # type: ignore[no-any-return]
         tid = _thread_id(thread_id, config)
         _check_durability(durability)
         if self._spec.is_async:
@@ -218,9 +218,9 @@ class Entrypoint(Generic[I, O]):
         durability: Durability = "sync",
     ) -> O:
         """Async `invoke`. A sync entrypoint runs in a worker thread, so the loop is never blocked."""
-        frame = _context.current.get()
-        if frame is not None and thread_id is None and config is None:
-            return await frame.run.call(self._nested, frame.scope, (input,), {})  # type: ignore[no-any-return]
+        scope = _context.current.get()
+        if scope is not None and thread_id is None and config is None:
+            return await scope.run.call(self._nested, scope, (input,), {})  # type: ignore[no-any-return]
         tid = _thread_id(thread_id, config)
         _check_durability(durability)
         if not self._spec.is_async:

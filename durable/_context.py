@@ -1,14 +1,14 @@
-"""Where a call happens: the run it belongs to and the scope that numbers its keys.
+"""Where a call happens: the scope that numbers its keys, in the run it belongs to.
 
-A `Frame` lives in a ContextVar, so it follows the code that runs a body: the
-entrypoint's thread, a pool thread running a task (entered explicitly), or an
-asyncio task (which copies the context when it is created).
+The current `Scope` lives in a ContextVar, so it follows the code that runs a
+body: the entrypoint's thread, a pool thread running a task (entered
+explicitly), or an asyncio task (which copies the context when it is created).
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._futures import TaskFuture
@@ -24,14 +24,16 @@ class Scope:
     scope, so no lock is needed.
     """
 
-    __slots__ = ("deferred", "n", "outstanding", "prefix")
+    __slots__ = ("deferred", "n", "outstanding", "prefix", "run")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, run: Run, prefix: str) -> None:
+        self.run = run
         self.prefix = prefix
         self.n = 0
         # Sync futures not started yet: the next call or wait starts them (see TaskFuture).
         self.deferred: TaskFuture[Any] | None = None
-        self.outstanding: list[TaskFuture[Any]] = []
+        # Futures started in the pool or on the loop, for the body's end to wait for (made on first use).
+        self.outstanding: list[TaskFuture[Any]] | None = None
 
     def next_key(self) -> str:
         n = self.n
@@ -40,14 +42,16 @@ class Scope:
 
     def track(self, fut: TaskFuture[Any]) -> None:
         out = self.outstanding
-        if len(out) >= 64:
+        if out is None:
+            self.outstanding = out = []
+        elif len(out) >= 64:
             out[:] = [f for f in out if not f.done()]
         out.append(fut)
 
+    def start(self, fut: TaskFuture[Any]) -> None:
+        """Hand a deferred future to the pool; the body's end waits for it."""
+        fut.dispatch()
+        self.track(fut)
 
-class Frame(NamedTuple):
-    run: Run
-    scope: Scope
 
-
-current: ContextVar[Frame | None] = ContextVar("durable_frame", default=None)
+current: ContextVar[Scope | None] = ContextVar("durable_scope", default=None)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import _context
-from ._context import Frame, Scope
+from ._context import Scope
 from ._core import OnChangedArgs, Replay, plan, unwrap_final
 from ._run import Durability, Run, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
@@ -125,8 +125,8 @@ def invoke_flow(
             prev = run_row.previous
             kwargs["previous"] = None if prev is None else load_value(serde, prev, "the previous run's value")
 
-        scope = Scope("")
-        token = _context.current.set(Frame(run, scope))
+        scope = Scope(run, "")
+        token = _context.current.set(scope)
         heartbeat.add(store, lease)
         try:
             try:

@@ -41,16 +41,20 @@ def pool() -> ThreadPoolExecutor:
     return _pool
 
 
+# One lock for every future's state changes: each critical section is a few bytecodes, so
+# sharing it costs less than creating a lock per task call.
+_state_lock = threading.Lock()
+
+
 class TaskFuture(Generic[T]):
     """The result of a task call: ``.result()`` in sync code, ``await`` in async code."""
 
-    __slots__ = ("__weakref__", "_aw", "_error", "_event", "_job", "_lock", "_state", "_value")
+    __slots__ = ("__weakref__", "_aw", "_error", "_event", "_job", "_state", "_value")
 
     def __init__(self) -> None:
         self._state = _PENDING
         self._value: Any = None
         self._error: BaseException | None = None
-        self._lock: threading.Lock | None = None
         self._event: threading.Event | None = None
         self._job: Callable[[], T] | None = None
         self._aw: asyncio.Future[T] | None = None
@@ -72,7 +76,7 @@ class TaskFuture(Generic[T]):
     @classmethod
     def deferred(cls, job: Callable[[], T]) -> TaskFuture[T]:
         f: TaskFuture[T] = cls()
-        f._job, f._lock = job, threading.Lock()
+        f._job = job
         return f
 
     @classmethod
@@ -90,10 +94,9 @@ class TaskFuture(Generic[T]):
         return self._state == _DONE
 
     def _claim(self) -> bool:
-        lock = self._lock
-        if lock is None:
+        if self._job is None:
             return False
-        with lock:
+        with _state_lock:
             if self._state != _PENDING:
                 return False
             self._state = _RUNNING
@@ -103,16 +106,13 @@ class TaskFuture(Generic[T]):
         job = self._job
         assert job is not None
         self._job = None
+        value: Any = None
+        error: BaseException | None = None
         try:
             value = job()
-        except BaseException as exc:
-            self._finish(None, exc)
-        else:
-            self._finish(value, None)
-
-    def _finish(self, value: Any, error: BaseException | None) -> None:
-        assert self._lock is not None
-        with self._lock:
+        except BaseException as exc:  # delivered to whoever waits
+            error = exc
+        with _state_lock:
             self._value, self._error, self._state = value, error, _DONE
             event = self._event
         if event is not None:
@@ -124,7 +124,7 @@ class TaskFuture(Generic[T]):
 
     def dispatch(self) -> None:
         """Hand a deferred future to the pool (with the caller's context); no-op otherwise."""
-        if self._state == _PENDING and self._lock is not None:
+        if self._state == _PENDING and self._job is not None:
             pool().submit(copy_context().run, self._run_if_pending)
 
     # -- waiting --------------------------------------------------------------------------------
@@ -139,13 +139,13 @@ class TaskFuture(Generic[T]):
                 )
             return self._aw.result()
         if self._state != _DONE:
-            frame = _context.current.get()
-            if frame is not None:
-                pending = frame.scope.deferred
+            scope = _context.current.get()
+            if scope is not None:
+                pending = scope.deferred
                 if pending is not None:
-                    frame.scope.deferred = None
+                    scope.deferred = None
                     if pending is not self:
-                        pending.dispatch()
+                        scope.start(pending)
             if self._claim():
                 self._execute()
             else:
@@ -155,8 +155,7 @@ class TaskFuture(Generic[T]):
         return self._value  # type: ignore[no-any-return]
 
     def _wait(self, timeout: float | None) -> None:
-        assert self._lock is not None
-        with self._lock:
+        with _state_lock:
             if self._state == _DONE:
                 return
             if self._event is None:

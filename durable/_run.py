@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Literal
 
 from . import _context
-from ._context import Frame, Scope
+from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture, pool
@@ -87,14 +87,14 @@ class Run:
         if loop is not None and _in_loop(loop):
             coro = self._aexecute(spec, key, attempt, digest, args, kwargs)
             fut: TaskFuture[Any] = TaskFuture.wrap(loop.create_task(coro))
-        else:
-            fut = TaskFuture.deferred(partial(self._execute, spec, key, attempt, digest, args, kwargs))
-            # The previous call had no waiter before this one: it is a fan-out, start it now.
-            previous = scope.deferred
-            scope.deferred = fut
-            if previous is not None:
-                previous.dispatch()
-        scope.track(fut)
+            scope.track(fut)
+            return fut
+        fut = TaskFuture.deferred(partial(self._execute, spec, key, attempt, digest, args, kwargs))
+        # The previous call had no waiter before this one: it is a fan-out, start it now.
+        previous = scope.deferred
+        scope.deferred = fut
+        if previous is not None:
+            scope.start(previous)
         return fut
 
     def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
@@ -109,13 +109,32 @@ class Run:
 
     def _execute(self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
         started = time.time()
+        scope = Scope(self, key + ".")
+        token = _context.current.set(scope)
         try:
-            value = self._body(spec, key, args, kwargs)
+            if spec.retry is None and not spec.is_async:
+                value = spec.fn(*args, **kwargs)
+            else:
+                value = self._call(spec, args, kwargs)
         except Exception as exc:
+            drain(scope)
+            _context.current.reset(token)
             self.record(self._error_row(spec, key, attempt, digest, exc, started))
             raise
+        except BaseException:
+            drain(scope)
+            _context.current.reset(token)
+            raise
+        drain(scope)
+        _context.current.reset(token)
         self.record(self._ok_row(spec, key, attempt, digest, value, started))
         return value
+
+    @staticmethod
+    def _call(spec: TaskSpec, args: Args, kwargs: Kwargs) -> Any:
+        if spec.is_async:
+            return asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
+        return call_with_retry(spec.retry, spec.fn, args, kwargs)
 
     async def _aexecute(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
@@ -137,19 +156,17 @@ class Run:
 
     def _body(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
         """Run a task's function in its own scope, and wait for the children it started."""
-        scope = Scope(key + ".")
-        token = _context.current.set(Frame(self, scope))
+        scope = Scope(self, key + ".")
+        token = _context.current.set(scope)
         try:
-            if spec.is_async:
-                return asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
-            return call_with_retry(spec.retry, spec.fn, args, kwargs)
+            return self._call(spec, args, kwargs)
         finally:
             drain(scope)
             _context.current.reset(token)
 
     async def _abody(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
-        scope = Scope(key + ".")
-        token = _context.current.set(Frame(self, scope))
+        scope = Scope(self, key + ".")
+        token = _context.current.set(scope)
         try:
             return await call_with_retry_async(spec.retry, spec.fn, args, kwargs)
         finally:
@@ -259,17 +276,19 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
 def drain(scope: Scope) -> None:
     """Wait until every call a body made has finished; their errors belong to whoever awaits them."""
     deferred = scope.deferred
-    scope.deferred = None
     if deferred is not None:
+        scope.deferred = None
         deferred.exception()
-    for fut in scope.outstanding:
-        fut.exception()
-    scope.outstanding.clear()
+    outstanding = scope.outstanding
+    if outstanding:
+        for fut in outstanding:
+            fut.exception()
+        outstanding.clear()
 
 
 async def adrain(scope: Scope) -> None:
     # Gathering the finished ones too marks their errors as retrieved, so asyncio does not log them.
-    waiting: Sequence[Any] = list(scope.outstanding)
-    scope.outstanding.clear()
+    waiting: Sequence[Any] = scope.outstanding or ()
+    scope.outstanding = None
     if waiting:
         await asyncio.gather(*waiting, return_exceptions=True)

@@ -45,7 +45,7 @@ class PickleSerializer:
     """cloudpickle (with the C pickler as a fast path for plain data), tagged ``P``."""
 
     def dumps(self, value: Any) -> bytes:
-        if _is_plain(value):
+        if type(value) in _PLAIN or _is_plain(value):
             return TAG_PICKLE + pickle.dumps(value, protocol=5)
         blob: bytes = cloudpickle.dumps(value, protocol=5)
         return TAG_PICKLE + blob

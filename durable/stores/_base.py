@@ -18,7 +18,7 @@ import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 
@@ -27,9 +27,11 @@ OK = 0
 ERROR = 1
 
 
-@dataclass(frozen=True, slots=True)
-class JournalRow:
-    """One recorded outcome of a task call: its value (``OK``) or its exception (``ERROR``)."""
+class JournalRow(NamedTuple):
+    """One recorded outcome of a task call: its value (``OK``) or its exception (``ERROR``).
+
+    A named tuple because one is built for every task call: it is the cheapest record Python has.
+    """
 
     key: str
     attempt: int

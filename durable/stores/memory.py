@@ -101,11 +101,20 @@ class MemoryStore(Store):
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         with self._lock:
             t = self._held(lease)
-            slots = [(run_id, r.key, r.attempt) for r in rows]
-            if len(set(slots)) != len(slots) or not t.recorded.isdisjoint(slots):
-                raise StoreError(f"thread {lease.thread_id!r}: a journal slot in {slots} is already recorded")
-            t.recorded.update(slots)
-            t.journal[run_id].extend(rows)
+            recorded = t.recorded
+            if len(rows) == 1:
+                slot = (run_id, rows[0].key, rows[0].attempt)
+                if slot in recorded:
+                    raise StoreError(f"thread {lease.thread_id!r}: journal slot {slot} is already recorded")
+                recorded.add(slot)
+            else:
+                slots = {(run_id, r.key, r.attempt) for r in rows}
+                if len(slots) != len(rows) or not recorded.isdisjoint(slots):
+                    raise StoreError(
+                        f"thread {lease.thread_id!r}: a journal slot in {sorted(slots)} is already recorded"
+                    )
+                recorded |= slots
+            t.journal[run_id] += rows
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         with self._lock:
