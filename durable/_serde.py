@@ -46,9 +46,8 @@ class PickleSerializer:
 
     def dumps(self, value: Any) -> bytes:
         if type(value) in _PLAIN or _is_plain(value):
-            return TAG_PICKLE + pickle.dumps(value, protocol=5)
-        blob: bytes = cloudpickle.dumps(value, protocol=5)
-        return TAG_PICKLE + blob
+            return _unframed(pickle.dumps(value, protocol=5))
+        return _unframed(cloudpickle.dumps(value, protocol=5))
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_PICKLE:
@@ -56,6 +55,18 @@ class PickleSerializer:
                 "a journal blob", "bytes", f"unknown format tag {blob[:1]!r} (written by another serializer?)"
             )
         return pickle.loads(blob[1:])
+
+
+def _unframed(blob: bytes) -> bytes:
+    """Tag a pickle, dropping its frame header when one frame holds it all (any small pickle).
+
+    Framing only helps a reader stream large pickles from a file; for the small
+    values most tasks return its 9 bytes would be the largest part of the row.
+    Unframed data is valid at every protocol, and `pickle.loads` reads it as is.
+    """
+    if blob[2:3] == b"\x95" and int.from_bytes(blob[3:11], "little") == len(blob) - 11:
+        return TAG_PICKLE + blob[:2] + blob[11:]
+    return TAG_PICKLE + blob
 
 
 DEFAULT_SERIALIZER: Serializer = PickleSerializer()

@@ -68,7 +68,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             digest BLOB,
             payload BLOB NOT NULL,
             started_at REAL NOT NULL,
-            finished_at REAL NOT NULL,
+            duration_us INTEGER NOT NULL,
             PRIMARY KEY (tid, run_id, key, attempt)
         ) WITHOUT ROWID""",
     ),
@@ -183,44 +183,41 @@ def start_run(lease: Lease, run: RunRow) -> Op[None]:
 
 def load_journal(tid: int, run_id: int) -> Op[list[JournalRow]]:
     rows = yield Stmt(
-        "SELECT key, attempt, name, status, digest, payload, started_at, finished_at FROM durable_journal "
-        "WHERE tid = ? AND run_id = ? ORDER BY finished_at, key, attempt",
+        "SELECT key, attempt, name, status, digest, payload, started_at, duration_us FROM durable_journal "
+        "WHERE tid = ? AND run_id = ? ORDER BY started_at, key, attempt",
         (tid, run_id),
         "all",
     )
-    return [JournalRow(*r) for r in rows]
+    return [
+        JournalRow(key, attempt, name, status, digest, payload, started, started + us / 1e6)
+        for key, attempt, name, status, digest, payload, started, us in rows
+    ]
 
 
-_APPEND_SQL = (
+# A row keeps its start and an integer duration in microseconds (rounded down, so a task never
+# seems to end after the next one started): 10 bytes or so where two REALs take 16, in a row of 50.
+APPEND_SQL = (
     "INSERT INTO durable_journal (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
-    f"finished_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_HELD}"
+    f"duration_us) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_HELD}"
 )
 
 
+def append_params(lease: Lease, run_id: int, r: JournalRow) -> tuple[Any, ...]:
+    """The parameters of `APPEND_SQL` for one row (the store's fast path executes it directly)."""
+    tid = lease.tid
+    return (
+        tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload,
+        r.started_at, int((r.finished_at - r.started_at) * 1e6),
+        tid, lease.fence, lease.owner,
+    )  # fmt: skip
+
+
 def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
-    tid, fence, owner = lease.tid, lease.fence, lease.owner
-    params = [
-        (
-            tid,
-            run_id,
-            r.key,
-            r.attempt,
-            r.name,
-            r.status,
-            r.digest,
-            r.payload,
-            r.started_at,
-            r.finished_at,
-            tid,
-            fence,
-            owner,
-        )
-        for r in rows
-    ]
+    params = [append_params(lease, run_id, r) for r in rows]
     if len(params) == 1:
-        n = yield Stmt(_APPEND_SQL, params[0])
+        n = yield Stmt(APPEND_SQL, params[0])
     else:
-        n = yield Stmt(_APPEND_SQL, params, many=True)
+        n = yield Stmt(APPEND_SQL, params, many=True)
     if n != len(params):
         raise LeaseLostError(lease.thread_id)
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
-from ..errors import ConfigurationError, SchemaVersionError, StoreError
+from ..errors import ConfigurationError, LeaseLostError, SchemaVersionError, StoreError
 from . import _sqlite_ops as ops
 from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
 
@@ -143,8 +143,20 @@ class SQLiteStore(Store):
         return self._run(ops.load_journal(tid, run_id), write=False)
 
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        # One row is one statement, atomic without an explicit transaction.
-        self._run(ops.append(lease, run_id, rows), write=len(rows) > 1)
+        if len(rows) != 1:
+            self._run(ops.append(lease, run_id, rows), write=True)
+            return
+        # The hot path, one row per finished task: one statement, atomic without an explicit
+        # transaction, executed without the generator machinery.
+        params = ops.append_params(lease, run_id, rows[0])
+        with self._lock:
+            conn = self._conn if self._conn is not None and self._pid == os.getpid() else self._connect()
+            try:
+                n = conn.execute(ops.APPEND_SQL, params).rowcount
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
+        if n != 1:
+            raise LeaseLostError(lease.thread_id)
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         self._run(ops.finish_run(lease, run_id, outcome), write=False)
