@@ -19,10 +19,11 @@ from ._core import Final, OnChangedArgs
 from ._engine import EntrypointSpec, adrive, drive, invoke_flow
 from ._futures import TaskFuture
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
-from ._run import DURABILITY_MODES, Durability, TaskSpec
+from ._run import TaskSpec
 from ._serde import DEFAULT_SERIALIZER, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
+from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, UsageError
 from .stores._base import Store
 

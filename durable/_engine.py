@@ -22,8 +22,9 @@ from typing import Any, NamedTuple
 from . import _context
 from ._context import Scope
 from ._core import OnChangedArgs, Replay, plan, unwrap_final
-from ._run import Durability, Run, adrain, drain
+from ._run import Run, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
+from ._writers import Durability
 from .errors import ThreadBusyError, UnfinishedRunError
 from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store, ThreadRow
 

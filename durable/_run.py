@@ -8,14 +8,12 @@ whose job runs the body and records the outcome (`_execute` / `_aexecute`).
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 from . import _context
 from ._context import Scope
@@ -24,11 +22,10 @@ from ._digest import digest_call
 from ._futures import TaskFuture, pool
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
 from ._serde import Serializer, dump_error, dump_value, load_value
+from ._writers import DURABILITY_MODES, Durability, make_writer
 from .errors import ConfigurationError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
-Durability = Literal["sync", "async", "exit"]
-DURABILITY_MODES = ("sync", "async", "exit")
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
@@ -67,9 +64,10 @@ class Run:
         self.durability = durability
         self.session = session
         self.loop = asyncio.get_running_loop() if session is not None else None
-        self._buffer: list[JournalRow] = []
-        self._buffer_lock = threading.Lock()
-        self._writer: _BackgroundWriter | None = None
+        self.writer = make_writer(durability, store, lease, run_id, session)
+        # Journal one outcome per the durability mode (bound once: this is on every task's path).
+        self.record = self.writer.write
+        self.arecord = self.writer.awrite
         self.executed = 0
         self.replayed = 0
 
@@ -187,83 +185,9 @@ class Run:
 
     # -- recording ------------------------------------------------------------------------------
 
-    def record(self, row: JournalRow) -> None:
-        """Journal one outcome per the durability mode (from any thread)."""
-        if self.durability == "sync":
-            self.store.append(self.lease, self.run_id, (row,))
-        elif self.durability == "exit":
-            with self._buffer_lock:
-                self._buffer.append(row)
-        else:
-            self._background().put(row)
-
-    async def arecord(self, row: JournalRow) -> None:
-        if self.durability == "sync" and self.session is not None:
-            await self.session.append(self.lease, self.run_id, (row,))
-        else:
-            self.record(row)
-
-    def _background(self) -> _BackgroundWriter:
-        with self._buffer_lock:
-            if self._writer is None:
-                self._writer = _BackgroundWriter(self.store, self.lease, self.run_id)
-            return self._writer
-
     def take_buffered(self) -> list[JournalRow]:
-        """Rows still to be written when the run ends ("exit" mode), after stopping the background writer."""
-        if self._writer is not None:
-            self._writer.close()
-        with self._buffer_lock:
-            rows, self._buffer = self._buffer, []
-        return rows
-
-
-class _BackgroundWriter:
-    """Durability "async": a thread commits recorded rows in batches while the run goes on."""
-
-    _STOP: Any = object()
-
-    def __init__(self, store: Store, lease: Lease, run_id: int) -> None:
-        self._store, self._lease, self._run_id = store, lease, run_id
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="durable-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, row: JournalRow) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(row)
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            batch: list[JournalRow] = []
-            stop = item is self._STOP
-            if not stop:
-                batch.append(item)
-            while not stop:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is self._STOP:
-                    stop = True
-                else:
-                    batch.append(item)
-            if batch and self._error is None:
-                try:
-                    self._store.append(self._lease, self._run_id, batch)
-                except BaseException as exc:
-                    self._error = exc
-            if stop:
-                return
-
-    def close(self) -> None:
-        self._queue.put(self._STOP)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        """Stop the writer; the rows the run's end must still write ("exit" mode)."""
+        return self.writer.close()
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

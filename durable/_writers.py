@@ -1,0 +1,197 @@
+"""How recorded outcomes reach the store: one writer per durability mode.
+
+- ``"sync"``: `GroupCommitWriter`. A task's row is committed before its future
+  resolves. Rows recorded while a commit is in flight wait for the next one,
+  which takes them all: parallel tasks finishing together share a transaction.
+- ``"async"``: `BackgroundWriter`. A thread commits rows in batches while the
+  run goes on; the run's end waits for it.
+- ``"exit"``: `ExitWriter`. Rows stay in memory until the run finishes, pauses
+  or fails, and are then written in one transaction, before the run's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from typing import Any, Literal
+
+from .stores._base import AsyncSession, JournalRow, Lease, Store
+
+Durability = Literal["sync", "async", "exit"]
+DURABILITY_MODES = ("sync", "async", "exit")
+
+
+class Writer:
+    """Takes rows from task bodies (any thread, or the run's event loop)."""
+
+    def write(self, row: JournalRow) -> None:
+        raise NotImplementedError
+
+    async def awrite(self, row: JournalRow) -> None:
+        self.write(row)
+
+    def close(self) -> list[JournalRow]:
+        """Stop taking rows; return those the run's end must still write."""
+        return []
+
+
+class _Batch:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class GroupCommitWriter(Writer):
+    """Durability "sync": commit before returning, sharing commits between concurrent writers."""
+
+    def __init__(self, store: Store, lease: Lease, run_id: int, session: AsyncSession | None) -> None:
+        self._store, self._lease, self._run_id, self._session = store, lease, run_id, session
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._pending: list[JournalRow] = []
+        self._batch = _Batch()
+        self._async_lock: asyncio.Lock | None = None
+
+    def _enqueue(self, row: JournalRow) -> _Batch:
+        with self._queue_lock:
+            self._pending.append(row)
+            return self._batch
+
+    def _take(self) -> tuple[list[JournalRow], _Batch]:
+        with self._queue_lock:
+            rows, batch = self._pending, self._batch
+            self._pending, self._batch = [], _Batch()
+        return rows, batch
+
+    def write(self, row: JournalRow) -> None:
+        if self._commit_lock.acquire(blocking=False):
+            # No commit in flight (always so in a sequential workflow): commit this row and
+            # whatever others queued while we got here.
+            try:
+                if not self._pending:  # unlocked read: a row queued meanwhile is committed by its writer
+                    self._store.append(self._lease, self._run_id, (row,))
+                    return
+                rows, batch = self._take()
+                rows.append(row)
+                try:
+                    self._store.append(self._lease, self._run_id, rows)
+                except BaseException as exc:
+                    batch.error = exc
+                    raise
+                finally:
+                    batch.done = True
+            finally:
+                self._commit_lock.release()
+            return
+        mine = self._enqueue(row)
+        with self._commit_lock:
+            # Whoever holds the lock commits everything queued, so by the time we get it,
+            # the commit before us may have taken our row already.
+            if not mine.done:
+                rows, batch = self._take()
+                try:
+                    self._store.append(self._lease, self._run_id, rows)
+                except BaseException as exc:
+                    batch.error = exc
+                batch.done = True
+        if mine.error is not None:
+            raise mine.error
+
+    async def awrite(self, row: JournalRow) -> None:
+        if self._session is None:
+            self.write(row)
+            return
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        mine = self._enqueue(row)
+        async with self._async_lock:
+            if not mine.done:
+                rows, batch = self._take()
+                try:
+                    await self._session.append(self._lease, self._run_id, rows)
+                except BaseException as exc:
+                    batch.error = exc
+                batch.done = True
+        if mine.error is not None:
+            raise mine.error
+
+
+class ExitWriter(Writer):
+    """Durability "exit": keep rows until the run ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[JournalRow] = []
+
+    def write(self, row: JournalRow) -> None:
+        with self._lock:
+            self._rows.append(row)
+
+    def close(self) -> list[JournalRow]:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
+
+
+class BackgroundWriter(Writer):
+    """Durability "async": a thread commits rows in batches while the run goes on."""
+
+    _STOP: Any = object()
+
+    def __init__(self, store: Store, lease: Lease, run_id: int) -> None:
+        self._store, self._lease, self._run_id = store, lease, run_id
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def write(self, row: JournalRow) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="durable-writer", daemon=True)
+                    self._thread.start()
+        self._queue.put(row)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[JournalRow] = []
+            item = self._queue.get()
+            while True:
+                if item is self._STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch and self._error is None:
+                try:
+                    self._store.append(self._lease, self._run_id, batch)
+                except BaseException as exc:  # surfaced by write() and close()
+                    self._error = exc
+
+    def close(self) -> list[JournalRow]:
+        if self._thread is not None:
+            self._queue.put(self._STOP)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return []
+
+
+def make_writer(
+    durability: Durability, store: Store, lease: Lease, run_id: int, session: AsyncSession | None
+) -> Writer:
+    if durability == "sync":
+        return GroupCommitWriter(store, lease, run_id, session)
+    if durability == "exit":
+        return ExitWriter()
+    return BackgroundWriter(store, lease, run_id)
