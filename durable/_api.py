@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
@@ -95,6 +94,8 @@ def _call_task(
 def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
     """Outside a run: no journal, the function runs now (or, if async, on the running loop)."""
     if spec.is_async:
+        import asyncio
+
         coro = call_with_retry_async(spec.retry, spec.fn, args, kwargs)
         try:
             loop = asyncio.get_running_loop()
@@ -197,6 +198,8 @@ class Entrypoint(Generic[I, O]):
         tid = _thread_id(thread_id, config)
         _check_durability(durability)
         if self._spec.is_async:
+            import asyncio
+
             if _loop_running():
                 raise UsageError(
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
@@ -225,6 +228,8 @@ class Entrypoint(Generic[I, O]):
         tid = _thread_id(thread_id, config)
         _check_durability(durability)
         if not self._spec.is_async:
+            import asyncio
+
             ctx = copy_context()
             call = partial(self.invoke, input, thread_id=tid, durability=durability)
             return await asyncio.get_running_loop().run_in_executor(None, ctx.run, call)
@@ -333,6 +338,8 @@ def _check_durability(durability: str) -> None:
 
 
 def _loop_running() -> bool:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

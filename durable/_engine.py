@@ -9,10 +9,7 @@ what the flow is doing, so the sync and async paths cannot disagree.
 
 from __future__ import annotations
 
-import logging
 import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -222,13 +219,12 @@ async def adrive(flow: Flow, session: AsyncSession) -> Any:
 
 # -- ownership ------------------------------------------------------------------------------------
 
-_HOST = socket.gethostname()
-logger = logging.getLogger("durable")
+_HOST = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "localhost")
 
 
 def new_owner() -> str:
     """A unique executor id: host, pid, and a token telling two invokes of one process apart."""
-    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -294,7 +290,11 @@ class _Heartbeat:
                     store.renew(lease)
                 except Exception:
                     # The next beat tries again; the lease only lapses if every renewal fails.
-                    logger.warning("renewing the lease on thread %r failed", lease.thread_id, exc_info=True)
+                    import logging
+
+                    logging.getLogger("durable").warning(
+                        "renewing the lease on thread %r failed", lease.thread_id, exc_info=True
+                    )
 
 
 heartbeat = _Heartbeat()

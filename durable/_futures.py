@@ -13,15 +13,17 @@ sync task) and is awaited.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _context
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ def pool() -> ThreadPoolExecutor:
     """The process-wide pool that runs dispatched sync tasks (threads are created lazily)."""
     global _pool
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         with _pool_lock:
             if _pool is None:
                 _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="durable-task")
@@ -177,6 +181,8 @@ class TaskFuture(Generic[T]):
             return (yield from self._aw.__await__())
         if self._state != _DONE:
             # A sync future awaited from async code: wait for it off the loop.
+            import asyncio
+
             return (yield from asyncio.get_running_loop().run_in_executor(pool(), self.result).__await__())
         if self._error is not None:
             raise self._error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +72,8 @@ def call_with_retry(
 async def call_with_retry_async(
     policy: RetryPolicy | None, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    import asyncio
+
     attempt = 1
     while True:
         try:

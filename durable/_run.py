@@ -7,13 +7,12 @@ whose job runs the body and records the outcome (`_execute` / `_aexecute`).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _context
 from ._context import Scope
@@ -25,6 +24,9 @@ from ._serde import Serializer, dump_error, dump_value, load_value
 from ._writers import DURABILITY_MODES, Durability, make_writer
 from .errors import ConfigurationError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
+
+if TYPE_CHECKING:
+    import asyncio
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -63,7 +65,11 @@ class Run:
         self.serde = serde
         self.durability = durability
         self.session = session
-        self.loop = asyncio.get_running_loop() if session is not None else None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if session is not None:
+            import asyncio
+
+            self.loop = asyncio.get_running_loop()
         self.writer = make_writer(durability, store, lease, run_id, session)
         # Journal one outcome per the durability mode (bound once: this is on every task's path).
         self.record = self.writer.write
@@ -131,6 +137,8 @@ class Run:
     @staticmethod
     def _call(spec: TaskSpec, args: Args, kwargs: Kwargs) -> Any:
         if spec.is_async:
+            import asyncio
+
             return asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
         return call_with_retry(spec.retry, spec.fn, args, kwargs)
 
@@ -191,6 +199,8 @@ class Run:
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    import asyncio  # loaded already: this runs only in async runs
+
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
@@ -215,4 +225,6 @@ async def adrain(scope: Scope) -> None:
     waiting: Sequence[Any] = scope.outstanding or ()
     scope.outstanding = None
     if waiting:
+        import asyncio
+
         await asyncio.gather(*waiting, return_exceptions=True)

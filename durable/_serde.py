@@ -10,8 +10,6 @@ import pickle
 import traceback
 from typing import Any, Protocol
 
-import cloudpickle
-
 from .errors import SerializationError
 
 TAG_PICKLE = b"P"
@@ -47,6 +45,8 @@ class PickleSerializer:
     def dumps(self, value: Any) -> bytes:
         if type(value) in _PLAIN or _is_plain(value):
             return _unframed(pickle.dumps(value, protocol=5))
+        import cloudpickle  # only for values the C pickler may not handle
+
         return _unframed(cloudpickle.dumps(value, protocol=5))
 
     def loads(self, blob: bytes) -> Any:

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .stores._base import AsyncSession, JournalRow, Lease, Store
+
+if TYPE_CHECKING:
+    import asyncio
 
 Durability = Literal["sync", "async", "exit"]
 DURABILITY_MODES = ("sync", "async", "exit")
@@ -105,6 +107,8 @@ class GroupCommitWriter(Writer):
             self.write(row)
             return
         if self._async_lock is None:
+            import asyncio
+
             self._async_lock = asyncio.Lock()
         mine = self._enqueue(row)
         async with self._async_lock:

@@ -10,20 +10,20 @@ a read lock, and wait up to ``busy_timeout`` for each other.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
-
-import aiosqlite
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import ConfigurationError, LeaseLostError, SchemaVersionError, StoreError
 from . import _sqlite_ops as ops
 from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 T = TypeVar("T")
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -163,6 +163,10 @@ class SQLiteStore(Store):
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:
+        import asyncio
+
+        import aiosqlite  # with asyncio, only when an async run needs it
+
         try:
             conn = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
