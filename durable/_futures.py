@@ -55,39 +55,38 @@ class TaskFuture(Generic[T]):
 
     __slots__ = ("__weakref__", "_aw", "_error", "_event", "_job", "_state", "_value")
 
-    def __init__(self) -> None:
-        self._state = _PENDING
-        self._value: Any = None
-        self._error: BaseException | None = None
+    def __init__(
+        self,
+        state: int = _PENDING,
+        value: Any = None,
+        error: BaseException | None = None,
+        job: Callable[[], T] | None = None,
+        aw: asyncio.Future[T] | None = None,
+    ) -> None:
+        self._state = state
+        self._value = value
+        self._error = error
         self._event: threading.Event | None = None
-        self._job: Callable[[], T] | None = None
-        self._aw: asyncio.Future[T] | None = None
+        self._job = job
+        self._aw = aw
 
     # -- constructors ---------------------------------------------------------------------------
 
     @classmethod
     def resolved(cls, value: T) -> TaskFuture[T]:
-        f: TaskFuture[T] = cls()
-        f._state, f._value = _DONE, value
-        return f
+        return cls(_DONE, value)
 
     @classmethod
     def failed(cls, error: BaseException) -> TaskFuture[T]:
-        f: TaskFuture[T] = cls()
-        f._state, f._error = _DONE, error
-        return f
+        return cls(_DONE, None, error)
 
     @classmethod
     def deferred(cls, job: Callable[[], T]) -> TaskFuture[T]:
-        f: TaskFuture[T] = cls()
-        f._job = job
-        return f
+        return cls(_PENDING, None, None, job)
 
     @classmethod
     def wrap(cls, aw: asyncio.Future[T]) -> TaskFuture[T]:
-        f: TaskFuture[T] = cls()
-        f._state, f._aw = _RUNNING, aw
-        return f
+        return cls(_RUNNING, None, None, None, aw)
 
     # -- state ----------------------------------------------------------------------------------
 

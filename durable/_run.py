@@ -102,8 +102,11 @@ class Run:
         return fut
 
     def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
-        what = f"the recorded result of task {name!r} (key {row.key})"
-        value = load_value(self.serde, row.payload, what)
+        try:
+            value = self.serde.loads(row.payload)
+        except Exception:
+            load_value(self.serde, row.payload, f"the recorded result of task {name!r} (key {row.key})")
+            raise  # load_value raised its SerializationError above; this line is not reached
         if row.status == ERROR:
             self.replay.note_error(value, row.key)
             return TaskFuture.failed(value)
