@@ -10,8 +10,16 @@ and fsynced) before it returns, so the tests can count how often each task body 
 ``after`` it. A step's value is ``{"i": i, "v": i*i + 1, "pid": <pid of the process that ran the body>}``;
 the ``pid`` part is deliberately non-deterministic, so a replayed value shows which process recorded it.
 
+``--durability sync|async|exit`` (default ``sync``) is passed to ``invoke(..., durability=...)``.
+``--barrier PATH`` makes every task ``i >= --barrier-from`` (default 0) wait, after writing its line,
+until PATH exists before it returns (so tasks can be held mid-run, or made to finish all at once).
+``--fail-at k`` makes task ``k`` raise `StepFailed` after writing its line; ``--raise-at-end`` makes the
+entrypoint raise `StepFailed` once every result is gathered; ``--kill-after-gather`` makes the entrypoint
+SIGKILL its own process at that point instead.
+
 Exit codes: 0 success, 3 `ThreadBusyError`, 4 any other `DurableError` (the JSON names the type),
-anything else is a crash (traceback on stderr); -9 when a task killed the process.
+5 `StepFailed` (the run failed as asked), anything else is a crash (traceback on stderr); -9 when a task
+or the entrypoint killed the process.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ from durable import DurableError, SQLiteStore, ThreadBusyError, entrypoint, task
 
 EXIT_BUSY = 3
 EXIT_DURABLE_ERROR = 4
+EXIT_STEP_FAILED = 5
+
+
+class StepFailed(RuntimeError):
+    """The failure ``--fail-at`` / ``--raise-at-end`` inject (transient: a resume without the flag succeeds)."""
 
 
 class _Config:
@@ -37,6 +50,11 @@ class _Config:
     kill_when: str = "after"
     sleep: float = 0.0
     stagger: float = 0.0
+    barrier: str | None = None
+    barrier_from: int = 0
+    fail_at: int = -1
+    raise_at_end: bool = False
+    kill_after_gather: bool = False
 
 
 CFG = _Config()
@@ -66,10 +84,19 @@ def step(i: int) -> dict[str, int]:
     _record(i)
     if i == CFG.kill_at and CFG.kill_when == "after":
         _die()
+    if CFG.barrier is not None and i >= CFG.barrier_from:
+        _wait_for(CFG.barrier)
+    if i == CFG.fail_at:
+        raise StepFailed(f"task {i} failed")
     return {"i": i, "v": i * i + 1, "pid": os.getpid()}
 
 
 def _summary(results: list[dict[str, int]]) -> dict[str, list[int]]:
+    """The entrypoint's value, once every result is gathered (or a kill / failure at that point)."""
+    if CFG.kill_after_gather:
+        _die()
+    if CFG.raise_at_end:
+        raise StepFailed("the entrypoint failed after gathering every result")
     return {
         "indices": [r["i"] for r in results],
         "values": [r["v"] for r in results],
@@ -152,6 +179,12 @@ def main() -> int:
     p.add_argument("--stagger", type=float, default=0.0, help="task i sleeps i times this much more")
     p.add_argument("--ready", help="file to create once set up (before waiting for --go)")
     p.add_argument("--go", help="file to wait for before invoking")
+    p.add_argument("--durability", choices=["sync", "async", "exit"], default="sync")
+    p.add_argument("--barrier", help="file tasks >= --barrier-from wait for before returning")
+    p.add_argument("--barrier-from", type=int, default=0)
+    p.add_argument("--fail-at", type=int, default=-1, help="task that raises StepFailed")
+    p.add_argument("--raise-at-end", action="store_true", help="the entrypoint raises StepFailed at the end")
+    p.add_argument("--kill-after-gather", action="store_true", help="the entrypoint SIGKILLs itself at the end")
     args = p.parse_args()
 
     CFG.count_file = args.count
@@ -159,6 +192,11 @@ def main() -> int:
     CFG.kill_when = args.kill_when
     CFG.sleep = args.sleep
     CFG.stagger = args.stagger
+    CFG.barrier = args.barrier
+    CFG.barrier_from = args.barrier_from
+    CFG.fail_at = args.fail_at
+    CFG.raise_at_end = args.raise_at_end
+    CFG.kill_after_gather = args.kill_after_gather
 
     db = str(Path(args.db).resolve())
     # URL form: "sqlite:///" + a path; the path is absolute here, so the URL has four slashes.
@@ -176,7 +214,7 @@ def main() -> int:
         inp = None if args.resume else args.n
         if inp is None and not args.resume:
             raise SystemExit("give --n N (new run) or --resume")
-        result = pipeline.invoke(inp, thread_id=args.thread)
+        result = pipeline.invoke(inp, thread_id=args.thread, durability=args.durability)
         state = pipeline.get_state(thread_id=args.thread)
         _emit({"pid": os.getpid(), "result": _jsonable(result), "state": state_to_json(state)})
         return 0
@@ -186,6 +224,9 @@ def main() -> int:
     except DurableError as e:
         _emit({"pid": os.getpid(), "error": type(e).__name__, "message": str(e)})
         return EXIT_DURABLE_ERROR
+    except StepFailed as e:
+        _emit({"pid": os.getpid(), "error": type(e).__name__, "message": str(e)})
+        return EXIT_STEP_FAILED
 
 
 if __name__ == "__main__":
