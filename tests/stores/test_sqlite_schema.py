@@ -97,3 +97,17 @@ def test_unknown_synchronous_is_refused(tmp_path: Path) -> None:
     """A synchronous value SQLite does not know is a ConfigurationError, not a silent default."""
     with pytest.raises(ConfigurationError, match="NORMAL"):
         SQLiteStore(tmp_path / "j.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
+
+
+def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> None:
+    """A new journal gets 1 KB pages (large results waste little); an existing file keeps its page size."""
+    fresh = SQLiteStore(tmp_path / "new.db")
+    assert pragma(fresh, "page_size") == 1024
+    fresh.close()
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as conn:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("CREATE TABLE unrelated (x)")
+    old = SQLiteStore(old_path)
+    assert pragma(old, "page_size") == 4096
+    old.close()
