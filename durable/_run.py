@@ -70,6 +70,7 @@ class Run:
             import asyncio
 
             self.loop = asyncio.get_running_loop()
+        self.dumps = serde.dumps
         self.writer = make_writer(durability, store, lease, run_id, session)
         # Journal one outcome per the durability mode (bound once: this is on every task's path).
         self.record = self.writer.write
@@ -132,9 +133,15 @@ class Run:
             drain(scope)
             _context.current.reset(token)
             raise
-        drain(scope)
+        if scope.deferred is not None or scope.outstanding:
+            drain(scope)
         _context.current.reset(token)
-        self.record(self._ok_row(spec, key, attempt, digest, value, started))
+        try:
+            payload = self.dumps(value)
+        except Exception:
+            dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
+            raise
+        self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
         return value
 
     @staticmethod

@@ -18,6 +18,7 @@ TAG_PICKLE = b"P"
 # pickler handles them about ten times faster than cloudpickle's Python one.
 _PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+_NUMBERS = frozenset({type(None), bool, int, float})
 
 
 class Serializer(Protocol):
@@ -43,7 +44,10 @@ class PickleSerializer:
     """cloudpickle (with the C pickler as a fast path for plain data), tagged ``P``."""
 
     def dumps(self, value: Any) -> bytes:
-        if type(value) in _PLAIN or _is_plain(value):
+        t = type(value)
+        if t in _NUMBERS:
+            return TAG_PICKLE + pickle.dumps(value, protocol=3)  # the last protocol without frames
+        if t in _PLAIN or _is_plain(value):
             return _unframed(pickle.dumps(value, protocol=5))
         import cloudpickle  # only for values the C pickler may not handle
 

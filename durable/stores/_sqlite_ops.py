@@ -183,15 +183,12 @@ def start_run(lease: Lease, run: RunRow) -> Op[None]:
 
 def load_journal(tid: int, run_id: int) -> Op[list[JournalRow]]:
     rows = yield Stmt(
-        "SELECT key, attempt, name, status, digest, payload, started_at, duration_us FROM durable_journal "
-        "WHERE tid = ? AND run_id = ? ORDER BY started_at, key, attempt",
+        "SELECT key, attempt, name, status, digest, payload, started_at, started_at + duration_us / 1e6 "
+        "FROM durable_journal WHERE tid = ? AND run_id = ? ORDER BY started_at, key, attempt",
         (tid, run_id),
         "all",
     )
-    return [
-        JournalRow(key, attempt, name, status, digest, payload, started, started + us / 1e6)
-        for key, attempt, name, status, digest, payload, started, us in rows
-    ]
+    return list(map(JournalRow._make, rows))
 
 
 # A row keeps its start and an integer duration in microseconds (rounded down, so a task never
