@@ -9,8 +9,6 @@ what the flow is doing, so the sync and async paths cannot disagree.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -19,11 +17,12 @@ from typing import Any, NamedTuple
 from . import _context
 from ._context import Scope
 from ._core import OnChangedArgs, Replay, plan, unwrap_final
+from ._leases import heartbeat, new_owner, owner_is_dead
 from ._run import Run, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
 from ._writers import Durability
 from .errors import ThreadBusyError, UnfinishedRunError
-from .stores._base import AsyncSession, Lease, RunOutcome, RunRow, Store, ThreadRow
+from .stores._base import AsyncSession, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,33 +77,26 @@ def invoke_flow(
     input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if has_input else b""
 
     owner = new_owner()
+    # New input starts its run in the claim's own transaction (one commit, not two).
+    new_run = NewRun(spec.name, input_blob) if has_input else None
     try:
-        lease: Lease = yield _Op("claim", (thread_id, owner))
+        lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
     except ThreadBusyError as busy:
         if busy.owner is None or not owner_is_dead(busy.owner):
             raise
-        lease = yield _Op("claim", (thread_id, owner, busy.owner))
+        lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
+    released = False
     try:
         thread = lease.thread
-        # Look again: another executor may have moved the thread on while we were claiming it.
-        kind = plan(thread_id, thread, has_input)
-        if kind == "finished":
-            return _finished_output(serde, thread_id, thread)
-        last = thread.run
-        if kind == "new":
-            run_row = RunRow(
-                run_id=last.run_id + 1 if last else 1,
-                entrypoint=spec.name,
-                status="running",
-                input=input_blob,
-                previous=last.save if last else None,
-                started_at=time.time(),
-            )
-            yield _Op("start_run", (lease, run_row))
+        run_row = thread.run
+        if lease.started:
+            assert run_row is not None
             rows = []
         else:
-            assert last is not None
-            run_row = last
+            # Look again: another executor may have moved the thread on while we were claiming it.
+            if plan(thread_id, thread, has_input) == "finished":
+                return _finished_output(serde, thread_id, thread)
+            assert run_row is not None
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
             input = load_value(serde, run_row.input, f"the input of thread {thread_id!r}")
 
@@ -145,14 +137,17 @@ def invoke_flow(
                 retry_keys=replay.retry_keys_after(exc),
             )
             yield from _finish(run, failed)
+            released = True
             raise
         finally:
             _context.current.reset(token)
             heartbeat.remove(lease)
         yield from _finish(run, outcome)
+        released = True
         return output
     finally:
-        yield _Op("release", (lease,))
+        if not released:  # finish_run gives the lease up with the outcome, in one commit
+            yield _Op("release", (lease,))
 
 
 def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:
@@ -215,86 +210,3 @@ async def adrive(flow: Flow, session: AsyncSession) -> Any:
                 await adrain(effect.scope)
         except BaseException as exc:
             error = exc
-
-
-# -- ownership ------------------------------------------------------------------------------------
-
-_HOST = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "localhost")
-
-
-def new_owner() -> str:
-    """A unique executor id: host, pid, and a token telling two invokes of one process apart."""
-    return f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only when the owner is a process on this host that no longer exists.
-
-    This lets a run whose process was killed be resumed at once, instead of
-    after its lease expires. Owners on other hosts are never judged dead here.
-    """
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid() or pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # A killed child that its parent has not reaped yet is a zombie: dead all the same.
-            if f.read().rpartition(b")")[2].split()[0] == b"Z":
-                return True
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-class _Heartbeat:
-    """One daemon thread per process renews the leases of every run in progress."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._leases: dict[int, tuple[Store, Lease]] = {}
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def add(self, store: Store, lease: Lease) -> None:
-        with self._lock:
-            self._leases[id(lease)] = (store, lease)
-            if self._thread is None or not self._thread.is_alive() or self._thread.ident is None:
-                self._thread = threading.Thread(target=self._loop, name="durable-heartbeat", daemon=True)
-                self._thread.start()
-            self._wake.set()
-
-    def remove(self, lease: Lease) -> None:
-        with self._lock:
-            self._leases.pop(id(lease), None)
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                held = list(self._leases.values())
-            interval = min((s.lease_seconds for s, _ in held), default=60.0) / 3
-            self._wake.clear()
-            self._wake.wait(interval)
-            with self._lock:
-                held = list(self._leases.values())
-            for store, lease in held:
-                try:
-                    store.renew(lease)
-                except Exception:
-                    # The next beat tries again; the lease only lapses if every renewal fails.
-                    import logging
-
-                    logging.getLogger("durable").warning(
-                        "renewing the lease on thread %r failed", lease.thread_id, exc_info=True
-                    )
-
-
-heartbeat = _Heartbeat()

@@ -1,6 +1,6 @@
 """Journal stores: one interface (`Store`), several backends."""
 
-from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -8,6 +8,7 @@ __all__ = [
     "AsyncSession",
     "JournalRow",
     "Lease",
+    "NewRun",
     "MemoryStore",
     "RunOutcome",
     "RunRow",

@@ -74,14 +74,27 @@ class ThreadRow:
 
 
 @dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to start in the claim's own transaction, if the thread's latest run has finished (or none exists)."""
+
+    entrypoint: str
+    input: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
-    """Proof of ownership that every write carries; ``fence`` grows on every claim."""
+    """Proof of ownership that every write carries; ``fence`` grows on every claim.
+
+    ``thread`` is the thread as the claim left it; ``started`` says whether the claim
+    started the `NewRun` it was given (then ``thread.run`` is that run).
+    """
 
     thread_id: str
     tid: int
     owner: str
     fence: int
     thread: ThreadRow = field(compare=False)
+    started: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +114,11 @@ class AsyncSession(Protocol):
 
     async def get_thread(self, thread_id: str) -> ThreadRow | None: ...
 
-    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease: ...
+    async def claim(
+        self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None
+    ) -> Lease: ...
 
     async def release(self, lease: Lease) -> None: ...
-
-    async def start_run(self, lease: Lease, run: RunRow) -> None: ...
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]: ...
 
@@ -128,12 +141,15 @@ class Store(abc.ABC):
         """The thread with its latest run, or ``None`` if the store has never seen it."""
 
     @abc.abstractmethod
-    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
         """Take the thread's lease (creating the thread if new) or raise `ThreadBusyError`.
 
         A free or expired lease is taken; ``steal_from`` also takes a live lease
         held by exactly that owner (the engine passes it for an owner it knows
-        is dead). Every claim increments the fencing token.
+        is dead). Every claim increments the fencing token. With ``new_run``, the
+        same transaction starts that run if the thread's latest run has finished
+        or there is none: its number is the next one, its ``previous`` the last
+        run's ``save``.
         """
 
     @abc.abstractmethod
@@ -145,10 +161,6 @@ class Store(abc.ABC):
         """Give the lease up (a no-op if it was already lost)."""
 
     @abc.abstractmethod
-    def start_run(self, lease: Lease, run: RunRow) -> None:
-        """Record a new run on the thread; it becomes the thread's latest run."""
-
-    @abc.abstractmethod
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         """Every journal row of one run, in insertion order."""
 
@@ -158,7 +170,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        """Record the run's status and output or error, or raise `LeaseLostError`."""
+        """Record the run's status and output or error and release the lease, or raise `LeaseLostError`."""
 
     @abc.abstractmethod
     def asession(self) -> AbstractAsyncContextManager[AsyncSession]:

@@ -13,7 +13,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, RunOutcome, RunRow, ThreadRow
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "lastrowid", "rowcount"]
@@ -128,27 +128,43 @@ def get_thread(thread_id: str) -> Op[ThreadRow | None]:
     return ThreadRow(thread_id, row[0], row[1], row[2], row[3], _run_row(row[4:]))
 
 
-def claim(thread_id: str, owner: str, steal_from: str | None, lease_seconds: float) -> Op[Lease]:
+def claim(
+    thread_id: str, owner: str, steal_from: str | None, new_run: NewRun | None, lease_seconds: float
+) -> Op[Lease]:
     now = time.time()
+    expires_at = now + lease_seconds
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
+    last = None if row is None else _run_row(row[4:])
+    start = new_run is not None and (last is None or last.status == "completed")
+    run_id = (last.run_id if last else 0) + 1 if start else (last.run_id if last else 0)
     if row is None:
         tid = yield Stmt(
-            "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, created_at, updated_at) "
-            "VALUES (?, ?, ?, 1, ?, ?)",
-            (thread_id, owner, now + lease_seconds, now, now),
+            "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?)",
+            (thread_id, owner, expires_at, run_id, now, now),
             "lastrowid",
         )
-        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, 1, None)
+        fence = 1
     else:
         tid, held_by, expires, fence = row[:4]
         if held_by is not None and (expires or 0.0) > now and held_by not in (owner, steal_from):
             raise ThreadBusyError(thread_id, held_by, (expires or now) - now)
+        fence += 1
         yield Stmt(
-            "UPDATE durable_threads SET owner = ?, lease_expires = ?, fence = ?, updated_at = ? WHERE tid = ?",
-            (owner, now + lease_seconds, fence + 1, now, tid),
+            "UPDATE durable_threads SET owner = ?, lease_expires = ?, fence = ?, last_run = ?, updated_at = ? "
+            "WHERE tid = ?",
+            (owner, expires_at, fence, run_id, now, tid),
         )
-        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, _run_row(row[4:]))
-    return Lease(thread_id, thread.tid, owner, thread.fence, thread)
+    if start:
+        assert new_run is not None
+        last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, last.save if last else None, now)
+        yield Stmt(
+            "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now),
+        )
+    thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last)
+    return Lease(thread_id, tid, owner, fence, thread, start)
 
 
 def renew(lease: Lease, lease_seconds: float) -> Op[bool]:
@@ -164,20 +180,6 @@ def release(lease: Lease) -> Op[None]:
         "UPDATE durable_threads SET owner = NULL, lease_expires = NULL, updated_at = ? "
         "WHERE tid = ? AND fence = ? AND owner = ?",
         (time.time(), lease.tid, lease.fence, lease.owner),
-    )
-
-
-def start_run(lease: Lease, run: RunRow) -> Op[None]:
-    n = yield Stmt(
-        "UPDATE durable_threads SET last_run = ?, updated_at = ? WHERE tid = ? AND fence = ? AND owner = ?",
-        (run.run_id, time.time(), lease.tid, lease.fence, lease.owner),
-    )
-    if n != 1:
-        raise LeaseLostError(lease.thread_id)
-    yield Stmt(
-        "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (lease.tid, run.run_id, run.entrypoint, run.status, run.input, run.previous, run.started_at),
     )
 
 
@@ -240,3 +242,4 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)
+    yield from release(lease)

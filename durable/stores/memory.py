@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from ..errors import LeaseLostError, StoreError, ThreadBusyError
-from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 
 
 @dataclass
@@ -57,7 +57,7 @@ class MemoryStore(Store):
             t = self._threads.get(thread_id)
             return None if t is None else self._row(t)
 
-    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
         now = time.time()
         with self._lock:
             t = self._threads.get(thread_id)
@@ -69,7 +69,22 @@ class MemoryStore(Store):
             if not free:
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
             t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
-            return Lease(thread_id, t.tid, owner, t.fence, self._row(t))
+            last = t.runs.get(t.last_run)
+            started = new_run is not None and (last is None or last.status == "completed")
+            if started:
+                assert new_run is not None
+                run = RunRow(
+                    run_id=t.last_run + 1,
+                    entrypoint=new_run.entrypoint,
+                    status="running",
+                    input=new_run.input,
+                    previous=last.save if last else None,
+                    started_at=now,
+                )
+                t.runs[run.run_id] = run
+                t.journal[run.run_id] = []
+                t.last_run = run.run_id
+            return Lease(thread_id, t.tid, owner, t.fence, self._row(t), started)
 
     def renew(self, lease: Lease) -> bool:
         with self._lock:
@@ -85,13 +100,6 @@ class MemoryStore(Store):
             t = self._by_tid[lease.tid]
             if t.owner == lease.owner and t.fence == lease.fence:
                 t.owner = t.lease_expires = None
-
-    def start_run(self, lease: Lease, run: RunRow) -> None:
-        with self._lock:
-            t = self._held(lease)
-            t.runs[run.run_id] = run
-            t.journal[run.run_id] = []
-            t.last_run = run.run_id
 
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         with self._lock:
@@ -129,6 +137,7 @@ class MemoryStore(Store):
                 retry_keys=outcome.retry_keys,
                 finished_at=time.time(),
             )
+            t.owner = t.lease_expires = None
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:
@@ -144,14 +153,13 @@ class _MemorySession:
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
         return self._s.get_thread(thread_id)
 
-    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
-        return self._s.claim(thread_id, owner, steal_from=steal_from)
+    async def claim(
+        self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None
+    ) -> Lease:
+        return self._s.claim(thread_id, owner, steal_from, new_run)
 
     async def release(self, lease: Lease) -> None:
         self._s.release(lease)
-
-    async def start_run(self, lease: Lease, run: RunRow) -> None:
-        self._s.start_run(lease, run)
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return self._s.load_journal(tid, run_id)

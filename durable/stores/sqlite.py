@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import ConfigurationError, LeaseLostError, SchemaVersionError, StoreError
 from . import _sqlite_ops as ops
-from ._base import AsyncSession, JournalRow, Lease, RunOutcome, RunRow, Store, ThreadRow
+from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -132,17 +132,14 @@ class SQLiteStore(Store):
     def get_thread(self, thread_id: str) -> ThreadRow | None:
         return self._run(ops.get_thread(thread_id), write=False)
 
-    def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
-        return self._run(ops.claim(thread_id, owner, steal_from, self.lease_seconds), write=True)
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
+        return self._run(ops.claim(thread_id, owner, steal_from, new_run, self.lease_seconds), write=True)
 
     def renew(self, lease: Lease) -> bool:
         return self._run(ops.renew(lease, self.lease_seconds), write=False)
 
     def release(self, lease: Lease) -> None:
         self._run(ops.release(lease), write=False)
-
-    def start_run(self, lease: Lease, run: RunRow) -> None:
-        self._run(ops.start_run(lease, run), write=True)
 
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return self._run(ops.load_journal(tid, run_id), write=False)
@@ -164,7 +161,7 @@ class SQLiteStore(Store):
             raise LeaseLostError(lease.thread_id)
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        self._run(ops.finish_run(lease, run_id, outcome), write=False)
+        self._run(ops.finish_run(lease, run_id, outcome), write=True)
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:
@@ -231,14 +228,13 @@ class _AsyncSQLiteSession:
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
         return await self.run(ops.get_thread(thread_id), write=False)
 
-    async def claim(self, thread_id: str, owner: str, steal_from: str | None = None) -> Lease:
-        return await self.run(ops.claim(thread_id, owner, steal_from, self._store.lease_seconds), write=True)
+    async def claim(
+        self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None
+    ) -> Lease:
+        return await self.run(ops.claim(thread_id, owner, steal_from, new_run, self._store.lease_seconds), write=True)
 
     async def release(self, lease: Lease) -> None:
         await self.run(ops.release(lease), write=False)
-
-    async def start_run(self, lease: Lease, run: RunRow) -> None:
-        await self.run(ops.start_run(lease, run), write=True)
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return await self.run(ops.load_journal(tid, run_id), write=False)
@@ -247,7 +243,7 @@ class _AsyncSQLiteSession:
         await self.run(ops.append(lease, run_id, rows), write=len(rows) > 1)
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        await self.run(ops.finish_run(lease, run_id, outcome), write=False)
+        await self.run(ops.finish_run(lease, run_id, outcome), write=True)
 
 
 def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from durable import LeaseLostError, MemoryStore, SQLiteStore, StoreError, ThreadBusyError
-from durable.stores import JournalRow, RunOutcome, RunRow, Store
+from durable.stores import JournalRow, NewRun, RunOutcome, Store
 
 BACKENDS: dict[str, Callable[[Any, float], Store]] = {
     "memory": lambda tmp, lease: MemoryStore(lease_seconds=lease),
@@ -59,15 +59,14 @@ def store(make_store: Callable[..., Any]) -> Any:
     return make_store()
 
 
-def run_row(run_id: int = 1, status: str = "running") -> RunRow:
-    return RunRow(
-        run_id=run_id,
-        entrypoint="ep",
-        status=status,
-        input=b"Pin",
-        previous=None,  # type: ignore[arg-type]
-        started_at=time.time(),
-    )
+NEW = NewRun("ep", b"Pin")
+
+
+def start(store: Any, thread_id: str = "t", owner: str = "me") -> Any:
+    """Claim the thread and start a run in the same transaction."""
+    lease = store.claim(thread_id, owner, None, NEW)
+    assert lease.started
+    return lease
 
 
 def row(key: str, attempt: int = 1, payload: bytes = b"Pv") -> JournalRow:
@@ -148,10 +147,37 @@ def test_renew_extends_and_detects_loss(make_store: Callable[..., Any]) -> None:
     assert store.get_thread("t").owner == "you" and taken.fence == lease.fence + 1
 
 
+def test_claim_starts_a_new_run_in_the_same_transaction(store: Any) -> None:
+    """With new_run, the claim starts run 1 on a new thread and the next run once the last one completed."""
+    lease = start(store)
+    run = lease.thread.run
+    assert (run.run_id, run.status, run.input, run.previous) == (1, "running", b"Pin", None)
+    assert store.get_thread("t").run == run
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
+    second = store.claim("t", "me", None, NewRun("ep", b"Pin2"))
+    assert second.started and second.thread.run.run_id == 2 and second.thread.run.previous == b"Psave"
+
+
+def test_claim_does_not_start_over_an_unfinished_run(store: Any) -> None:
+    """A failed (or running) latest run is not replaced: the claim takes the lease and starts nothing."""
+    lease = start(store)
+    store.finish_run(lease, 1, RunOutcome("failed", error=b"Perr"))
+    again = store.claim("t", "me", None, NewRun("ep", b"other"))
+    assert not again.started
+    assert (again.thread.run.run_id, again.thread.run.status, again.thread.run.input) == (1, "failed", b"Pin")
+
+
+def test_finish_run_releases_the_lease(store: Any) -> None:
+    """Recording the outcome gives the lease up in the same commit: another owner can claim at once."""
+    lease = start(store)
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"P1"))
+    assert store.get_thread("t").owner is None
+    assert store.claim("t", "you").owner == "you"
+
+
 def test_run_and_journal_round_trip(store: Any) -> None:
     """A started run is the thread's latest; appended rows load back equal, in one batch or many."""
-    lease = store.claim("t", "me")
-    store.start_run(lease, run_row())
+    lease = start(store)
     assert store.get_thread("t").run.run_id == 1
     assert store.load_journal(lease.tid, 1) == []
     rows = [row("0"), row("1", payload=b"P" + bytes(range(256)) * 40), row("1.0")]
@@ -162,8 +188,7 @@ def test_run_and_journal_round_trip(store: Any) -> None:
 
 def test_attempts_are_new_rows(store: Any) -> None:
     """Re-running a key inserts attempt 2 beside attempt 1: the journal is insert-only."""
-    lease = store.claim("t", "me")
-    store.start_run(lease, run_row())
+    lease = start(store)
     store.append(lease, 1, [row("0", 1, b"Pfirst")])
     store.append(lease, 1, [row("0", 2, b"Psecond")])
     assert sorted((r.attempt, r.payload) for r in store.load_journal(lease.tid, 1)) == [
@@ -174,8 +199,7 @@ def test_attempts_are_new_rows(store: Any) -> None:
 
 def test_duplicate_slot_is_refused_atomically(store: Any) -> None:
     """A batch that repeats a recorded (key, attempt) fails whole: nothing of it is inserted."""
-    lease = store.claim("t", "me")
-    store.start_run(lease, run_row())
+    lease = start(store)
     store.append(lease, 1, [row("0")])
     with pytest.raises(StoreError):
         store.append(lease, 1, [row("1"), row("0")])
@@ -184,29 +208,26 @@ def test_duplicate_slot_is_refused_atomically(store: Any) -> None:
 
 def test_stale_lease_writes_are_fenced(store: Any) -> None:
     """After a takeover, the old owner's appends and finish are refused and change nothing."""
-    old = store.claim("t", "me")
-    store.start_run(old, run_row())
+    old = start(store)
     store.append(old, 1, [row("0")])
     store.claim("t", "you", "me")
     with pytest.raises(LeaseLostError):
         store.append(old, 1, [row("1"), row("2")])
     with pytest.raises(LeaseLostError):
         store.finish_run(old, 1, RunOutcome("completed", output=b"Px"))
-    with pytest.raises(LeaseLostError):
-        store.start_run(old, run_row(2))
     assert [r.key for r in store.load_journal(old.tid, 1)] == ["0"]
     thread = store.get_thread("t")
-    assert thread.run.status == "running" and thread.run.run_id == 1
+    assert thread.run.status == "running" and thread.run.run_id == 1 and thread.owner == "you"
 
 
 def test_finish_run_records_outcome(store: Any) -> None:
     """finish_run stores status, output, save, error and the keys to retry."""
-    lease = store.claim("t", "me")
-    store.start_run(lease, run_row())
+    lease = start(store)
     store.finish_run(lease, 1, RunOutcome("failed", error=b"Perr", error_text="Boom", retry_keys=("3", "4.1")))
     run = store.get_thread("t").run
     assert (run.status, run.error, run.error_text, run.retry_keys) == ("failed", b"Perr", "Boom", ("3", "4.1"))
     assert run.finished_at is not None
+    lease = store.claim("t", "me")
     store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
     run = store.get_thread("t").run
     assert (run.status, run.output, run.save, run.retry_keys) == ("completed", b"Pout", b"Psave", ())
@@ -214,11 +235,10 @@ def test_finish_run_records_outcome(store: Any) -> None:
 
 def test_runs_are_numbered_per_thread(store: Any) -> None:
     """A second run becomes the latest; the first run's journal stays readable and separate."""
-    lease = store.claim("t", "me")
-    store.start_run(lease, run_row(1))
+    lease = start(store)
     store.append(lease, 1, [row("0", payload=b"Pone")])
     store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"P1"))
-    store.start_run(lease, run_row(2))
+    lease = start(store)
     store.append(lease, 2, [row("0", payload=b"Ptwo")])
     assert store.get_thread("t").run.run_id == 2
     assert [r.payload for r in store.load_journal(lease.tid, 1)] == [b"Pone"]
@@ -227,10 +247,8 @@ def test_runs_are_numbered_per_thread(store: Any) -> None:
 
 def test_threads_are_isolated(store: Any) -> None:
     """Two threads have their own leases, runs and journals."""
-    a = store.claim("a", "me")
-    b = store.claim("b", "you")
-    store.start_run(a, run_row())
-    store.start_run(b, run_row())
+    a = start(store, "a", "me")
+    b = start(store, "b", "you")
     store.append(a, 1, [row("0", payload=b"Pa")])
     assert store.load_journal(b.tid, 1) == []
     assert a.tid != b.tid
