@@ -211,14 +211,25 @@ def append_params(lease: Lease, run_id: int, r: JournalRow) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
-    params = [append_params(lease, run_id, r) for r in rows]
-    if len(params) == 1:
-        n = yield Stmt(APPEND_SQL, params[0])
-    else:
-        n = yield Stmt(APPEND_SQL, params, many=True)
-    if n != len(params):
+_INSERT_SQL = (
+    "INSERT INTO durable_journal (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
+    "duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def append_one(lease: Lease, run_id: int, row: JournalRow) -> Op[None]:
+    """One row: a single statement, atomic without a transaction, checking the lease as it inserts."""
+    n = yield Stmt(APPEND_SQL, append_params(lease, run_id, row))
+    if n != 1:
         raise LeaseLostError(lease.thread_id)
+
+
+def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
+    """Several rows, in the transaction the runner opened: the lease is checked once, not per row."""
+    held = yield Stmt(f"SELECT {_HELD}", (lease.tid, lease.fence, lease.owner), "one")
+    if not held[0]:
+        raise LeaseLostError(lease.thread_id)
+    yield Stmt(_INSERT_SQL, [append_params(lease, run_id, r)[:10] for r in rows], many=True)
 
 
 def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:

@@ -240,7 +240,10 @@ class _AsyncSQLiteSession:
         return await self.run(ops.load_journal(tid, run_id), write=False)
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        await self.run(ops.append(lease, run_id, rows), write=len(rows) > 1)
+        if len(rows) == 1:
+            await self.run(ops.append_one(lease, run_id, rows[0]), write=False)
+        else:
+            await self.run(ops.append(lease, run_id, rows), write=True)
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         await self.run(ops.finish_run(lease, run_id, outcome), write=True)
