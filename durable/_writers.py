@@ -11,14 +11,15 @@
 
 from __future__ import annotations
 
-import queue
 import threading
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
+from ._futures import pool
 from .stores._base import AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
     import asyncio
+    from concurrent.futures import Future
 
 Durability = Literal["sync", "async", "exit"]
 DURABILITY_MODES = ("sync", "async", "exit")
@@ -141,54 +142,50 @@ class ExitWriter(Writer):
 
 
 class BackgroundWriter(Writer):
-    """Durability "async": a thread commits rows in batches while the run goes on."""
+    """Durability "async": rows are committed in batches by a flush on the shared task pool.
 
-    _STOP: Any = object()
+    At most one flush is scheduled at a time; rows recorded while it commits wait for the
+    next one. Borrowing a pool thread instead of starting one per run keeps short runs cheap.
+    """
 
     def __init__(self, store: Store, lease: Lease, run_id: int) -> None:
         self._store, self._lease, self._run_id = store, lease, run_id
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._rows: list[JournalRow] = []
+        self._flushing: Future[None] | None = None
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
 
     def write(self, row: JournalRow) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name="durable-writer", daemon=True)
-                    self._thread.start()
-        self._queue.put(row)
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            self._rows.append(row)
+            if self._flushing is None:
+                self._flushing = pool().submit(self._flush)
 
-    def _loop(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[JournalRow] = []
-            item = self._queue.get()
-            while True:
-                if item is self._STOP:
-                    stop = True
-                    break
-                batch.append(item)
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch and self._error is None:
-                try:
-                    self._store.append(self._lease, self._run_id, batch)
-                except BaseException as exc:  # surfaced by write() and close()
+    def _flush(self) -> None:
+        while True:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                if not rows or self._error is not None:
+                    self._flushing = None
+                    return
+            try:
+                self._store.append(self._lease, self._run_id, rows)
+            except BaseException as exc:  # surfaced by write() and close()
+                with self._lock:
                     self._error = exc
 
     def close(self) -> list[JournalRow]:
-        if self._thread is not None:
-            self._queue.put(self._STOP)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return []
+        while True:
+            with self._lock:
+                flushing = self._flushing
+                if flushing is None:
+                    if self._error is not None:
+                        raise self._error
+                    rows, self._rows = self._rows, []  # normally none: each write schedules a flush
+                    return rows
+            flushing.result()
 
 
 def make_writer(
