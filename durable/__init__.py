@@ -7,6 +7,7 @@ with ``None`` replays them from the journal and runs only the unfinished tail.
 
 from ._api import Entrypoint, Task, entrypoint, task
 from ._futures import TaskFuture
+from ._interrupts import Command, Interrupt, Interrupted, get_stream_writer, interrupt
 from ._retry import RetryPolicy
 from ._serde import PickleSerializer, ReplayedError, Serializer
 from ._state import JournalEntry, ThreadState
@@ -16,6 +17,7 @@ from .errors import (
     DurableError,
     LeaseLostError,
     NonDeterminismError,
+    ResumeError,
     SchemaVersionError,
     SerializationError,
     StoreError,
@@ -30,15 +32,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentsChangedError",
+    "Command",
     "ConfigurationError",
     "DurableError",
     "Entrypoint",
+    "Interrupt",
+    "Interrupted",
     "JournalEntry",
     "LeaseLostError",
     "MemoryStore",
     "NonDeterminismError",
     "PickleSerializer",
     "ReplayedError",
+    "ResumeError",
     "RetryPolicy",
     "SQLiteStore",
     "SchemaVersionError",
@@ -54,6 +60,8 @@ __all__ = [
     "UnfinishedRunError",
     "UsageError",
     "entrypoint",
+    "get_stream_writer",
+    "interrupt",
     "task",
 ]
 

@@ -6,7 +6,7 @@ import functools
 import inspect
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import copy_context
 from functools import partial
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -17,10 +17,12 @@ from . import _context
 from ._core import Final, OnChangedArgs
 from ._engine import EntrypointSpec, adrive, drive, invoke_flow
 from ._futures import TaskFuture
+from ._interrupts import Command, Interrupted
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
-from ._run import TaskSpec
+from ._run import Sink, TaskSpec
 from ._serde import DEFAULT_SERIALIZER, Serializer
 from ._state import ThreadState, read_state
+from ._stream import StreamMode, stream_async, stream_sync
 from ._urls import resolve_store
 from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, UsageError
@@ -181,21 +183,27 @@ class Entrypoint(Generic[I, O]):
 
     def invoke(
         self,
-        input: I | None,
+        input: I | Command[Any] | None,
         *,
         thread_id: str | uuid.UUID | None = None,
         config: Mapping[str, Any] | None = None,
         durability: Durability = "sync",
-    ) -> O:
-        """Run on a thread until done: a new run for new input, or resume the unfinished run for ``None``.
+    ) -> O | Interrupted:
+        """Run on a thread until it finishes or pauses.
 
-        Called inside another run without a thread id, the entrypoint runs as
-        part of that run, its tasks journaled under the caller's key.
+        New input starts a run; ``None`` resumes the unfinished run (or returns a
+        finished run's value, or a paused run's `Interrupted` again); a `Command`
+        answers a paused run's interrupts and resumes it. Returns the run's value,
+        or `Interrupted` when it paused. Called inside another run without a
+        thread id, the entrypoint runs as part of that run, its tasks journaled
+        under the caller's key.
         """
         scope = _context.current.get()
         if scope is not None and thread_id is None and config is None:
             return scope.run.call(self._nested, scope, (input,), {}).result()  # type: ignore[no-any-return]
-        tid = _thread_id(thread_id, config)
+        return self._invoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
+
+    def _invoke(self, input: Any, tid: str, durability: Durability, sink: Sink | None) -> Any:
         _check_durability(durability)
         if self._spec.is_async:
             import asyncio
@@ -205,42 +213,70 @@ class Entrypoint(Generic[I, O]):
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )
-            return asyncio.run(self.ainvoke(input, thread_id=tid, durability=durability))
+            return asyncio.run(self._ainvoke(input, tid, durability, sink))
         store = self.checkpointer
         token = _context.current.set(None)
         try:
-            return drive(invoke_flow(self._spec, store, input, tid, durability), store)  # type: ignore[no-any-return]
+            return drive(invoke_flow(self._spec, store, input, tid, durability, None, sink), store)
         finally:
             _context.current.reset(token)
 
     async def ainvoke(
         self,
-        input: I | None,
+        input: I | Command[Any] | None,
         *,
         thread_id: str | uuid.UUID | None = None,
         config: Mapping[str, Any] | None = None,
         durability: Durability = "sync",
-    ) -> O:
+    ) -> O | Interrupted:
         """Async `invoke`. A sync entrypoint runs in a worker thread, so the loop is never blocked."""
         scope = _context.current.get()
         if scope is not None and thread_id is None and config is None:
             return await scope.run.call(self._nested, scope, (input,), {})  # type: ignore[no-any-return]
-        tid = _thread_id(thread_id, config)
+        return await self._ainvoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
+
+    async def _ainvoke(self, input: Any, tid: str, durability: Durability, sink: Sink | None) -> Any:
         _check_durability(durability)
         if not self._spec.is_async:
             import asyncio
 
-            ctx = copy_context()
-            call = partial(self.invoke, input, thread_id=tid, durability=durability)
-            return await asyncio.get_running_loop().run_in_executor(None, ctx.run, call)
+            call = partial(self._invoke, input, tid, durability, sink)
+            return await asyncio.get_running_loop().run_in_executor(None, copy_context().run, call)
         store = self.checkpointer
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
-                flow = invoke_flow(self._spec, store, input, tid, durability, session)
-                return await adrive(flow, session)  # type: ignore[no-any-return]
+                return await adrive(invoke_flow(self._spec, store, input, tid, durability, session, sink), session)
         finally:
             _context.current.reset(token)
+
+    def stream(
+        self,
+        input: I | Command[Any] | None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+        durability: Durability = "sync",
+        stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        replayed: bool = False,
+    ) -> Iterator[Any]:
+        """`invoke`, yielding events as the run goes (see `durable._stream` for the modes)."""
+        tid = _thread_id(thread_id, config)
+        return stream_sync(partial(self._invoke, input, tid, durability), stream_mode, replayed)
+
+    def astream(
+        self,
+        input: I | Command[Any] | None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+        durability: Durability = "sync",
+        stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        replayed: bool = False,
+    ) -> AsyncIterator[Any]:
+        """`ainvoke`, yielding events as the run goes (see `stream`)."""
+        tid = _thread_id(thread_id, config)
+        return stream_async(partial(self._ainvoke, input, tid, durability), stream_mode, replayed)
 
     def get_state(
         self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None

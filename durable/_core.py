@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from .errors import (
     ArgumentsChangedError,
     NonDeterminismError,
+    ResumeError,
     ThreadNotFoundError,
     UnfinishedRunError,
 )
@@ -26,7 +27,8 @@ V = TypeVar("V")
 S = TypeVar("S")
 
 OnChangedArgs = Literal["raise", "warn", "rerun"]
-Plan = Literal["new", "resume", "finished"]
+Plan = Literal["new", "resume", "finished", "paused", "answer"]
+InputKind = Literal["new", "none", "command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +40,29 @@ class Final(Generic[V, S]):
     save: S
 
 
-def plan(thread_id: str, thread: ThreadRow | None, has_input: bool) -> Plan:
-    """What an invocation with (or without) input means for the thread as it is now."""
+def plan(thread_id: str, thread: ThreadRow | None, given: InputKind) -> Plan:
+    """What an invocation with new input, ``None`` or a `Command` means for the thread as it is now.
+
+    - new input: a new run if the thread is unknown or finished, else `UnfinishedRunError`;
+    - ``None``: resume the unfinished run, return a finished one's value, or (paused) its
+      interrupts again; `ThreadNotFoundError` for an unknown thread;
+    - a `Command`: answer the paused run's interrupts (`ResumeError` if it is not paused).
+    """
     run = thread.run if thread is not None else None
-    if not has_input:
-        if run is None:
-            raise ThreadNotFoundError(thread_id)
-        return "finished" if run.status == "completed" else "resume"
-    if run is None or run.status == "completed":
-        return "new"
-    raise UnfinishedRunError(thread_id, run.run_id, run.status)
+    if given == "new":
+        if run is None or run.status == "completed":
+            return "new"
+        raise UnfinishedRunError(thread_id, run.run_id, run.status)
+    if run is None:
+        raise ThreadNotFoundError(thread_id)
+    if given == "none":
+        return {"completed": "finished", "interrupted": "paused"}.get(run.status, "resume")  # type: ignore[return-value]
+    if run.status != "interrupted":
+        raise ResumeError(
+            f"thread {thread_id!r} has no pending interrupt to answer (its run is {run.status!r}): "
+            + ("resume it with invoke(None, ...)" if run.status != "completed" else "start a new run with new input")
+        )
+    return "answer"
 
 
 class Replay:

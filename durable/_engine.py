@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 
 from . import _context
 from ._context import Scope
-from ._core import OnChangedArgs, Replay, plan, unwrap_final
+from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
+from ._interrupts import INTERRUPT, Command, Interrupt, Interrupted, Pause, PendingInterrupt, answers_for
 from ._leases import heartbeat, new_owner, owner_is_dead
-from ._run import Run, adrain, drain
+from ._run import Run, Sink, adrain, drain
 from ._serde import Serializer, dump_error, dump_value, error_text, load_value
 from ._writers import Durability
 from .errors import ThreadBusyError, UnfinishedRunError
-from .stores._base import AsyncSession, Lease, NewRun, RunOutcome, Store, ThreadRow
+from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +64,26 @@ def invoke_flow(
     thread_id: str,
     durability: Durability,
     session: AsyncSession | None = None,
+    sink: Sink | None = None,
 ) -> Flow:
     serde = spec.serde
-    has_input = input is not None
+    given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
     thread = yield _Op("get_thread", (thread_id,))
     try:
-        if plan(thread_id, thread, has_input) == "finished":
-            return _finished_output(serde, thread_id, thread)
+        kind = plan(thread_id, thread, given)
     except UnfinishedRunError:
         # A run in progress elsewhere is "busy", not "unfinished": resuming it would not help.
         _raise_if_held(thread_id, thread)
         raise
-    input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if has_input else b""
+    if kind in ("finished", "paused"):
+        return _settled(serde, thread_id, thread, kind)
+    if kind == "answer":
+        answers_for(_pending(serde, thread), input.resume, thread_id)  # a bad Command fails before any write
+    input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if given == "new" else b""
 
     owner = new_owner()
     # New input starts its run in the claim's own transaction (one commit, not two).
-    new_run = NewRun(spec.name, input_blob) if has_input else None
+    new_run = NewRun(spec.name, input_blob) if given == "new" else None
     try:
         lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
     except ThreadBusyError as busy:
@@ -91,13 +96,18 @@ def invoke_flow(
         run_row = thread.run
         if lease.started:
             assert run_row is not None
-            rows = []
+            rows: list[JournalRow] = []
         else:
             # Look again: another executor may have moved the thread on while we were claiming it.
-            if plan(thread_id, thread, has_input) == "finished":
-                return _finished_output(serde, thread_id, thread)
+            kind = plan(thread_id, thread, given)
+            if kind in ("finished", "paused"):
+                return _settled(serde, thread_id, thread, kind)
             assert run_row is not None
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
+            if kind == "answer":
+                answered = _answer_rows(serde, rows, answers_for(_pending(serde, thread), input.resume, thread_id))
+                yield _Op("append", (lease, run_row.run_id, answered))
+                rows += answered
             input = load_value(serde, run_row.input, f"the input of thread {thread_id!r}")
 
         replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
@@ -109,6 +119,7 @@ def invoke_flow(
             serde=serde,
             durability=durability,
             session=session,
+            sink=sink,
         )
         kwargs: dict[str, Any] = {}
         if spec.takes_previous:
@@ -118,17 +129,25 @@ def invoke_flow(
         scope = Scope(run, "")
         token = _context.current.set(scope)
         heartbeat.add(store, lease)
+        paused: Interrupted | None = None
         try:
             try:
                 result = yield _Body(spec.fn, (input,), kwargs)
             finally:
                 yield _Drain(scope)
+            if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
+                raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
             output, save = unwrap_final(result)
             outcome = RunOutcome(
                 "completed",
                 output=dump_value(serde, output, f"the output of {spec.name!r}"),
                 save=dump_value(serde, save, f"the saved value of {spec.name!r}"),
             )
+        except Pause:
+            # In call order, whichever parallel task happened to pause first.
+            pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
+            paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
+            outcome = RunOutcome("interrupted", interrupts=dump_value(serde, pending, "the pending interrupts"))
         except BaseException as exc:
             failed = RunOutcome(
                 "failed",
@@ -144,10 +163,43 @@ def invoke_flow(
             heartbeat.remove(lease)
         yield from _finish(run, outcome)
         released = True
+        if paused is not None:
+            if sink is not None:
+                sink("updates", {"__interrupt__": paused.interrupts})
+                sink("values", paused)
+            return paused
+        if sink is not None:
+            sink("updates", {spec.name: output})
+            sink("values", output)
         return output
     finally:
         if not released:  # finish_run gives the lease up with the outcome, in one commit
             yield _Op("release", (lease,))
+
+
+def _pending(serde: Serializer, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:
+    run = thread.run if thread is not None else None
+    if run is None or run.interrupts is None:
+        return ()
+    pending: tuple[PendingInterrupt, ...] = load_value(serde, run.interrupts, "the pending interrupts")
+    return pending
+
+
+def _settled(serde: Serializer, thread_id: str, thread: ThreadRow | None, kind: str) -> Any:
+    """What a finished run returned, or the interrupts a paused run is waiting on."""
+    if kind == "paused":
+        return Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(serde, thread)), thread_id)
+    return _finished_output(serde, thread_id, thread)
+
+
+def _answer_rows(serde: Serializer, rows: list[JournalRow], answers: dict[str, Any]) -> list[JournalRow]:
+    now = time.time()
+    last = {r.key: r.attempt for r in rows if r.key in answers}
+    return [
+        JournalRow(key, last.get(key, 0) + 1, INTERRUPT, ANSWER, None,
+                   dump_value(serde, value, f"the answer to interrupt {key}"), now, now)
+        for key, value in answers.items()
+    ]  # fmt: skip
 
 
 def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:

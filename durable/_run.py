@@ -7,6 +7,7 @@ whose job runs the body and records the outcome (`_execute` / `_aexecute`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextvars import copy_context
@@ -19,10 +20,11 @@ from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture, pool
+from ._interrupts import INTERRUPT, PendingInterrupt
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
 from ._serde import Serializer, dump_error, dump_value, load_value
 from ._writers import DURABILITY_MODES, Durability, make_writer
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+
+
+Sink = Callable[[str, Any], None]  # (stream mode, chunk): where a streamed run's events go
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class Run:
         serde: Serializer,
         durability: Durability,
         session: AsyncSession | None = None,
+        sink: Sink | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
@@ -77,6 +83,29 @@ class Run:
         self.arecord = self.writer.awrite
         self.executed = 0
         self.replayed = 0
+        # Streaming: where events go ("updates", "custom"), and whether replayed tasks are re-emitted.
+        self.sink = sink
+        self.stream_replayed = getattr(sink, "replayed", False)
+        self.pending: list[PendingInterrupt] = []
+        self._pending_lock = threading.Lock()
+
+    def add_pending(self, pending: PendingInterrupt) -> None:
+        """Register an interrupt the run will pause on; ids must be unique among those pending."""
+        with self._pending_lock:
+            for other in self.pending:
+                if other.id == pending.id:
+                    raise UsageError(
+                        f"interrupt id {pending.id!r} is used twice (keys {other.key} and {pending.key}): "
+                        f"give parallel interrupts distinct ids, or let durable number them"
+                    )
+            self.pending.append(pending)
+
+    def answer(self, key: str) -> tuple[bool, Any]:
+        """Whether the interrupt at ``key`` has been answered, and the answer."""
+        row, _ = self.replay.lookup(key, INTERRUPT, None)
+        if row is None:
+            return False, None
+        return True, load_value(self.serde, row.payload, f"the answer to interrupt {key}")
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -86,6 +115,10 @@ class Run:
         row, attempt = self.replay.lookup(key, spec.name, digest)
         if row is not None:
             self.replayed += 1
+            if self.stream_replayed and self.sink is not None and row.status == OK:
+                replayed = self._replayed(row, spec.name)
+                self.sink("updates", {spec.name: replayed.result()})
+                return replayed
             return self._replayed(row, spec.name)
         self.executed += 1
         loop = self.loop
@@ -142,6 +175,8 @@ class Run:
             dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
             raise
         self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        if self.sink is not None:
+            self.sink("updates", {spec.name: value})
         return value
 
     @staticmethod
@@ -168,6 +203,8 @@ class Run:
             await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
             raise
         await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
+        if self.sink is not None:
+            self.sink("updates", {spec.name: value})
         return value
 
     def _body(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:

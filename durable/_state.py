@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._interrupts import Interrupt, PendingInterrupt
 from ._serde import Serializer, load_value
 from .errors import DurableError, ThreadNotFoundError
-from .stores._base import ERROR, JournalRow, RunStatus, Store
+from .stores._base import ANSWER, ERROR, JournalRow, RunStatus, Store
 
-EntryStatus = Literal["ok", "error"]
+EntryStatus = Literal["ok", "error", "answer"]
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One recorded task outcome. ``result`` is set when ``status == "ok"``, ``error`` otherwise."""
+    """One journal row: a task's value (``"ok"``), its exception (``"error"``), or the answer given
+    to an interrupt (``"answer"``, task ``"interrupt"``). ``result`` holds the value or answer."""
 
     key: str
     task: str
@@ -46,7 +48,7 @@ class ThreadState:
     error: BaseException | None
     error_text: str | None
     entries: tuple[JournalEntry, ...]
-    interrupts: tuple[Any, ...]
+    interrupts: tuple[Interrupt, ...]
     started_at: float
     finished_at: float | None
     owner: str | None
@@ -70,7 +72,7 @@ def read_state(store: Store, serde: Serializer, thread_id: str) -> ThreadState:
         error=error,
         error_text=run.error_text,
         entries=tuple(_entry(serde, r) for r in rows),
-        interrupts=(),
+        interrupts=_interrupts(serde, run.interrupts) if run.status == "interrupted" else (),
         started_at=run.started_at,
         finished_at=run.finished_at,
         owner=thread.owner,
@@ -84,13 +86,20 @@ def _entry(serde: Serializer, row: JournalRow) -> JournalEntry:
     return JournalEntry(
         key=row.key,
         task=row.name,
-        status="error" if failed else "ok",
+        status="error" if failed else "answer" if row.status == ANSWER else "ok",
         result=None if failed else value,
         error=value if failed else None,
         attempt=row.attempt,
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
+
+
+def _interrupts(serde: Serializer, blob: bytes | None) -> tuple[Interrupt, ...]:
+    if blob is None:
+        return ()
+    pending: tuple[PendingInterrupt, ...] = load_value(serde, blob, "the pending interrupts")
+    return tuple(Interrupt(p.id, p.value) for p in pending)
 
 
 def _load_error(serde: Serializer, blob: bytes) -> BaseException:

@@ -7,6 +7,7 @@ The tree::
     ├── UsageError                an API used the wrong way (a sync wait on an async task, ...)
     ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
+    ├── ResumeError               a Command that answers nothing pending, or not what is pending
     ├── ThreadBusyError           another executor holds the thread's lease
     ├── LeaseLostError            our lease was taken over; our writes are refused
     ├── NonDeterminismError       a replayed call differs from the journal
@@ -66,6 +67,10 @@ class UnfinishedRunError(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.thread_id, self.run_id, self.status))
+
+
+class ResumeError(DurableError):
+    """A `Command` that does not fit the thread's pending interrupts; nothing was recorded."""
 
 
 class ThreadBusyError(DurableError):

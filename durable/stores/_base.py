@@ -23,8 +23,9 @@ from typing import Literal, NamedTuple, Protocol
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 
 # Journal row statuses, stored as small integers.
-OK = 0
-ERROR = 1
+OK = 0  # a task's value
+ERROR = 1  # a task's exception
+ANSWER = 2  # the answer to an interrupt
 
 
 class JournalRow(NamedTuple):
@@ -59,6 +60,7 @@ class RunRow:
     error_text: str | None = None
     retry_keys: tuple[str, ...] = ()
     finished_at: float | None = None
+    interrupts: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class RunOutcome:
     error: bytes | None = None
     error_text: str | None = None
     retry_keys: tuple[str, ...] = ()
+    interrupts: bytes | None = None
 
 
 class AsyncSession(Protocol):

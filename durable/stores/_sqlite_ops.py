@@ -53,6 +53,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error BLOB,
             error_text TEXT,
             retry_keys TEXT NOT NULL DEFAULT '',
+            interrupts BLOB,
             started_at REAL NOT NULL,
             finished_at REAL,
             PRIMARY KEY (tid, run_id)
@@ -77,7 +78,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = (
     "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
-    "r.error, r.error_text, r.retry_keys, r.finished_at"
+    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts"
 )
 _THREAD_SQL = (
     f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
@@ -118,6 +119,7 @@ def _run_row(cols: Sequence[Any]) -> RunRow | None:
         error_text=cols[9],
         retry_keys=tuple(keys.split(",")) if keys else (),
         finished_at=cols[11],
+        interrupts=cols[12],
     )
 
 
@@ -235,7 +237,7 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
 def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     n = yield Stmt(
         "UPDATE durable_runs SET status = ?, output = ?, save = ?, error = ?, error_text = ?, retry_keys = ?, "
-        f"finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
+        f"interrupts = ?, finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
         (
             outcome.status,
             outcome.output,
@@ -243,6 +245,7 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
             outcome.error,
             outcome.error_text,
             ",".join(outcome.retry_keys),
+            outcome.interrupts,
             time.time(),
             lease.tid,
             run_id,

@@ -136,6 +136,7 @@ class MemoryStore(Store):
                 error_text=outcome.error_text,
                 retry_keys=outcome.retry_keys,
                 finished_at=time.time(),
+                interrupts=outcome.interrupts,
             )
             t.owner = t.lease_expires = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing_extensions import assert_type
 
-from durable import Entrypoint, MemoryStore, RetryPolicy, TaskFuture, entrypoint, task
+from durable import Command, Entrypoint, Interrupted, MemoryStore, RetryPolicy, TaskFuture, entrypoint, task
 
 
 @task
@@ -32,6 +32,10 @@ assert_type(double(1).result(), int)
 assert_type(fetch("u"), TaskFuture[bytes])
 assert_type(pipeline, Entrypoint[int, list[int]])
 assert_type(apipeline, Entrypoint[str, bytes])
-assert_type(pipeline.invoke(3, thread_id="t"), list[int])
+assert_type(pipeline.invoke(3, thread_id="t"), list[int] | Interrupted)
+assert_type(pipeline.invoke(Command(resume=True), thread_id="t"), list[int] | Interrupted)
+out = pipeline.invoke(None, thread_id="t")
+if not isinstance(out, Interrupted):
+    assert_type(out, list[int])
 double("not an int")  # type: ignore[arg-type]
 fetch("u", timeout="slow")  # type: ignore[arg-type]

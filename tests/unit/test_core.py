@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from durable import ArgumentsChangedError, NonDeterminismError, ThreadNotFoundError, UnfinishedRunError
+from durable import ArgumentsChangedError, NonDeterminismError, ResumeError, ThreadNotFoundError, UnfinishedRunError
 from durable._core import Final, Replay, plan, unwrap_final
 from durable.stores._base import ERROR, OK, JournalRow, RunRow, ThreadRow
 
@@ -30,32 +30,55 @@ def thread(status: str | None) -> ThreadRow:
 def test_plan_none_on_an_unknown_thread_raises_thread_not_found(known: ThreadRow | None) -> None:
     """``None`` for a thread with no run is ThreadNotFoundError naming the thread."""
     with pytest.raises(ThreadNotFoundError, match="'t'") as info:
-        plan("t", known, has_input=False)
+        plan("t", known, "none")
     assert info.value.thread_id == "t"
 
 
 def test_plan_none_on_a_completed_run_is_finished() -> None:
     """``None`` on a completed run means: return its value."""
-    assert plan("t", thread("completed"), has_input=False) == "finished"
+    assert plan("t", thread("completed"), "none") == "finished"
 
 
-@pytest.mark.parametrize("status", ["running", "failed", "interrupted"])
+@pytest.mark.parametrize("status", ["running", "failed"])
 def test_plan_none_on_an_unfinished_run_resumes_it(status: str) -> None:
-    """``None`` on a running, failed or interrupted run means: resume it."""
-    assert plan("t", thread(status), has_input=False) == "resume"
+    """``None`` on a running (crashed) or failed run means: resume it."""
+    assert plan("t", thread(status), "none") == "resume"
+
+
+def test_plan_none_on_a_paused_run_returns_its_interrupts() -> None:
+    """``None`` on a paused run means: return the same interrupts, run nothing."""
+    assert plan("t", thread("interrupted"), "none") == "paused"
+
+
+def test_plan_command_on_a_paused_run_answers_it() -> None:
+    """A Command on a paused run means: record the answers and resume."""
+    assert plan("t", thread("interrupted"), "command") == "answer"
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "completed"])
+def test_plan_command_without_a_pause_raises_resume_error(status: str) -> None:
+    """A Command on a run that is not paused is a ResumeError saying what to do instead."""
+    with pytest.raises(ResumeError, match="no pending interrupt"):
+        plan("t", thread(status), "command")
+
+
+def test_plan_command_on_an_unknown_thread_raises_thread_not_found() -> None:
+    """A Command for a thread with no run is ThreadNotFoundError."""
+    with pytest.raises(ThreadNotFoundError):
+        plan("t", None, "command")
 
 
 @pytest.mark.parametrize("known", [None, thread(None), thread("completed")], ids=["no-thread", "no-run", "completed"])
 def test_plan_new_input_on_an_unknown_or_finished_thread_starts_a_run(known: ThreadRow | None) -> None:
     """New input starts a new run when the thread is unknown or its last run completed."""
-    assert plan("t", known, has_input=True) == "new"
+    assert plan("t", known, "new") == "new"
 
 
 @pytest.mark.parametrize("status", ["running", "failed", "interrupted"])
 def test_plan_new_input_on_an_unfinished_run_raises(status: str) -> None:
     """New input while the last run is unfinished is UnfinishedRunError naming the run and how to resume it."""
     with pytest.raises(UnfinishedRunError, match=r"invoke\(None") as info:
-        plan("t", thread(status), has_input=True)
+        plan("t", thread(status), "new")
     assert (info.value.thread_id, info.value.run_id, info.value.status) == ("t", 7, status)
 
 
