@@ -260,7 +260,14 @@ class Entrypoint(Generic[I, O]):
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
         replayed: bool = False,
     ) -> Iterator[Any]:
-        """`invoke`, yielding events as the run goes (see `durable._stream` for the modes)."""
+        """`invoke`, yielding events as the run goes.
+
+        ``stream_mode`` (one, or a list for ``(mode, chunk)`` pairs): ``"updates"`` yields
+        ``{task_name: result}`` per finished task, then ``{entrypoint_name: value}`` or
+        ``{"__interrupt__": (Interrupt, ...)}``; ``"custom"`` what `get_stream_writer()` sends;
+        ``"values"`` what `invoke` returns. Replayed tasks are emitted only with ``replayed=True``.
+        The run goes on in a worker thread; stopping the iteration early does not stop the run.
+        """
         tid = _thread_id(thread_id, config)
         return stream_sync(partial(self._invoke, input, tid, durability), stream_mode, replayed)
 
