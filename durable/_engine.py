@@ -76,7 +76,7 @@ def invoke_flow(
         _raise_if_held(thread_id, thread)
         raise
     if kind in ("finished", "paused"):
-        return _settled(serde, thread_id, thread, kind)
+        return _settled(serde, thread_id, thread, kind, sink)
     if kind == "answer":
         answers_for(_pending(serde, thread), input.resume, thread_id)  # a bad Command fails before any write
     input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if given == "new" else b""
@@ -101,7 +101,7 @@ def invoke_flow(
             # Look again: another executor may have moved the thread on while we were claiming it.
             kind = plan(thread_id, thread, given)
             if kind in ("finished", "paused"):
-                return _settled(serde, thread_id, thread, kind)
+                return _settled(serde, thread_id, thread, kind, sink)
             assert run_row is not None
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
             if kind == "answer":
@@ -185,11 +185,17 @@ def _pending(serde: Serializer, thread: ThreadRow | None) -> tuple[PendingInterr
     return pending
 
 
-def _settled(serde: Serializer, thread_id: str, thread: ThreadRow | None, kind: str) -> Any:
-    """What a finished run returned, or the interrupts a paused run is waiting on."""
+def _settled(serde: Serializer, thread_id: str, thread: ThreadRow | None, kind: str, sink: Sink | None) -> Any:
+    """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
     if kind == "paused":
-        return Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(serde, thread)), thread_id)
-    return _finished_output(serde, thread_id, thread)
+        value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(serde, thread)), thread_id)
+        if sink is not None:
+            sink("updates", {"__interrupt__": value.interrupts})
+    else:
+        value = _finished_output(serde, thread_id, thread)
+    if sink is not None:
+        sink("values", value)
+    return value
 
 
 def _answer_rows(serde: Serializer, rows: list[JournalRow], answers: dict[str, Any]) -> list[JournalRow]:
