@@ -135,6 +135,8 @@ def invoke_flow(
                 result = yield _Body(spec.fn, (input,), kwargs)
             finally:
                 yield _Drain(scope)
+                if run.misuse is not None:
+                    raise run.misuse
             if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
                 raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
             output, save = unwrap_final(result)

@@ -87,14 +87,19 @@ class Run:
         self.sink = sink
         self.stream_replayed = getattr(sink, "replayed", False)
         self.pending: list[PendingInterrupt] = []
+        self.misuse: UsageError | None = None  # fails the run once its body has stopped
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
-        """Register an interrupt the run will pause on; ids must be unique among those pending."""
+        """Register an interrupt the run will pause on; ids must be unique among those pending.
+
+        A duplicate id is the run's error, not the task's: raised inside the task it would be
+        journaled as that task's outcome and only surface after the human answered.
+        """
         with self._pending_lock:
             for other in self.pending:
-                if other.id == pending.id:
-                    raise UsageError(
+                if other.id == pending.id and self.misuse is None:
+                    self.misuse = UsageError(
                         f"interrupt id {pending.id!r} is used twice (keys {other.key} and {pending.key}): "
                         f"give parallel interrupts distinct ids, or let durable number them"
                     )
