@@ -8,6 +8,10 @@ same run, alternating (durable, LangGraph, durable, ...) in sibling directories 
 is LangGraph / durable. Both sides: a fresh SQLite file per repetition after a one-task warm-up run on it, WAL +
 synchronous=NORMAL, durability="sync", the same task body (`step_fn`, which counts its executions in RAN).
 
+The interrupt rows time a round trip instead (`invoke(x)` pauses at `interrupt(...)` after one task,
+`invoke(Command(resume=...))` runs one more task and finishes), in ms, with `langgraph.types.interrupt` and
+`langgraph.types.Command` on LangGraph's side.
+
 SqliteSaver's own setup sets only `journal_mode=WAL`, so synchronous would stay at SQLite's default (FULL):
 `lg_connect` sets NORMAL on the connection itself, as durable's SQLiteStore does, and every run checks it held.
 """
@@ -34,8 +38,19 @@ from _common import (
     expected_sum,
     fail_row,
     fresh_dir,
+    median,
     step_fn,
     us_per_task_row,
+)
+from _workloads_interrupt import (
+    ANSWER,
+    QUESTION,
+    SAMPLES_PER_REP,
+    X,
+    check_finished,
+    check_ran_before_resume,
+    expected_value,
+    time_durable_round_trip,
 )
 from _workloads_resume import FAIL_AT, N, check_resumed, run_failing, sqlite_normal, time_durable_resume
 from _workloads_sequential import run_durable_seq
@@ -43,6 +58,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.func import entrypoint as lg_entrypoint
 from langgraph.func import task as lg_task
 from langgraph.pregel import Pregel
+from langgraph.types import Command as LgCommand
+from langgraph.types import interrupt as lg_interrupt
 
 if "durability" not in inspect.signature(Pregel.stream).parameters:  # invoke(**kwargs) passes it on to stream
     raise ImportError(f"langgraph {version('langgraph')} is too old: durability= came in langgraph 0.6")
@@ -67,6 +84,19 @@ def make_lg_seq(saver: SqliteSaver) -> Any:
         return total
 
     return seq
+
+
+def make_lg_approval(saver: SqliteSaver) -> Any:
+    """durable's `make_approval` (the interrupt round trip), line for line, on LangGraph."""
+
+    @lg_entrypoint(checkpointer=saver)
+    def approval(x: int) -> int:
+        a = lg_step(x).result()
+        answer = lg_interrupt(QUESTION)
+        b = lg_step(x + 1).result()
+        return a + b + answer
+
+    return approval
 
 
 def lg_connect(path: Path) -> sqlite3.Connection:
@@ -127,6 +157,66 @@ def time_lg_resume(cfg: Config, at_end: bool) -> float:
     finally:
         conn.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def check_lg_paused(out: Any, ran: list[int]) -> None:
+    """LangGraph's invoke returns {"__interrupt__": [Interrupt(value, id)]} when the run paused."""
+    pending = out.get("__interrupt__") if isinstance(out, dict) else None
+    check(bool(pending) and len(pending) == 1, f"LangGraph: the first invoke returned {out!r}, not one interrupt")
+    check(pending[0].value == QUESTION, f"LangGraph: wrong interrupt {pending!r}")
+    check_ran_before_resume(ran, "LangGraph")
+
+
+def time_lg_round_trip(cfg: Config) -> tuple[float, float]:
+    """(round trip, resume alone) in seconds: `invoke(x)` pauses at the interrupt, `invoke(Command(resume=...))`
+    finishes; a fresh SqliteSaver file, after a warm-up round trip on another thread."""
+    d = fresh_dir(cfg, "lg-interrupt")
+    conn = lg_connect(d / "langgraph.db")
+    try:
+        flow = make_lg_approval(SqliteSaver(conn))
+        gc.collect()  # before the warm-up, not the timed round trip: see "interrupt round trip" in README.md
+        warm = flow.invoke(0, lg_config("warmup"), durability=DURABILITY)
+        check(isinstance(warm, dict) and "__interrupt__" in warm, f"LangGraph warm-up did not pause: {warm!r}")
+        warm = flow.invoke(LgCommand(resume=ANSWER), lg_config("warmup"), durability=DURABILITY)
+        check(warm == expected_value(0), f"LangGraph warm-up round trip returned {warm!r}")
+        RAN.clear()
+        t0 = time.perf_counter()
+        paused = flow.invoke(X, lg_config("t1"), durability=DURABILITY)
+        t1 = time.perf_counter()
+        ran_before_resume = list(RAN)
+        t2 = time.perf_counter()
+        out = flow.invoke(LgCommand(resume=ANSWER), lg_config("t1"), durability=DURABILITY)
+        t3 = time.perf_counter()
+        check_lg_paused(paused, ran_before_resume)
+        check_finished(out, "LangGraph")
+        check_pragmas(conn)
+        return (t1 - t0) + (t3 - t2), t3 - t2
+    finally:
+        RAN.clear()
+        conn.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def interrupt_rows(cfg: Config, sec: str) -> list[Row]:
+    """The interrupt round trip and its resume alone, ms, LangGraph / durable (alternating, fresh files)."""
+    labels = (
+        "interrupt round trip: invoke -> paused, invoke(Command(resume=...)) -> value",
+        "  resume alone: invoke(Command(resume=...)) -> value",
+    )
+    try:
+        ours: list[tuple[float, float]] = []
+        theirs: list[tuple[float, float]] = []
+        for _ in range(SAMPLES_PER_REP * cfg.repeat):
+            ours.append(time_durable_round_trip(cfg, sqlite_normal))
+            theirs.append(time_lg_round_trip(cfg))
+        rows = []
+        for i, label in enumerate(labels):
+            lg_ms = [t[i] * 1e3 for t in theirs]
+            durable_ms = [t[i] * 1e3 for t in ours]
+            rows.append(Row(sec, label, "1", median(lg_ms), "ms", median(durable_ms), lg_ms, durable_ms, "[lg]"))
+        return rows
+    except Exception as exc:
+        return [fail_row(cfg, Row(sec, labels[0], "1"), exc)]
 
 
 def side_by_side(reps: int, ours: Any, theirs: Any) -> tuple[list[float], list[float], str]:
@@ -219,6 +309,8 @@ def bench_langgraph(cfg: Config) -> list[Row]:
             rows.append(r)
         except Exception as exc:
             rows.append(fail_row(cfg, row, exc))
+
+    rows.extend(interrupt_rows(cfg, sec))
 
     try:
         cfg.checks.append(check_lg_visibility(cfg))

@@ -43,6 +43,7 @@ from _common import Config, Row  # noqa: E402  (first: it puts the checkout on s
 from _workloads_bytes import bench_bytes  # noqa: E402
 from _workloads_checks import bench_checks  # noqa: E402
 from _workloads_fanout import bench_fanout  # noqa: E402
+from _workloads_interrupt import bench_interrupt  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
 from _workloads_resume import bench_resume  # noqa: E402
 from _workloads_sequential import bench_sequential  # noqa: E402
@@ -74,6 +75,7 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("sequential", bench_sequential),
     ("resume", bench_resume),
     ("fanout", bench_fanout),
+    ("interrupt", bench_interrupt),
     ("bytes", bench_bytes),
     ("process", bench_process),
     ("checks", bench_checks),
@@ -143,6 +145,9 @@ def print_table(rows: list[Row], cfg: Config, header: str) -> None:
     if any(r.note == "[r]" for r in rows):
         print("[r] replay floor = ONE SELECT of the recorded rows + pickle.loads each (the least a replay can read);")
         print("    for the resume rows, plus one INSERT+COMMIT per freshly run task.")
+    if any(r.note == "[i]" for r in rows):
+        print("[i] interrupt floor = one INSERT+COMMIT per fact that must outlive the process (task 0, the pause,")
+        print("    the answer, task 1, the output) + on resume ONE SELECT of the run's rows, pickle.loads each.")
     if any(r.note == "[c]" for r in rows):
         print("[c] checkpoint was blocked by an open connection; size = page_count * page_size instead.")
     if any(r.note == "[lg]" for r in rows):
