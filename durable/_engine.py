@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from . import _context
+from . import _context, _faults
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._interrupts import INTERRUPT, Command, Interrupt, Interrupted, Pause, PendingInterrupt, answers_for
@@ -224,10 +224,12 @@ def _finished_output(serde: Serializer, thread_id: str, thread: ThreadRow | None
 
 
 def _finish(run: Run, outcome: RunOutcome) -> Flow:
+    _faults.hit("before_finish")
     rows = run.take_buffered()
     if rows:
         yield _Op("append", (run.lease, run.run_id, rows))
     yield _Op("finish_run", (run.lease, run.run_id, outcome))
+    _faults.hit("after_finish")
 
 
 def drive(flow: Flow, store: Store) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _context
+from . import _context, _faults
 from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
@@ -154,6 +154,8 @@ class Run:
     # -- executing a body -----------------------------------------------------------------------
 
     def _execute(self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
+        if _faults._armed is not None:
+            _faults.hit("before_body")
         started = time.time()
         scope = Scope(self, key + ".")
         token = _context.current.set(scope)
@@ -179,7 +181,11 @@ class Run:
         except Exception:
             dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
             raise
+        if _faults._armed is not None:
+            _faults.hit("after_body")
         self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        if _faults._armed is not None:
+            _faults.hit("after_commit")
         if self.sink is not None:
             self.sink("updates", {spec.name: value})
         return value
@@ -195,6 +201,7 @@ class Run:
     async def _aexecute(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
     ) -> Any:
+        _faults.hit("before_body")
         started = time.time()
         try:
             if spec.is_async:
@@ -207,7 +214,10 @@ class Run:
         except Exception as exc:
             await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
             raise
-        await self.arecord(self._ok_row(spec, key, attempt, digest, value, started))
+        row = self._ok_row(spec, key, attempt, digest, value, started)
+        _faults.hit("after_body")
+        await self.arecord(row)
+        _faults.hit("after_commit")
         if self.sink is not None:
             self.sink("updates", {spec.name: value})
         return value
