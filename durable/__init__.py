@@ -6,15 +6,18 @@ with ``None`` replays them from the journal and runs only the unfinished tail.
 """
 
 from ._api import Entrypoint, Task, entrypoint, task
+from ._codec import Keyring
 from ._futures import TaskFuture
 from ._interrupts import Command, Interrupt, Interrupted, get_stream_writer, interrupt
 from ._retry import RetryPolicy
-from ._serde import PickleSerializer, ReplayedError, Serializer
+from ._serde import JsonSerializer, PickleSerializer, ReplayedError, Serializer
 from ._state import JournalEntry, ThreadState
 from .errors import (
     ArgumentsChangedError,
     ConfigurationError,
     DurableError,
+    IncompatibleJournalError,
+    IntegrityError,
     LeaseLostError,
     NonDeterminismError,
     ResumeError,
@@ -36,9 +39,13 @@ __all__ = [
     "ConfigurationError",
     "DurableError",
     "Entrypoint",
+    "IncompatibleJournalError",
+    "IntegrityError",
     "Interrupt",
     "Interrupted",
     "JournalEntry",
+    "JsonSerializer",
+    "Keyring",
     "LeaseLostError",
     "MemoryStore",
     "NonDeterminismError",

@@ -14,6 +14,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 
 from . import _context
+from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
 from ._engine import EntrypointSpec, adrive, drive, invoke_flow
 from ._futures import TaskFuture
@@ -137,6 +138,7 @@ class Entrypoint(Generic[I, O]):
         name: str | None,
         serializer: Serializer,
         on_changed_args: OnChangedArgs,
+        secret: Secret | None = None,
     ) -> None:
         if on_changed_args not in _ON_CHANGED_ARGS:
             raise ConfigurationError(f"on_changed_args={on_changed_args!r}: use 'raise', 'warn' or 'rerun'")
@@ -155,6 +157,8 @@ class Entrypoint(Generic[I, O]):
         self._checkpointer = checkpointer
         self._store: Store | None = None
         self._store_lock = threading.Lock()
+        self._secret = secret
+        self._ring: Keyring | None = keyring(secret) if secret is not None else None
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -178,7 +182,11 @@ class Entrypoint(Generic[I, O]):
         if self._store is None:
             with self._store_lock:
                 if self._store is None:
-                    self._store = resolve_store(self._checkpointer)
+                    store = resolve_store(self._checkpointer)
+                    if self._secret is None:
+                        # The entrypoint's secret, else the store's, else $DURABLE_SECRET.
+                        self._ring = keyring(store.secret)
+                    self._store = store
         return self._store
 
     def invoke(
@@ -217,7 +225,7 @@ class Entrypoint(Generic[I, O]):
         store = self.checkpointer
         token = _context.current.set(None)
         try:
-            return drive(invoke_flow(self._spec, store, input, tid, durability, None, sink), store)
+            return drive(invoke_flow(self._spec, store, input, tid, durability, None, sink, self._ring), store)
         finally:
             _context.current.reset(token)
 
@@ -246,7 +254,8 @@ class Entrypoint(Generic[I, O]):
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
-                return await adrive(invoke_flow(self._spec, store, input, tid, durability, session, sink), session)
+                flow = invoke_flow(self._spec, store, input, tid, durability, session, sink, self._ring)
+                return await adrive(flow, session)
         finally:
             _context.current.reset(token)
 
@@ -289,7 +298,8 @@ class Entrypoint(Generic[I, O]):
         self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None
     ) -> ThreadState:
         """The thread's status, output or error, and journal entries. Raises `ThreadNotFoundError`."""
-        return read_state(self.checkpointer, self._spec.serde, _thread_id(thread_id, config))
+        store = self.checkpointer
+        return read_state(store, self._spec.serde, self._ring, _thread_id(thread_id, config))
 
 
 class _EntrypointDecorator(Protocol):
@@ -325,6 +335,7 @@ class _EntrypointFactory:
         name: str | None = None,
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
+        secret: Secret | None = None,
     ) -> _EntrypointDecorator: ...
     def __call__(  # type: ignore[misc]  # mypy mis-reads the keyword-only overload
         self,
@@ -335,6 +346,7 @@ class _EntrypointFactory:
         name: str | None = None,
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
+        secret: Secret | None = None,
     ) -> Any:
         def decorate(func: Callable[..., Any]) -> Entrypoint[Any, Any]:
             if not callable(func):
@@ -345,6 +357,7 @@ class _EntrypointFactory:
                 name=name,
                 serializer=serializer or DEFAULT_SERIALIZER,
                 on_changed_args=on_changed_args,
+                secret=secret,
             )
 
         return decorate if fn is None else decorate(fn)

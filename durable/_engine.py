@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import _context, _faults
+from ._codec import Codec, Keyring
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._interrupts import INTERRUPT, Command, Interrupt, Interrupted, Pause, PendingInterrupt, answers_for
 from ._leases import heartbeat, new_owner, owner_is_dead
 from ._run import Run, Sink, adrain, drain
-from ._serde import Serializer, dump_error, dump_value, error_text, load_value
+from ._serde import Serializer, error_text
 from ._writers import Durability
-from .errors import ThreadBusyError, UnfinishedRunError
+from .errors import IncompatibleJournalError, StoreError, ThreadBusyError, UnfinishedRunError
 from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 
@@ -65,8 +66,9 @@ def invoke_flow(
     durability: Durability,
     session: AsyncSession | None = None,
     sink: Sink | None = None,
+    ring: Keyring | None = None,
 ) -> Flow:
-    serde = spec.serde
+    codec = Codec(spec.serde, ring, thread_id)
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
     thread = yield _Op("get_thread", (thread_id,))
     try:
@@ -76,14 +78,15 @@ def invoke_flow(
         _raise_if_held(thread_id, thread)
         raise
     if kind in ("finished", "paused"):
-        return _settled(serde, thread_id, thread, kind, sink)
+        return _settled(codec, thread_id, thread, kind, sink)
     if kind == "answer":
-        answers_for(_pending(serde, thread), input.resume, thread_id)  # a bad Command fails before any write
-    input_blob = dump_value(serde, input, f"the input of {spec.name!r}") if given == "new" else b""
+        answers_for(_pending(codec, thread), input.resume, thread_id)  # a bad Command fails before any write
+    what = f"the input of {spec.name!r}"
+    input_blob = codec.dump(input, "*", "#input", "", what) if given == "new" else b""
 
     owner = new_owner()
     # New input starts its run in the claim's own transaction (one commit, not two).
-    new_run = NewRun(spec.name, input_blob) if given == "new" else None
+    new_run = NewRun(spec.name, input_blob, spec.serde.stamp()) if given == "new" else None
     try:
         lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
     except ThreadBusyError as busy:
@@ -101,14 +104,16 @@ def invoke_flow(
             # Look again: another executor may have moved the thread on while we were claiming it.
             kind = plan(thread_id, thread, given)
             if kind in ("finished", "paused"):
-                return _settled(serde, thread_id, thread, kind, sink)
+                return _settled(codec, thread_id, thread, kind, sink)
             assert run_row is not None
+            _check_stamp(spec.serde, thread_id, run_row.stamp)
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
             if kind == "answer":
-                answered = _answer_rows(serde, rows, answers_for(_pending(serde, thread), input.resume, thread_id))
+                answers = answers_for(_pending(codec, thread), input.resume, thread_id)
+                answered = _answer_rows(codec, run_row.run_id, rows, answers)
                 yield _Op("append", (lease, run_row.run_id, answered))
                 rows += answered
-            input = load_value(serde, run_row.input, f"the input of thread {thread_id!r}")
+            input = codec.load(run_row.input, "*", "#input", "", f"the input of thread {thread_id!r}")
 
         replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
         run = Run(
@@ -116,7 +121,7 @@ def invoke_flow(
             lease=lease,
             run_id=run_row.run_id,
             replay=replay,
-            serde=serde,
+            codec=codec,
             durability=durability,
             session=session,
             sink=sink,
@@ -124,7 +129,8 @@ def invoke_flow(
         kwargs: dict[str, Any] = {}
         if spec.takes_previous:
             prev = run_row.previous
-            kwargs["previous"] = None if prev is None else load_value(serde, prev, "the previous run's value")
+            what = "the previous run's value"
+            kwargs["previous"] = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", "", what)
 
         scope = Scope(run, "")
         token = _context.current.set(scope)
@@ -142,18 +148,19 @@ def invoke_flow(
             output, save = unwrap_final(result)
             outcome = RunOutcome(
                 "completed",
-                output=dump_value(serde, output, f"the output of {spec.name!r}"),
-                save=dump_value(serde, save, f"the saved value of {spec.name!r}"),
+                output=codec.dump(output, run.run_id, "#output", "", f"the output of {spec.name!r}"),
+                save=codec.dump(save, run.run_id, "#save", "", f"the saved value of {spec.name!r}"),
             )
         except Pause:
             # In call order, whichever parallel task happened to pause first.
             pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
             paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
-            outcome = RunOutcome("interrupted", interrupts=dump_value(serde, pending, "the pending interrupts"))
+            blob = codec.dump(pending, run.run_id, "#interrupts", "", "the pending interrupts")
+            outcome = RunOutcome("interrupted", interrupts=blob)
         except BaseException as exc:
             failed = RunOutcome(
                 "failed",
-                error=dump_error(serde, exc),
+                error=codec.dump_error(exc, run.run_id, "#error", ""),
                 error_text=error_text(exc),
                 retry_keys=replay.retry_keys_after(exc),
             )
@@ -179,33 +186,44 @@ def invoke_flow(
             yield _Op("release", (lease,))
 
 
-def _pending(serde: Serializer, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:
+def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:
     run = thread.run if thread is not None else None
     if run is None or run.interrupts is None:
         return ()
-    pending: tuple[PendingInterrupt, ...] = load_value(serde, run.interrupts, "the pending interrupts")
+    pending: tuple[PendingInterrupt, ...] = codec.load(
+        run.interrupts, run.run_id, "#interrupts", "", "the pending interrupts"
+    )
     return pending
 
 
-def _settled(serde: Serializer, thread_id: str, thread: ThreadRow | None, kind: str, sink: Sink | None) -> Any:
+def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:
+    """Refuse, before unpickling anything, a journal this process cannot safely read."""
+    if stamp is None:
+        return
+    reason = serde.incompatible(stamp)
+    if reason is not None:
+        raise IncompatibleJournalError(thread_id, stamp, serde.stamp(), reason)
+
+
+def _settled(codec: Codec, thread_id: str, thread: ThreadRow | None, kind: str, sink: Sink | None) -> Any:
     """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
     if kind == "paused":
-        value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(serde, thread)), thread_id)
+        value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(codec, thread)), thread_id)
         if sink is not None:
             sink("updates", {"__interrupt__": value.interrupts})
     else:
-        value = _finished_output(serde, thread_id, thread)
+        value = _finished_output(codec, thread_id, thread)
     if sink is not None:
         sink("values", value)
     return value
 
 
-def _answer_rows(serde: Serializer, rows: list[JournalRow], answers: dict[str, Any]) -> list[JournalRow]:
+def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], answers: dict[str, Any]) -> list[JournalRow]:
     now = time.time()
     last = {r.key: r.attempt for r in rows if r.key in answers}
     return [
         JournalRow(key, last.get(key, 0) + 1, INTERRUPT, ANSWER, None,
-                   dump_value(serde, value, f"the answer to interrupt {key}"), now, now)
+                   codec.dump(value, run_id, key, INTERRUPT, f"the answer to interrupt {key}"), now, now)
         for key, value in answers.items()
     ]  # fmt: skip
 
@@ -218,9 +236,11 @@ def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:
         raise ThreadBusyError(thread_id, thread.owner, remaining)
 
 
-def _finished_output(serde: Serializer, thread_id: str, thread: ThreadRow | None) -> Any:
-    assert thread is not None and thread.run is not None and thread.run.output is not None
-    return load_value(serde, thread.run.output, f"the output of thread {thread_id!r}")
+def _finished_output(codec: Codec, thread_id: str, thread: ThreadRow | None) -> Any:
+    run = thread.run if thread is not None else None
+    if run is None or run.output is None:
+        raise StoreError(f"thread {thread_id!r} is completed but its output is missing from the store")
+    return codec.load(run.output, run.run_id, "#output", "", f"the output of thread {thread_id!r}")
 
 
 def _finish(run: Run, outcome: RunOutcome) -> Flow:

@@ -16,13 +16,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _context, _faults
+from ._codec import Codec
 from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture, pool
 from ._interrupts import INTERRUPT, PendingInterrupt
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
-from ._serde import Serializer, dump_error, dump_value, load_value
+from ._serde import dump_value, load_value
 from ._writers import DURABILITY_MODES, Durability, make_writer
 from .errors import ConfigurationError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
@@ -57,7 +58,7 @@ class Run:
         lease: Lease,
         run_id: int,
         replay: Replay,
-        serde: Serializer,
+        codec: Codec,
         durability: Durability,
         session: AsyncSession | None = None,
         sink: Sink | None = None,
@@ -68,7 +69,9 @@ class Run:
         self.lease = lease
         self.run_id = run_id
         self.replay = replay
-        self.serde = serde
+        self.codec = codec
+        self.serde = serde = codec.serde
+        self.signed = codec.keyring is not None
         self.durability = durability
         self.session = session
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -110,7 +113,7 @@ class Run:
         row, _ = self.replay.lookup(key, INTERRUPT, None)
         if row is None:
             return False, None
-        return True, load_value(self.serde, row.payload, f"the answer to interrupt {key}")
+        return True, self.codec.load(row.payload, self.run_id, key, INTERRUPT, f"the answer to interrupt {key}")
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -141,10 +144,11 @@ class Run:
         return fut
 
     def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
+        blob = self.codec.open(row.payload, self.run_id, row.key, name) if self.signed else row.payload
         try:
-            value = self.serde.loads(row.payload)
+            value = self.serde.loads(blob)
         except Exception:
-            load_value(self.serde, row.payload, f"the recorded result of task {name!r} (key {row.key})")
+            load_value(self.serde, blob, f"the recorded result of task {name!r} (key {row.key})")
             raise  # load_value raised its SerializationError above; this line is not reached
         if row.status == ERROR:
             self.replay.note_error(value, row.key)
@@ -181,6 +185,8 @@ class Run:
         except Exception:
             dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
             raise
+        if self.signed:
+            payload = self.codec.seal(payload, self.run_id, key, spec.name)
         if _faults._armed is not None:
             _faults.hit("after_body")
         self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
@@ -244,14 +250,15 @@ class Run:
     def _ok_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
     ) -> JournalRow:
-        payload = dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")
+        payload = self.codec.dump(value, self.run_id, key, spec.name, f"the result of task {spec.name!r} (key {key})")
         return JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time())
 
     def _error_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
     ) -> JournalRow:
         self.replay.note_error(exc, key)
-        return JournalRow(key, attempt, spec.name, ERROR, digest, dump_error(self.serde, exc), started, time.time())
+        payload = self.codec.dump_error(exc, self.run_id, key, spec.name)
+        return JournalRow(key, attempt, spec.name, ERROR, digest, payload, started, time.time())
 
     # -- recording ------------------------------------------------------------------------------
 

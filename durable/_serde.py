@@ -6,13 +6,17 @@ format: an unknown tag is an error, never a fallback to another format.
 
 from __future__ import annotations
 
+import base64
+import json
 import pickle
+import sys
 import traceback
 from typing import Any, Protocol
 
 from .errors import SerializationError
 
 TAG_PICKLE = b"P"
+TAG_JSON = b"J"
 
 # Exact types (not subclasses) whose pickling never needs cloudpickle: the C
 # pickler handles them about ten times faster than cloudpickle's Python one.
@@ -22,11 +26,20 @@ _NUMBERS = frozenset({type(None), bool, int, float})
 
 
 class Serializer(Protocol):
-    """Turns a value into tagged bytes and back. Implementations must be thread-safe."""
+    """Turns a value into tagged bytes and back. Implementations must be thread-safe.
+
+    ``loads`` must refuse bytes with another format's tag (never fall back to another format),
+    and ``stamp`` names the format and what it depends on; ``incompatible(stamp)`` says why a
+    journal stamped so cannot be read here (``None``: it can).
+    """
 
     def dumps(self, value: Any) -> bytes: ...
 
     def loads(self, blob: bytes) -> Any: ...
+
+    def stamp(self) -> str: ...
+
+    def incompatible(self, stamp: str) -> str | None: ...
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
@@ -55,10 +68,103 @@ class PickleSerializer:
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_PICKLE:
-            raise SerializationError(
-                "a journal blob", "bytes", f"unknown format tag {blob[:1]!r} (written by another serializer?)"
-            )
+            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "pickle"))
         return pickle.loads(blob[1:])
+
+    def stamp(self) -> str:
+        import cloudpickle
+
+        return f"pickle python{sys.version_info[0]}.{sys.version_info[1]} cloudpickle{cloudpickle.__version__}"
+
+    def incompatible(self, stamp: str) -> str | None:
+        if not stamp.startswith("pickle "):
+            return "it was written by another serializer: use that one for this thread"
+        here = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        if stamp.split()[1] != here:
+            # Pickles of classes and functions (cloudpickle) are not portable across Python versions.
+            return (
+                f"resume it under {stamp.split()[1].replace('python', 'Python ')}, or journal threads that "
+                f"must outlive a Python upgrade with JsonSerializer"
+            )
+        return None
+
+
+def _wrong_tag(blob: bytes, reader: str) -> str:
+    names = {TAG_PICKLE: "pickle", TAG_JSON: "json"}
+    found = names.get(blob[:1])
+    if found is None:
+        return f"unknown format tag {blob[:1]!r}; it is never guessed"
+    return f"it was written by the {found} serializer and this entrypoint reads {reader}: it is never converted"
+
+
+class JsonSerializer:
+    """JSON, tagged ``J``: reading a journal never executes code or chooses a class to build.
+
+    Stores None, bools, ints, floats, strs, lists, dicts, tuples and bytes (tuples, bytes and
+    dicts with non-string or ``$``-keys are wrapped so that they come back as they went in, and
+    data shaped like a wrapper stays data). An exception is stored as its type name, message and
+    traceback text, and comes back as a `ReplayedError`. Anything else is a `SerializationError`.
+    """
+
+    def dumps(self, value: Any) -> bytes:
+        return TAG_JSON + json.dumps(_to_json(value, 0), separators=(",", ":"), ensure_ascii=False).encode()
+
+    def loads(self, blob: bytes) -> Any:
+        if blob[:1] != TAG_JSON:
+            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "json"))
+        return _from_json(json.loads(blob[1:]))
+
+    def stamp(self) -> str:
+        return "json 1"
+
+    def incompatible(self, stamp: str) -> str | None:
+        return None if stamp.startswith("json ") else "it was written by another serializer: use that one"
+
+
+def _to_json(v: Any, depth: int) -> Any:
+    t = type(v)
+    if v is None or t is bool or t is int or t is float or t is str:
+        return v
+    if depth > 200:
+        raise TypeError("nested too deeply for JSON")
+    if t is list:
+        return [_to_json(x, depth + 1) for x in v]
+    if t is dict:
+        if all(type(k) is str and not k.startswith("$") for k in v):
+            return {k: _to_json(x, depth + 1) for k, x in v.items()}
+        return {"$dict": [[_to_json(k, depth + 1), _to_json(x, depth + 1)] for k, x in v.items()]}
+    if t is tuple:
+        return {"$tuple": [_to_json(x, depth + 1) for x in v]}
+    if t is bytes:
+        return {"$bytes": base64.b64encode(v).decode()}
+    if isinstance(v, BaseException):
+        replayed = v if isinstance(v, ReplayedError) else None
+        return {
+            "$error": [
+                replayed.type_name if replayed else _type_name(v),
+                replayed.message if replayed else str(v),
+                replayed.traceback_text if replayed else error_text(v),
+            ]
+        }
+    raise TypeError(f"the JSON serializer stores plain data only, not {_type_name(v)} (use PickleSerializer)")
+
+
+def _from_json(v: Any) -> Any:
+    if type(v) is list:
+        return [_from_json(x) for x in v]
+    if type(v) is not dict:
+        return v
+    if len(v) == 1:
+        ((k, x),) = v.items()
+        if k == "$dict":
+            return {_from_json(a): _from_json(b) for a, b in x}
+        if k == "$tuple":
+            return tuple(_from_json(a) for a in x)
+        if k == "$bytes":
+            return base64.b64decode(x)
+        if k == "$error":
+            return ReplayedError(str(x[0]), str(x[1]), str(x[2]))
+    return {k: _from_json(x) for k, x in v.items()}
 
 
 def _unframed(blob: bytes) -> bytes:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._codec import Codec, Keyring
 from ._interrupts import Interrupt, PendingInterrupt
-from ._serde import Serializer, load_value
+from ._serde import Serializer
 from .errors import DurableError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, JournalRow, RunStatus, Store
 
@@ -55,14 +56,16 @@ class ThreadState:
     lease_expires: float | None
 
 
-def read_state(store: Store, serde: Serializer, thread_id: str) -> ThreadState:
+def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id: str) -> ThreadState:
     thread = store.get_thread(thread_id)
     if thread is None or thread.run is None:
         raise ThreadNotFoundError(thread_id)
     run = thread.run
     rows = store.load_journal(thread.tid, run.run_id)
-    output = load_value(serde, run.output, "the run's output") if run.output is not None else None
-    error = _load_error(serde, run.error) if run.error is not None else None
+    codec = Codec(serde, ring, thread_id)
+    r = run.run_id
+    output = codec.load(run.output, r, "#output", "", "the run's output") if run.output is not None else None
+    error = _load_error(codec.load(run.error, r, "#error", "", "the run's error")) if run.error is not None else None
     return ThreadState(
         thread_id=thread_id,
         status=run.status,
@@ -71,8 +74,8 @@ def read_state(store: Store, serde: Serializer, thread_id: str) -> ThreadState:
         output=output,
         error=error,
         error_text=run.error_text,
-        entries=tuple(_entry(serde, r) for r in rows),
-        interrupts=_interrupts(serde, run.interrupts) if run.status == "interrupted" else (),
+        entries=tuple(_entry(codec, r, row) for row in rows),
+        interrupts=_interrupts(codec, r, run.interrupts) if run.status == "interrupted" else (),
         started_at=run.started_at,
         finished_at=run.finished_at,
         owner=thread.owner,
@@ -80,8 +83,8 @@ def read_state(store: Store, serde: Serializer, thread_id: str) -> ThreadState:
     )
 
 
-def _entry(serde: Serializer, row: JournalRow) -> JournalEntry:
-    value = load_value(serde, row.payload, f"the recorded result of key {row.key}")
+def _entry(codec: Codec, run_id: int, row: JournalRow) -> JournalEntry:
+    value = codec.load(row.payload, run_id, row.key, row.name, f"the recorded result of key {row.key}")
     failed = row.status == ERROR
     return JournalEntry(
         key=row.key,
@@ -95,15 +98,14 @@ def _entry(serde: Serializer, row: JournalRow) -> JournalEntry:
     )
 
 
-def _interrupts(serde: Serializer, blob: bytes | None) -> tuple[Interrupt, ...]:
+def _interrupts(codec: Codec, run_id: int, blob: bytes | None) -> tuple[Interrupt, ...]:
     if blob is None:
         return ()
-    pending: tuple[PendingInterrupt, ...] = load_value(serde, blob, "the pending interrupts")
+    pending: tuple[PendingInterrupt, ...] = codec.load(blob, run_id, "#interrupts", "", "the pending interrupts")
     return tuple(Interrupt(p.id, p.value) for p in pending)
 
 
-def _load_error(serde: Serializer, blob: bytes) -> BaseException:
-    value = load_value(serde, blob, "the run's error")
+def _load_error(value: Any) -> BaseException:
     if not isinstance(value, BaseException):
         raise DurableError(f"the run's recorded error is a {type(value).__name__}, not an exception")
     return value

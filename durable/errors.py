@@ -13,6 +13,8 @@ The tree::
     ├── NonDeterminismError       a replayed call differs from the journal
     │   └── ArgumentsChangedError     same task, different arguments
     ├── SerializationError        a value cannot be stored, or a stored one cannot be read
+    │   └── IncompatibleJournalError  written by a Python (or serializer) that cannot be read here
+    ├── IntegrityError            a blob fails its signature check, or is unsigned while a key is set
     └── StoreError                the database failed; the driver's error is in __cause__
         └── SchemaVersionError        the database was written by a newer `durable`
 
@@ -152,6 +154,26 @@ class SerializationError(DurableError, TypeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.what, self.type_name, self.reason))
+
+
+class IncompatibleJournalError(SerializationError):
+    """The run was journaled in a format this process cannot safely read (another Python, another serializer)."""
+
+    def __init__(self, thread_id: str, written: str, here: str, advice: str) -> None:
+        self.thread_id = thread_id
+        self.written = written
+        self.here = here
+        self.advice = advice
+        DurableError.__init__(
+            self, f"thread {thread_id!r} was journaled with {written!r} but this process has {here!r}: {advice}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.written, self.here, self.advice))
+
+
+class IntegrityError(DurableError):
+    """A journal blob failed verification; it was not deserialized."""
 
 
 class StoreError(DurableError):

@@ -18,7 +18,7 @@ import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 
@@ -61,6 +61,7 @@ class RunRow:
     retry_keys: tuple[str, ...] = ()
     finished_at: float | None = None
     interrupts: bytes | None = None
+    stamp: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class NewRun:
 
     entrypoint: str
     input: bytes
+    stamp: str | None = None  # the serializer's format and versions, checked before a resume reads anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,8 @@ class Store(abc.ABC):
     """
 
     lease_seconds: float = 30.0
+    # A key (or keyring) to sign this store's journal with, for entrypoints that set none themselves.
+    secret: Any = None
 
     @abc.abstractmethod
     def get_thread(self, thread_id: str) -> ThreadRow | None:

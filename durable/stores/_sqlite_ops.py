@@ -73,12 +73,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (tid, run_id, key, attempt)
         ) WITHOUT ROWID""",
     ),
+    # 2: each run records the serializer's format and versions it was journaled with.
+    ("ALTER TABLE durable_runs ADD COLUMN stamp TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = (
     "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
-    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts"
+    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp"
 )
 _THREAD_SQL = (
     f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
@@ -120,6 +122,7 @@ def _run_row(cols: Sequence[Any]) -> RunRow | None:
         retry_keys=tuple(keys.split(",")) if keys else (),
         finished_at=cols[11],
         interrupts=cols[12],
+        stamp=cols[13],
     )
 
 
@@ -159,11 +162,12 @@ def claim(
         )
     if start:
         assert new_run is not None
-        last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, last.save if last else None, now)
+        previous = last.save if last else None
+        last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, previous, now, stamp=new_run.stamp)
         yield Stmt(
-            "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now),
+            "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at, stamp) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
         )
     thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last)
     return Lease(thread_id, tid, owner, fence, thread, start)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import LeaseLostError, StoreError, ThreadBusyError
 from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
@@ -33,8 +34,9 @@ class MemoryStore(Store):
     fails here too, and tests on this store say the truth about the others.
     """
 
-    def __init__(self, *, lease_seconds: float = 30.0) -> None:
+    def __init__(self, *, lease_seconds: float = 30.0, secret: Any = None) -> None:
         self.lease_seconds = lease_seconds
+        self.secret = secret
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
         self._by_tid: dict[int, _Thread] = {}
@@ -80,6 +82,7 @@ class MemoryStore(Store):
                     input=new_run.input,
                     previous=last.save if last else None,
                     started_at=now,
+                    stamp=new_run.stamp,
                 )
                 t.runs[run.run_id] = run
                 t.journal[run.run_id] = []

@@ -38,7 +38,8 @@ class SQLiteStore(Store):
     lose the last commits (never corrupting the file); ``"FULL"`` syncs the
     WAL on every commit so committed results survive a power loss too, at
     several times the cost per commit. ``busy_timeout`` is how long a writer
-    waits for another process's transaction.
+    waits for another process's transaction. ``secret`` signs the journal (see
+    `durable.Keyring`) for entrypoints that do not set their own.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class SQLiteStore(Store):
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 10.0,
         lease_seconds: float = 30.0,
+        secret: Any = None,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:") or not path:
@@ -62,6 +64,7 @@ class SQLiteStore(Store):
         self.synchronous = sync
         self.busy_timeout = busy_timeout
         self.lease_seconds = lease_seconds
+        self.secret = secret
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
