@@ -23,9 +23,9 @@ from ._digest import digest_call
 from ._futures import TaskFuture, pool
 from ._interrupts import INTERRUPT, PendingInterrupt
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
-from ._serde import dump_value, load_value
+from ._serde import dump_value, load_value, type_name
 from ._writers import DURABILITY_MODES, Durability, make_writer
-from .errors import ConfigurationError, UsageError
+from .errors import ConfigurationError, SerializationError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class Run:
         self.codec = codec
         self.serde = serde = codec.serde
         self.signed = codec.keyring is not None
+        self.max_bytes = store.max_result_bytes
         self.durability = durability
         self.session = session
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -185,6 +186,8 @@ class Run:
         except Exception:
             dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
             raise
+        if self.max_bytes is not None and len(payload) > self.max_bytes:
+            self._too_large(spec, key, value, len(payload))
         if self.signed:
             payload = self.codec.seal(payload, self.run_id, key, spec.name)
         if _faults._armed is not None:
@@ -247,10 +250,21 @@ class Run:
             await adrain(scope)
             _context.current.reset(token)
 
+    def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:
+        raise SerializationError(
+            f"the result of task {spec.name!r} (key {key})",
+            type_name(value),
+            f"it is {size:,} bytes, over the store's max_result_bytes={self.max_bytes:,}; return a reference "
+            f"(a path, a URL, an id) to large data instead",
+        )
+
     def _ok_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
     ) -> JournalRow:
-        payload = self.codec.dump(value, self.run_id, key, spec.name, f"the result of task {spec.name!r} (key {key})")
+        payload = dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")
+        if self.max_bytes is not None and len(payload) > self.max_bytes:
+            self._too_large(spec, key, value, len(payload))
+        payload = self.codec.seal(payload, self.run_id, key, spec.name)
         return JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time())
 
     def _error_row(

@@ -141,12 +141,12 @@ def _to_json(v: Any, depth: int) -> Any:
         replayed = v if isinstance(v, ReplayedError) else None
         return {
             "$error": [
-                replayed.type_name if replayed else _type_name(v),
+                replayed.type_name if replayed else type_name(v),
                 replayed.message if replayed else str(v),
                 replayed.traceback_text if replayed else error_text(v),
             ]
         }
-    raise TypeError(f"the JSON serializer stores plain data only, not {_type_name(v)} (use PickleSerializer)")
+    raise TypeError(f"the JSON serializer stores plain data only, not {type_name(v)} (use PickleSerializer)")
 
 
 def _from_json(v: Any) -> Any:
@@ -187,7 +187,7 @@ def dump_value(serde: Serializer, value: Any, what: str) -> bytes:
     try:
         return serde.dumps(value)
     except Exception as exc:
-        raise SerializationError(what, _type_name(value), f"{type(exc).__name__}: {exc}") from exc
+        raise SerializationError(what, type_name(value), f"{type(exc).__name__}: {exc}") from exc
 
 
 def load_value(serde: Serializer, blob: bytes, what: str) -> Any:
@@ -234,10 +234,10 @@ def dump_error(serde: Serializer, exc: BaseException) -> bytes:
         serde.loads(blob)
         return blob
     except Exception:
-        stand_in = ReplayedError(_type_name(exc), str(exc), error_text(exc))
+        stand_in = ReplayedError(type_name(exc), str(exc), error_text(exc))
         return serde.dumps(stand_in)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     t = type(value)
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"

@@ -142,6 +142,8 @@ class Store(abc.ABC):
     lease_seconds: float = 30.0
     # A key (or keyring) to sign this store's journal with, for entrypoints that set none themselves.
     secret: Any = None
+    # The largest serialized task result the store accepts (None: the database's own limit).
+    max_result_bytes: int | None = None
 
     @abc.abstractmethod
     def get_thread(self, thread_id: str) -> ThreadRow | None:

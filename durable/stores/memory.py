@@ -34,9 +34,10 @@ class MemoryStore(Store):
     fails here too, and tests on this store say the truth about the others.
     """
 
-    def __init__(self, *, lease_seconds: float = 30.0, secret: Any = None) -> None:
+    def __init__(self, *, lease_seconds: float = 30.0, secret: Any = None, max_result_bytes: int | None = None) -> None:
         self.lease_seconds = lease_seconds
         self.secret = secret
+        self.max_result_bytes = max_result_bytes
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
         self._by_tid: dict[int, _Thread] = {}

@@ -39,7 +39,9 @@ class SQLiteStore(Store):
     WAL on every commit so committed results survive a power loss too, at
     several times the cost per commit. ``busy_timeout`` is how long a writer
     waits for another process's transaction. ``secret`` signs the journal (see
-    `durable.Keyring`) for entrypoints that do not set their own.
+    `durable.Keyring`) for entrypoints that do not set their own. A task result
+    that serializes to more than ``max_result_bytes`` is refused with a
+    `SerializationError` (the task's journal entry stays empty, so a resume runs it again).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class SQLiteStore(Store):
         busy_timeout: float = 10.0,
         lease_seconds: float = 30.0,
         secret: Any = None,
+        max_result_bytes: int | None = None,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:") or not path:
@@ -65,6 +68,7 @@ class SQLiteStore(Store):
         self.busy_timeout = busy_timeout
         self.lease_seconds = lease_seconds
         self.secret = secret
+        self.max_result_bytes = max_result_bytes
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
