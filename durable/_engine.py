@@ -18,8 +18,18 @@ from . import _context, _faults
 from ._codec import Codec, Keyring
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
-from ._interrupts import INTERRUPT, Command, Interrupt, Interrupted, Pause, PendingInterrupt, answers_for
-from ._leases import heartbeat, new_owner, owner_is_dead
+from ._interrupts import (
+    INTERRUPT,
+    Command,
+    Interrupt,
+    Interrupted,
+    Pause,
+    PendingInterrupt,
+    answers_for,
+    pending_from_data,
+    pending_to_data,
+)
+from ._leases import heartbeat, new_owner, owner_is_dead, retire
 from ._run import Run, Sink, adrain, drain
 from ._serde import Serializer, error_text
 from ._writers import Durability
@@ -77,6 +87,9 @@ def invoke_flow(
         # A run in progress elsewhere is "busy", not "unfinished": resuming it would not help.
         _raise_if_held(thread_id, thread)
         raise
+    if kind != "new":
+        assert thread is not None and thread.run is not None
+        _check_stamp(spec.serde, thread_id, thread.run.stamp)
     if kind in ("finished", "paused"):
         return _settled(codec, thread_id, thread, kind, sink)
     if kind == "answer":
@@ -88,11 +101,15 @@ def invoke_flow(
     # New input starts its run in the claim's own transaction (one commit, not two).
     new_run = NewRun(spec.name, input_blob, spec.serde.stamp()) if given == "new" else None
     try:
-        lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
-    except ThreadBusyError as busy:
-        if busy.owner is None or not owner_is_dead(busy.owner):
-            raise
-        lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
+        try:
+            lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
+        except ThreadBusyError as busy:
+            if busy.owner is None or not owner_is_dead(busy.owner):
+                raise
+            lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
+    except BaseException:
+        retire(owner)
+        raise
     released = False
     try:
         thread = lease.thread
@@ -155,7 +172,7 @@ def invoke_flow(
             # In call order, whichever parallel task happened to pause first.
             pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
             paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
-            blob = codec.dump(pending, run.run_id, "#interrupts", "", "the pending interrupts")
+            blob = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "", "the pending interrupts")
             outcome = RunOutcome("interrupted", interrupts=blob)
         except BaseException as exc:
             failed = RunOutcome(
@@ -182,18 +199,18 @@ def invoke_flow(
             sink("values", output)
         return output
     finally:
-        if not released:  # finish_run gives the lease up with the outcome, in one commit
-            yield _Op("release", (lease,))
+        try:
+            if not released:  # finish_run gives the lease up with the outcome, in one commit
+                yield _Op("release", (lease,))
+        finally:
+            retire(owner)
 
 
 def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:
     run = thread.run if thread is not None else None
     if run is None or run.interrupts is None:
         return ()
-    pending: tuple[PendingInterrupt, ...] = codec.load(
-        run.interrupts, run.run_id, "#interrupts", "", "the pending interrupts"
-    )
-    return pending
+    return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "", "the pending interrupts"))
 
 
 def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:

@@ -73,6 +73,16 @@ class PendingInterrupt:
     value: Any
 
 
+def pending_to_data(pending: tuple[PendingInterrupt, ...]) -> list[list[Any]]:
+    """Pending interrupts as plain lists, so every serializer (JSON too) can journal them."""
+    return [[p.id, p.key, p.value] for p in pending]
+
+
+def pending_from_data(data: Any) -> tuple[PendingInterrupt, ...]:
+    """Read what `pending_to_data` wrote (or, from early journals, `PendingInterrupt` objects)."""
+    return tuple(p if isinstance(p, PendingInterrupt) else PendingInterrupt(*p) for p in data)
+
+
 def interrupt(value: Any, *, id: str | None = None) -> Any:
     """Pause the run and ask ``value``; on resume, return the answer given with `Command`.
 

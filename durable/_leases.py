@@ -11,9 +11,19 @@ from .stores._base import Lease, Store
 _HOST = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "localhost")
 
 
+_active: set[str] = set()  # this process's owners whose invoke has not returned yet
+
+
 def new_owner() -> str:
     """A unique executor id: host, pid, and a token telling two invokes of one process apart."""
-    return f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
+    owner = f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
+    _active.add(owner)
+    return owner
+
+
+def retire(owner: str) -> None:
+    """The invoke that used ``owner`` has returned: a lease it could not release is dead."""
+    _active.discard(owner)
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -26,7 +36,11 @@ def owner_is_dead(owner: str) -> bool:
     if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
         return False
     pid = int(parts[1])
-    if pid == os.getpid() or pid <= 0:
+    if pid == os.getpid():
+        # One of ours: alive while its invoke runs, dead once it returned without releasing
+        # (say the disk was full for the release too).
+        return owner not in _active
+    if pid <= 0:
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

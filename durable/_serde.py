@@ -68,7 +68,7 @@ class PickleSerializer:
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_PICKLE:
-            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "pickle"))
+            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "pickle"), reading=True)
         return pickle.loads(blob[1:])
 
     def stamp(self) -> str:
@@ -111,7 +111,7 @@ class JsonSerializer:
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_JSON:
-            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "json"))
+            raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "json"), reading=True)
         return _from_json(json.loads(blob[1:]))
 
     def stamp(self) -> str:
@@ -196,9 +196,7 @@ def load_value(serde: Serializer, blob: bytes, what: str) -> Any:
     except SerializationError:
         raise
     except Exception as exc:
-        raise SerializationError(
-            what, "bytes", f"the stored value cannot be read back ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise SerializationError(what, "bytes", f"{type(exc).__name__}: {exc}", reading=True) from exc
 
 
 class ReplayedError(Exception):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._codec import Codec, Keyring
-from ._interrupts import Interrupt, PendingInterrupt
+from ._interrupts import Interrupt, pending_from_data
 from ._serde import Serializer
-from .errors import DurableError, ThreadNotFoundError
+from .errors import DurableError, IncompatibleJournalError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, JournalRow, RunStatus, Store
 
 EntryStatus = Literal["ok", "error", "answer"]
@@ -62,6 +62,8 @@ def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id:
         raise ThreadNotFoundError(thread_id)
     run = thread.run
     rows = store.load_journal(thread.tid, run.run_id)
+    if run.stamp is not None and (reason := serde.incompatible(run.stamp)) is not None:
+        raise IncompatibleJournalError(thread_id, run.stamp, serde.stamp(), reason)
     codec = Codec(serde, ring, thread_id)
     r = run.run_id
     output = codec.load(run.output, r, "#output", "", "the run's output") if run.output is not None else None
@@ -101,7 +103,7 @@ def _entry(codec: Codec, run_id: int, row: JournalRow) -> JournalEntry:
 def _interrupts(codec: Codec, run_id: int, blob: bytes | None) -> tuple[Interrupt, ...]:
     if blob is None:
         return ()
-    pending: tuple[PendingInterrupt, ...] = codec.load(blob, run_id, "#interrupts", "", "the pending interrupts")
+    pending = pending_from_data(codec.load(blob, run_id, "#interrupts", "", "the pending interrupts"))
     return tuple(Interrupt(p.id, p.value) for p in pending)
 
 

@@ -143,17 +143,21 @@ class ArgumentsChangedError(NonDeterminismError):
 class SerializationError(DurableError, TypeError):
     """A value could not be serialized for the journal, or a stored one could not be read."""
 
-    def __init__(self, what: str, type_name: str, reason: str) -> None:
+    def __init__(self, what: str, type_name: str, reason: str, reading: bool = False) -> None:
         self.what = what
         self.type_name = type_name
         self.reason = reason
+        self.reading = reading
         super().__init__(
-            f"cannot serialize {what} of type {type_name}: {reason}. Return plain data (or an "
+            f"cannot read {what}: {reason}. The journal entry is kept as it is: fix the cause (a module or class "
+            f"that moved, another serializer) and resume again"
+            if reading
+            else f"cannot serialize {what} of type {type_name}: {reason}. Return plain data (or an "
             f"object cloudpickle can handle) from tasks; nothing was recorded for it"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.type_name, self.reason))
+        return (type(self), (self.what, self.type_name, self.reason, self.reading))
 
 
 class IncompatibleJournalError(SerializationError):

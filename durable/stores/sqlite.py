@@ -99,7 +99,11 @@ class SQLiteStore(Store):
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         try:
+            _refuse_truncated(self.path)
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+        try:
             for pragma in self._pragmas():
                 conn.execute(pragma)
             # Switching a new file to WAL takes an exclusive lock, and SQLite reports "locked" at
@@ -115,8 +119,11 @@ class SQLiteStore(Store):
                         raise
                     time.sleep(0.005)
             _drive_sync(conn, ops.migrate(), write=True)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+            raise
         self._conn, self._pid = conn, os.getpid()
         return conn
 
@@ -272,6 +279,32 @@ def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, w
         if write and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _refuse_truncated(path: str) -> None:
+    """Raise if the file is not a whole number of pages: SQLite would read the missing bytes as zeros.
+
+    Only checked when no write-ahead log holds pages beyond the file (a checkpoint may be
+    half done), and for files past SQLite's 100-byte header (smaller ones are new or empty).
+    """
+    try:
+        size = os.path.getsize(path)
+        wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+        if size <= 100 or wal:
+            return
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError:
+        return
+    if header[:16] != b"SQLite format 3\x00":
+        return  # not a database at all: sqlite3 says so, with its own error
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page and size % page:
+        raise sqlite3.DatabaseError(
+            f"the file is {size} bytes, not a whole number of {page}-byte pages: it is truncated or damaged; "
+            f"restore it from a backup (durable never reads a damaged journal as an empty one)"
+        )
 
 
 def _journal_mode(conn: sqlite3.Connection) -> str:
