@@ -90,7 +90,16 @@ def invoke_flow(
     if kind != "new":
         assert thread is not None and thread.run is not None
         _check_stamp(spec.serde, thread_id, thread.run.stamp)
-    if kind in ("finished", "paused"):
+    if kind == "paused":
+        # A paused run being resumed right now, or whose answers were journaled by a resume that
+        # then died, is not paused any more, whatever its status still says.
+        _raise_if_held(thread_id, thread)
+        assert thread is not None and thread.run is not None
+        recorded: list[JournalRow] = yield _Op("load_journal", (thread.tid, thread.run.run_id))
+        if not _answered(codec, thread, recorded):
+            return _settled(codec, thread_id, thread, kind, sink)
+        kind = "resume"
+    if kind == "finished":
         return _settled(codec, thread_id, thread, kind, sink)
     if kind == "answer":
         answers_for(_pending(codec, thread), input.resume, thread_id)  # a bad Command fails before any write
@@ -120,11 +129,13 @@ def invoke_flow(
         else:
             # Look again: another executor may have moved the thread on while we were claiming it.
             kind = plan(thread_id, thread, given)
-            if kind in ("finished", "paused"):
+            if kind == "finished":
                 return _settled(codec, thread_id, thread, kind, sink)
             assert run_row is not None
             _check_stamp(spec.serde, thread_id, run_row.stamp)
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
+            if kind == "paused" and not _answered(codec, thread, rows):
+                return _settled(codec, thread_id, thread, kind, sink)
             if kind == "answer":
                 answers = answers_for(_pending(codec, thread), input.resume, thread_id)
                 answered = _answer_rows(codec, run_row.run_id, rows, answers)
@@ -211,6 +222,12 @@ def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, 
     if run is None or run.interrupts is None:
         return ()
     return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "", "the pending interrupts"))
+
+
+def _answered(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
+    """Whether any pending interrupt already has an answer in the journal."""
+    keys = {p.key for p in _pending(codec, thread)}
+    return any(r.status == ANSWER and r.key in keys for r in rows)
 
 
 def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:

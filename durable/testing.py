@@ -96,7 +96,7 @@ class CrashReport:
         return tuple(c for c in self.cells if c.outcome == "failed")
 
     def cell(self, point: str, durability: str, hit: int) -> Cell:  # the cell for this point, mode and hit
-        return next(c for c in self.cells if (c.point, c.durability, c.hit) == (point, durability, hit))
+        return {(c.point, c.durability, c.hit): c for c in self.cells}[point, durability, hit]
 
     def raise_for_failures(self) -> None:
         """Raise `CrashTestFailure` listing every failed cell (cells "not reached" are not failures)."""
