@@ -74,7 +74,7 @@ class Replay:
     and handled replay as recorded, so the run takes the same branch.
     """
 
-    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry")
+    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry", "retrying")
 
     def __init__(
         self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
@@ -86,6 +86,8 @@ class Replay:
                 latest[row.key] = row
         self._latest = latest
         self._retry = frozenset(retry_keys)
+        self.retrying = bool(self._retry)
+        # Keys to retry whose re-run recorded a result this time: only those stop being retried.
         self._rerun: set[str] = set()
         self._on_changed_args = on_changed_args
         # id(exception) -> the keys it was raised or re-raised under (a child's error often
@@ -104,7 +106,6 @@ class Replay:
         if row.name != name:
             raise NonDeterminismError(key, row.name, name)
         if row.status == ERROR and key in self._retry:
-            self._rerun.add(key)
             return None, row.attempt + 1
         if digest is not None and row.digest is not None and digest != row.digest:
             policy = self._on_changed_args
@@ -115,6 +116,11 @@ class Replay:
                 raise err
             warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
         return row, row.attempt
+
+    def note_recorded(self, key: str) -> None:
+        """A key to retry ran again and its outcome is journaled: it is no longer owed a retry."""
+        if key in self._retry:
+            self._rerun.add(key)
 
     def note_error(self, exc: BaseException, key: str) -> None:
         """Remember that ``exc`` came out of the call at ``key`` (recorded now, or replayed)."""
@@ -129,7 +135,8 @@ class Replay:
         """The keys to run again when the run is resumed after failing with ``error``.
 
         Those whose error is ``error`` or among its causes and contexts, and those
-        that were to be retried this time but were not reached.
+        that were to be retried this time but recorded nothing (not reached, or
+        stopped by a ``BaseException`` such as ``KeyboardInterrupt``).
         """
         keys = set(self._retry - self._rerun)
         seen: set[int] = set()

@@ -193,6 +193,8 @@ class Run:
         if _faults._armed is not None:
             _faults.hit("after_body")
         self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        if self.replay.retrying:
+            self.replay.note_recorded(key)
         if _faults._armed is not None:
             _faults.hit("after_commit")
         if self.sink is not None:
@@ -226,6 +228,7 @@ class Run:
         row = self._ok_row(spec, key, attempt, digest, value, started)
         _faults.hit("after_body")
         await self.arecord(row)
+        self.replay.note_recorded(key)
         _faults.hit("after_commit")
         if self.sink is not None:
             self.sink("updates", {spec.name: value})
@@ -271,6 +274,7 @@ class Run:
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
     ) -> JournalRow:
         self.replay.note_error(exc, key)
+        self.replay.note_recorded(key)
         payload = self.codec.dump_error(exc, self.run_id, key, spec.name)
         return JournalRow(key, attempt, spec.name, ERROR, digest, payload, started, time.time())
 

@@ -195,9 +195,11 @@ def test_retry_keys_name_every_key_an_error_passed_through() -> None:
 
 
 def test_retry_keys_keep_those_not_reached() -> None:
-    """Keys to retry that this attempt never reached stay to retry; the ones it re-ran and passed go."""
+    """Keys to retry stay to retry until a re-run records an outcome (a KeyboardInterrupt records none)."""
     replay = Replay([row("1", "llm", status=ERROR), row("2", "llm", status=ERROR)], retry_keys=("1", "2"))
     assert replay.lookup("1", "llm", None) == (None, 2)
+    assert replay.retry_keys_after(RuntimeError("key 1 re-ran but recorded nothing")) == ("1", "2")
+    replay.note_recorded("1")
     assert replay.retry_keys_after(RuntimeError("body failed before key 2")) == ("2",)
 
 
