@@ -57,7 +57,8 @@ def plan(thread_id: str, thread: ThreadRow | None, given: InputKind) -> Plan:
         raise ThreadNotFoundError(thread_id)
     if given == "none":
         return {"completed": "finished", "interrupted": "paused"}.get(run.status, "resume")  # type: ignore[return-value]
-    if run.status != "interrupted":
+    # A run whose answering executor died is "running" with its interrupts still recorded.
+    if run.status != "interrupted" and not (run.status == "running" and run.interrupts is not None):
         raise ResumeError(
             f"thread {thread_id!r} has no pending interrupt to answer (its run is {run.status!r}): "
             + ("resume it with invoke(None, ...)" if run.status != "completed" else "start a new run with new input")

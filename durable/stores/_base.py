@@ -158,7 +158,9 @@ class Store(abc.ABC):
         is dead). Every claim increments the fencing token. With ``new_run``, the
         same transaction starts that run if the thread's latest run has finished
         or there is none: its number is the next one, its ``previous`` the last
-        run's ``save``.
+        run's ``save``. Without it, a failed or interrupted latest run is marked
+        ``running`` (the claimer resumes it); the lease's ``thread`` shows the run
+        as it was before the claim.
         """
 
     @abc.abstractmethod

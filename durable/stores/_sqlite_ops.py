@@ -160,6 +160,9 @@ def claim(
             "WHERE tid = ?",
             (owner, expires_at, fence, run_id, now, tid),
         )
+    if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+        # The claimer resumes it: say so (the lease returns the row as it was, for the caller to judge).
+        yield Stmt("UPDATE durable_runs SET status = 'running' WHERE tid = ? AND run_id = ?", (tid, last.run_id))
     if start:
         assert new_run is not None
         previous = last.save if last else None

@@ -73,6 +73,9 @@ class MemoryStore(Store):
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
             t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
             last = t.runs.get(t.last_run)
+            before = self._row(t)
+            if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+                t.runs[t.last_run] = dataclasses.replace(last, status="running")
             started = new_run is not None and (last is None or last.status == "completed")
             if started:
                 assert new_run is not None
@@ -88,7 +91,12 @@ class MemoryStore(Store):
                 t.runs[run.run_id] = run
                 t.journal[run.run_id] = []
                 t.last_run = run.run_id
-            return Lease(thread_id, t.tid, owner, t.fence, self._row(t), started)
+            row = (
+                self._row(t)
+                if started
+                else dataclasses.replace(before, owner=owner, lease_expires=t.lease_expires, fence=t.fence)
+            )
+            return Lease(thread_id, t.tid, owner, t.fence, row, started)
 
     def renew(self, lease: Lease) -> bool:
         with self._lock:
