@@ -42,6 +42,7 @@ if str(HERE) not in sys.path:  # `python benchmarks/run.py` puts it there; runpy
 from _common import Config, Row  # noqa: E402  (first: it puts the checkout on sys.path for durable)
 from _workloads_bytes import bench_bytes  # noqa: E402
 from _workloads_checks import bench_checks  # noqa: E402
+from _workloads_codec import bench_codec  # noqa: E402
 from _workloads_fanout import bench_fanout  # noqa: E402
 from _workloads_interrupt import bench_interrupt  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
@@ -76,6 +77,7 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("resume", bench_resume),
     ("fanout", bench_fanout),
     ("interrupt", bench_interrupt),
+    ("codec", bench_codec),
     ("bytes", bench_bytes),
     ("process", bench_process),
     ("checks", bench_checks),
