@@ -53,8 +53,8 @@ def blob_step(i: int) -> bytes:
     return PAYLOAD_10K
 
 
-def make_seq(store: Any) -> Any:
-    @entrypoint(checkpointer=store)
+def make_seq(store: Any, **options: Any) -> Any:
+    @entrypoint(checkpointer=store, **options)
     def seq(n: int) -> int:
         total = 0
         for i in range(n):

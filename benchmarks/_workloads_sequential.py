@@ -29,11 +29,14 @@ from _common import (
 from durable import MemoryStore
 
 
-def run_durable_seq(cfg: Config, make_store: Callable[[Path], Any], n: int, durability: str) -> float:
-    """Seconds for one invoke of n sequential tasks on a fresh store (after a 1-task warm-up run)."""
+def run_durable_seq(cfg: Config, make_store: Callable[[Path], Any], n: int, durability: str, **options: Any) -> float:
+    """Seconds for one invoke of n sequential tasks on a fresh store (after a 1-task warm-up run).
+
+    ``options`` go to the entrypoint (a serializer, a secret).
+    """
     d = fresh_dir(cfg, "seq")
     store = make_store(d / "journal.db")
-    seq = make_seq(store)
+    seq = make_seq(store, **options)
     try:
         check(seq.invoke(1, thread_id="warmup", durability=durability) == 0, "warm-up result")
         RAN.clear()
