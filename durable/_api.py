@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import copy_context
 from functools import partial
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
 
@@ -30,6 +30,8 @@ from .errors import ConfigurationError, UsageError
 from .stores._base import Store
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
+S = TypeVar("S")
 R = TypeVar("R")
 I = TypeVar("I")  # noqa: E741 - the entrypoint's input
 O = TypeVar("O")  # noqa: E741 - its output
@@ -46,6 +48,16 @@ class Task(Protocol[P, R]):
     __wrapped__: Callable[..., Any]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Task[P, R]: ...
+    @overload
+    def __get__(
+        self: Task[Concatenate[S, Q], R], instance: S, owner: type[Any] | None = None
+    ) -> Task[Q, R]: ...
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        """A task defined in a class binds like a method (``obj.task(...)`` passes ``obj`` first)."""
+        ...
 
 
 class _TaskDecorator(Protocol):

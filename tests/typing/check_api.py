@@ -39,3 +39,14 @@ if not isinstance(out, Interrupted):
     assert_type(out, list[int])
 double("not an int")  # type: ignore[arg-type]
 fetch("u", timeout="slow")  # type: ignore[arg-type]
+
+
+class Greeter:
+    @task
+    def greet(self, name: str) -> str:
+        return f"hello {name}"
+
+
+assert_type(Greeter().greet("ann"), TaskFuture[str])
+assert_type(Greeter.greet(Greeter(), "ann"), TaskFuture[str])
+Greeter().greet(3)  # type: ignore[arg-type]
