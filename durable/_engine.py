@@ -33,7 +33,7 @@ from ._leases import heartbeat, new_owner, owner_is_dead, retire
 from ._run import Run, Sink, adrain, drain
 from ._serde import Serializer, error_text
 from ._writers import Durability
-from .errors import IncompatibleJournalError, StoreError, ThreadBusyError, UnfinishedRunError
+from .errors import IncompatibleJournalError, ResumeError, StoreError, ThreadBusyError, UnfinishedRunError
 from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 
@@ -83,8 +83,8 @@ def invoke_flow(
     thread = yield _Op("get_thread", (thread_id,))
     try:
         kind = plan(thread_id, thread, given)
-    except UnfinishedRunError:
-        # A run in progress elsewhere is "busy", not "unfinished": resuming it would not help.
+    except (UnfinishedRunError, ResumeError):
+        # A run in progress elsewhere is "busy", not "unfinished" or "not paused": the caller should wait.
         _raise_if_held(thread_id, thread)
         raise
     if kind != "new":

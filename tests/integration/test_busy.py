@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from durable import Store, ThreadBusyError
+from durable import Command, Store, ThreadBusyError
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
 
@@ -180,3 +180,12 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(
     assert flow.get_state(thread_id="t").lease_expires > time.time() + 10
     assert f.invoke(flow, None, thread_id="t") == 20
     assert calls.as_dict() == {"fetch": 1, "llm": 2}
+
+
+def test_a_command_on_a_thread_being_resumed_elsewhere_is_thread_busy(store: Store, flavor: Flavor, calls: Any) -> None:
+    """A Command sent while another executor holds the thread raises ThreadBusyError, not ResumeError."""
+    f = flavor
+    flow = failed_thread(f, store, calls)
+    store.claim("t", "another-host.invalid:4242:feedbeef")  # that executor is resuming the failed run
+    with pytest.raises(ThreadBusyError, match=r"another-host\.invalid"):
+        f.invoke(flow, Command(resume="yes"), thread_id="t")
