@@ -85,8 +85,6 @@ class Run:
         # Journal one outcome per the durability mode (bound once: this is on every task's path).
         self.record = self.writer.write
         self.arecord = self.writer.awrite
-        self.executed = 0
-        self.replayed = 0
         # Streaming: where events go ("updates", "custom"), and whether replayed tasks are re-emitted.
         self.sink = sink
         self.stream_replayed = getattr(sink, "replayed", False)
@@ -123,13 +121,11 @@ class Run:
         digest = digest_call(args, kwargs)
         row, attempt = self.replay.lookup(key, spec.name, digest)
         if row is not None:
-            self.replayed += 1
             if self.stream_replayed and self.sink is not None and row.status == OK:
                 replayed = self._replayed(row, spec.name)
                 self.sink("updates", {spec.name: replayed.result()})
                 return replayed
             return self._replayed(row, spec.name)
-        self.executed += 1
         loop = self.loop
         if loop is not None and _in_loop(loop):
             coro = self._aexecute(spec, key, attempt, digest, args, kwargs)

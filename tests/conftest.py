@@ -149,6 +149,23 @@ async def adrive(result: Any) -> Any:
             error = exc
 
 
+def _body(fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+    """A sync or async function running the generator body ``fn`` (keeping its name and signature)."""
+    if is_async:
+
+        @functools.wraps(fn)
+        async def abody(*args: Any, **kwargs: Any) -> Any:
+            return await adrive(fn(*args, **kwargs))
+
+        return abody
+
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        return drive(fn(*args, **kwargs))
+
+    return body
+
+
 @dataclass(frozen=True)
 class Flavor:
     """Sync or async entrypoints and tasks, built from one body (see the module docstring)."""
@@ -164,19 +181,7 @@ class Flavor:
         import durable
 
         def build(fn: Callable[..., Any]) -> Any:
-            if self.async_tasks:
-
-                @functools.wraps(fn)
-                async def body(*args: Any, **kwargs: Any) -> Any:
-                    return await adrive(fn(*args, **kwargs))
-
-            else:
-
-                @functools.wraps(fn)
-                def body(*args: Any, **kwargs: Any) -> Any:
-                    return drive(fn(*args, **kwargs))
-
-            return durable.task(**options)(body)
+            return durable.task(**options)(_body(fn, self.async_tasks))
 
         return build if fn is None else build(fn)
 
@@ -184,19 +189,7 @@ class Flavor:
         import durable
 
         def build(fn: Callable[..., Any]) -> Entrypoint[Any, Any]:
-            if self.async_entrypoint:
-
-                @functools.wraps(fn)
-                async def body(*args: Any, **kwargs: Any) -> Any:
-                    return await adrive(fn(*args, **kwargs))
-
-            else:
-
-                @functools.wraps(fn)
-                def body(*args: Any, **kwargs: Any) -> Any:
-                    return drive(fn(*args, **kwargs))
-
-            return durable.entrypoint(**options)(body)
+            return durable.entrypoint(**options)(_body(fn, self.async_entrypoint))
 
         return build if fn is None else build(fn)
 
