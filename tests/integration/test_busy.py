@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from durable import Command, Store, ThreadBusyError
+from durable import Command, Store, ThreadBusyError, entrypoint, task
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
 
@@ -189,3 +189,34 @@ def test_a_command_on_a_thread_being_resumed_elsewhere_is_thread_busy(store: Sto
     store.claim("t", "another-host.invalid:4242:feedbeef")  # that executor is resuming the failed run
     with pytest.raises(ThreadBusyError, match=r"another-host\.invalid"):
         f.invoke(flow, Command(resume="yes"), thread_id="t")
+
+
+def test_the_heartbeat_keeps_a_long_run_leased(store: Store) -> None:
+    """A run outlasting several lease terms keeps its lease: the heartbeat renews it, so no one takes over."""
+    store.lease_seconds = 0.3
+    release = threading.Event()
+    inside = threading.Event()
+
+    @task
+    def slow() -> str:
+        inside.set()
+        release.wait(10)
+        return "done"
+
+    @entrypoint(checkpointer=store)
+    def flow(_: int) -> str:
+        return slow().result()
+
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(flow.invoke(1, thread_id="t")))
+    runner.start()
+    try:
+        assert inside.wait(10)
+        time.sleep(1.0)  # three lease terms: without renewals the lease would have lapsed
+        assert flow.get_state(thread_id="t").lease_expires > time.time()  # type: ignore[operator]
+        with pytest.raises(ThreadBusyError):
+            flow.invoke(None, thread_id="t")
+    finally:
+        release.set()
+        runner.join(10)
+    assert result == ["done"]
