@@ -29,7 +29,7 @@ from .errors import (
     UnfinishedRunError,
     UsageError,
 )
-from .stores import MemoryStore, SQLiteStore, Store
+from .stores import MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
 
@@ -50,6 +50,7 @@ __all__ = [
     "MemoryStore",
     "NonDeterminismError",
     "PickleSerializer",
+    "PostgresStore",
     "ReplayedError",
     "ResumeError",
     "RetryPolicy",

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConfigurationError
 from .stores._base import Store
 from .stores.memory import MemoryStore
+from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 DEFAULT_URL = "sqlite:///durable.db"
@@ -28,7 +29,8 @@ def resolve_store(checkpointer: Store | str | None) -> Store:
 
 
 def store_from_url(url: str) -> Store:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options as ``?synchronous=FULL``), ``memory://``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options as ``?synchronous=FULL``), ``memory://``,
+    ``postgresql://user@host:5432/db`` (options ``?schema=...&lease_seconds=...``; the rest go to libpq)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     options = dict(parse_qsl(parts.query))
@@ -44,9 +46,16 @@ def store_from_url(url: str) -> Store:
             raise ConfigurationError(f"{url!r}: unknown option(s) {sorted(options)}; only 'synchronous' is known")
         return SQLiteStore(path, synchronous=sync)  # type: ignore[arg-type]
     if scheme in ("postgres", "postgresql"):
-        raise ConfigurationError(
-            f"{url!r}: the Postgres store is not part of this release yet; use a sqlite:/// URL for now"
-        )
+        # Our own options come off the URL; everything else is libpq's (sslmode, connect_timeout, ...).
+        ours = {k: options.pop(k) for k in ("schema", "lease_seconds") if k in options}
+        query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k not in ours)
+        dsn = parts._replace(query=query).geturl()
+        try:
+            lease = float(ours.get("lease_seconds", 30.0))
+        except ValueError:
+            raise ConfigurationError(f"{url!r}: lease_seconds must be a number of seconds") from None
+        return PostgresStore(dsn, schema=ours.get("schema", "public"), lease_seconds=lease)
     raise ConfigurationError(
-        f"checkpointer URL {url!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db' or 'memory://'"
+        f"checkpointer URL {url!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db', "
+        f"'postgresql://user@host/db' or 'memory://'"
     )

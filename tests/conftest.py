@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,21 +48,79 @@ if TYPE_CHECKING:
 
 # -- stores ---------------------------------------------------------------------------------------
 
+# The Postgres the tests use: $DURABLE_TEST_POSTGRES, else libpq's PG* variables, else the local server.
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
-def make_store(kind: str, tmp_path: Path) -> Store:
-    from durable import MemoryStore, SQLiteStore
+
+def postgres_dsn() -> str:
+    """The test server's DSN, or skip (outside CI) / fail (under ``CI=true``) when none answers."""
+    dsn = os.environ.get("DURABLE_TEST_POSTGRES")
+    if dsn is None:
+        dsn = "" if any(k.startswith("PG") and k[2:].isupper() for k in os.environ) else LOCAL_POSTGRES
+    reason = _postgres_unreachable(dsn)
+    if reason is not None:
+        message = (
+            f"no Postgres answers at {dsn or 'the PG* environment'} ({reason}); set DURABLE_TEST_POSTGRES "
+            f"to a server's URL to run the Postgres tests"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the Postgres tests must run)", pytrace=False)
+        pytest.skip(message)
+    return dsn
+
+
+@functools.cache
+def _postgres_unreachable(dsn: str) -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed: pip install -e '.[dev]'"
+    try:
+        psycopg.connect(dsn, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A DSN and a schema of its own for one test, dropped afterwards: ``(dsn, schema)``."""
+    import psycopg
+
+    dsn = postgres_dsn()
+    schema = f"durable_test_{uuid.uuid4().hex[:12]}"
+    yield dsn, schema
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest | None = None, **options: Any) -> Store:
+    from durable import MemoryStore, PostgresStore, SQLiteStore
 
     if kind == "memory":
-        return MemoryStore()
+        return MemoryStore(**options)
     if kind == "sqlite":
-        return SQLiteStore(tmp_path / "journal.db")
+        return SQLiteStore(tmp_path / "journal.db", **options)
+    if kind == "postgres":
+        assert request is not None, "a Postgres store needs the test's request for its schema"
+        dsn, schema = request.getfixturevalue("pg_schema")
+        return PostgresStore(dsn, schema=schema, **options)
     raise AssertionError(kind)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
+    """``new_store(kind, **options)``: a fresh store of that kind for this test (one journal per kind)."""
+    return functools.partial(make_store, tmp_path=tmp_path, request=request)
+
+
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh, empty store of each kind."""
-    with make_store(request.param, tmp_path) as s:
+    with make_store(request.param, tmp_path, request) as s:
         yield s
 
 

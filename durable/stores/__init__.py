@@ -2,6 +2,7 @@
 
 from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 from .memory import MemoryStore
+from .postgres import PostgresStore  # imports psycopg (an optional extra) only when used
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Lease",
     "NewRun",
     "MemoryStore",
+    "PostgresStore",
     "RunOutcome",
     "RunRow",
     "SQLiteStore",

@@ -62,11 +62,16 @@ class RunRow:
     finished_at: float | None = None
     interrupts: bytes | None = None
     stamp: str | None = None
+    recoveries: int = 0  # how many times a worker took it over from an executor that died holding it
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadRow:
-    """A thread with its lease and its latest run (``None`` before the first run starts)."""
+    """A thread with its lease and its latest run (``None`` before the first run starts).
+
+    ``lease_expires`` is in this process's clock (``time.time()``): a store that keeps leases
+    in another clock (the database server's) translates it.
+    """
 
     thread_id: str
     tid: int
@@ -182,6 +187,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         """Record the run's status and output or error and release the lease, or raise `LeaseLostError`."""
+
+    @abc.abstractmethod
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+        """Lease up to ``limit`` runs of these entrypoints that are marked running but held by nobody.
+
+        These are runs submitted for a worker, and runs whose executor died (its
+        lease expired while held): each of those has its ``recoveries`` count
+        raised by one in the same transaction. The leases belong to ``owner``;
+        ``lease.thread.run`` is the run. Concurrent callers never get the same
+        run (Postgres skips rows another worker is locking).
+        """
 
     @abc.abstractmethod
     def asession(self) -> AbstractAsyncContextManager[AsyncSession]:

@@ -8,6 +8,7 @@ the blocking and the async runner alike.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -75,12 +76,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: each run records the serializer's format and versions it was journaled with.
     ("ALTER TABLE durable_runs ADD COLUMN stamp TEXT",),
+    # 3: how many times a worker took a run over from an executor that died holding it.
+    ("ALTER TABLE durable_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = (
     "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
-    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp"
+    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries"
 )
 _THREAD_SQL = (
     f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
@@ -123,6 +126,7 @@ def _run_row(cols: Sequence[Any]) -> RunRow | None:
         finished_at=cols[11],
         interrupts=cols[12],
         stamp=cols[13],
+        recoveries=cols[14],
     )
 
 
@@ -162,7 +166,11 @@ def claim(
         )
     if new_run is None and last is not None and last.status in ("failed", "interrupted"):
         # The claimer resumes it: say so (the lease returns the row as it was, for the caller to judge).
-        yield Stmt("UPDATE durable_runs SET status = 'running' WHERE tid = ? AND run_id = ?", (tid, last.run_id))
+        # Its count of crashed executors starts over too.
+        yield Stmt(
+            "UPDATE durable_runs SET status = 'running', recoveries = 0 WHERE tid = ? AND run_id = ?",
+            (tid, last.run_id),
+        )
     if start:
         assert new_run is not None
         previous = last.save if last else None
@@ -174,6 +182,38 @@ def claim(
         )
     thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last)
     return Lease(thread_id, tid, owner, fence, thread, start)
+
+
+def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float) -> Op[list[Lease]]:
+    """See `Store.reserve`; the runner's ``BEGIN IMMEDIATE`` keeps two reservers apart."""
+    now = time.time()
+    marks = ", ".join("?" * len(entrypoints))
+    rows = yield Stmt(
+        f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
+        "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
+        f"WHERE r.status = 'running' AND r.entrypoint IN ({marks}) "
+        "AND (t.owner IS NULL OR t.lease_expires <= ?) ORDER BY t.updated_at LIMIT ?",
+        (*entrypoints, now, limit),
+        "all",
+    )
+    leases = []
+    for r in rows:
+        thread_id, tid, held_by, _, fence = r[:5]
+        run = _run_row(r[5:])
+        assert run is not None
+        if held_by is not None:
+            run = dataclasses.replace(run, recoveries=run.recoveries + 1)
+            yield Stmt(
+                "UPDATE durable_runs SET recoveries = ? WHERE tid = ? AND run_id = ?",
+                (run.recoveries, tid, run.run_id),
+            )
+        yield Stmt(
+            "UPDATE durable_threads SET owner = ?, lease_expires = ?, fence = ?, updated_at = ? WHERE tid = ?",
+            (owner, now + lease_seconds, fence + 1, now, tid),
+        )
+        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, run)
+        leases.append(Lease(thread_id, tid, owner, fence + 1, thread, False))
+    return leases
 
 
 def renew(lease: Lease, lease_seconds: float) -> Op[bool]:

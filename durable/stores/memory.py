@@ -75,7 +75,7 @@ class MemoryStore(Store):
             last = t.runs.get(t.last_run)
             before = self._row(t)
             if new_run is None and last is not None and last.status in ("failed", "interrupted"):
-                t.runs[t.last_run] = dataclasses.replace(last, status="running")
+                t.runs[t.last_run] = dataclasses.replace(last, status="running", recoveries=0)
             started = new_run is not None and (last is None or last.status == "completed")
             if started:
                 assert new_run is not None
@@ -97,6 +97,27 @@ class MemoryStore(Store):
                 else dataclasses.replace(before, owner=owner, lease_expires=t.lease_expires, fence=t.fence)
             )
             return Lease(thread_id, t.tid, owner, t.fence, row, started)
+
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+        now = time.time()
+        names = set(entrypoints)
+        leases: list[Lease] = []
+        with self._lock:
+            waiting = [
+                t
+                for t in self._threads.values()
+                if (run := t.runs.get(t.last_run)) is not None
+                and run.status == "running"
+                and run.entrypoint in names
+                and (t.owner is None or (t.lease_expires or 0.0) <= now)
+            ]
+            for t in waiting[: max(limit, 0)]:
+                run = t.runs[t.last_run]
+                if t.owner is not None:
+                    run = t.runs[t.last_run] = dataclasses.replace(run, recoveries=run.recoveries + 1)
+                t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
+                leases.append(Lease(t.thread_id, t.tid, owner, t.fence, self._row(t)))
+        return leases
 
     def renew(self, lease: Lease) -> bool:
         with self._lock:

@@ -149,6 +149,11 @@ class SQLiteStore(Store):
     def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
         return self._run(ops.claim(thread_id, owner, steal_from, new_run, self.lease_seconds), write=True)
 
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+        if not entrypoints or limit < 1:
+            return []
+        return self._run(ops.reserve(owner, entrypoints, limit, self.lease_seconds), write=True)
+
     def renew(self, lease: Lease) -> bool:
         return self._run(ops.renew(lease, self.lease_seconds), write=False)
 

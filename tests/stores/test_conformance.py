@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 
-from durable import LeaseLostError, MemoryStore, SQLiteStore, StoreError, ThreadBusyError
+from durable import LeaseLostError, StoreError, ThreadBusyError
 from durable.stores import JournalRow, NewRun, RunOutcome, Store
 
-BACKENDS: dict[str, Callable[[Any, float], Store]] = {
-    "memory": lambda tmp, lease: MemoryStore(lease_seconds=lease),
-    "sqlite": lambda tmp, lease: SQLiteStore(tmp / "journal.db", lease_seconds=lease),
-}
+BACKENDS = ("memory", "sqlite", "postgres")
 
 
 class AsyncOps:
@@ -39,12 +36,12 @@ class AsyncOps:
 
 
 @pytest.fixture(params=[(b, f) for b in BACKENDS for f in ("sync", "async")], ids=lambda p: f"{p[0]}-{p[1]}")
-def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+def make_store(request: pytest.FixtureRequest, new_store: Callable[..., Store]) -> Iterator[Callable[..., Any]]:
     backend, form = request.param
     opened: list[Any] = []
 
     def make(lease_seconds: float = 30.0) -> Any:
-        store = BACKENDS[backend](tmp_path, lease_seconds)
+        store = new_store(backend, lease_seconds=lease_seconds)
         ops = AsyncOps(store) if form == "async" else store
         opened.append(ops)
         return ops

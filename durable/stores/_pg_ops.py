@@ -1,0 +1,340 @@
+"""All of the Postgres store's SQL, as I/O-free operations (the same shape as `_sqlite_ops`).
+
+Each operation is a generator that yields a `Stmt` and receives its result, so
+one definition serves the blocking (psycopg ``Connection``) and the async
+(``AsyncConnection``) runner alike.
+
+Leases are kept in the database's clock: a claim, a renewal and the workers'
+search for expired leases all compare with ``now()``, so two machines whose
+clocks disagree still agree on who holds a thread. The lease a store hands back
+is translated into this process's clock (``time.time()`` plus the seconds the
+database says are left), which is all the engine compares with.
+
+Every journal write checks the writer's fencing token under ``FOR KEY SHARE``
+on the thread's row. A claim locks that row ``FOR UPDATE`` before it moves the
+token, and the two lock modes conflict, so a write either commits before the
+claim reads the journal or waits for the claim and then sees the new token and
+inserts nothing. Without the lock, under READ COMMITTED, a stale writer could
+pass the check against the old token and commit after the new owner had read
+the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow
+
+T = TypeVar("T")
+Fetch = Literal["one", "all", "rowcount"]
+
+
+class Stmt(NamedTuple):
+    sql: str
+    params: Any = ()
+    fetch: Fetch = "rowcount"
+    many: bool = False
+
+
+Op = Generator[Stmt, Any, T]
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped one, append.
+# ``{s}`` is the quoted schema name.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE {s}.durable_threads (
+            tid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            thread_id TEXT NOT NULL UNIQUE,
+            owner TEXT,
+            lease_expires TIMESTAMPTZ,
+            fence BIGINT NOT NULL DEFAULT 0,
+            last_run INTEGER NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE {s}.durable_runs (
+            tid BIGINT NOT NULL REFERENCES {s}.durable_threads (tid) ON DELETE CASCADE,
+            run_id INTEGER NOT NULL,
+            entrypoint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input BYTEA NOT NULL,
+            previous BYTEA,
+            output BYTEA,
+            save BYTEA,
+            error BYTEA,
+            error_text TEXT,
+            retry_keys TEXT NOT NULL DEFAULT '',
+            interrupts BYTEA,
+            stamp TEXT,
+            recoveries INTEGER NOT NULL DEFAULT 0,
+            started_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION,
+            PRIMARY KEY (tid, run_id)
+        )""",
+        # Insert-only: a re-run of a key is a new attempt, never an update.
+        """CREATE TABLE {s}.durable_journal (
+            tid BIGINT NOT NULL,
+            run_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status SMALLINT NOT NULL,
+            digest BYTEA,
+            payload BYTEA NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            duration_us BIGINT NOT NULL,
+            PRIMARY KEY (tid, run_id, key, attempt),
+            FOREIGN KEY (tid, run_id) REFERENCES {s}.durable_runs (tid, run_id) ON DELETE CASCADE
+        )""",
+        # What the workers scan for: runs still marked running (a crashed or submitted run).
+        "CREATE INDEX durable_runs_running ON {s}.durable_runs (tid) WHERE status = 'running'",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SQL:
+    """The statements, with the schema's name filled in once per store."""
+
+    def __init__(self, schema: str) -> None:
+        s = '"' + schema.replace('"', '""') + '"'
+        self.schema = s
+        self.threads = f"{s}.durable_threads"
+        self.runs = f"{s}.durable_runs"
+        self.journal = f"{s}.durable_journal"
+        run_cols = (
+            "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
+            "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries"
+        )
+        # The seconds left on the lease, by the database's clock (negative once it has expired).
+        head = "t.tid, t.owner, extract(epoch FROM t.lease_expires - now())::float8, t.fence"
+        self.thread = (
+            f"SELECT {head}, {run_cols} FROM {self.threads} t "
+            f"LEFT JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run WHERE t.thread_id = %s"
+        )
+        self.lock_thread = self.thread + " FOR UPDATE OF t"
+        self.reservable = (
+            f"SELECT t.thread_id, {head}, {run_cols} FROM {self.threads} t "
+            f"JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
+            "WHERE r.status = 'running' AND r.entrypoint = ANY(%s) "
+            "AND (t.owner IS NULL OR t.lease_expires <= now()) "
+            "ORDER BY t.updated_at LIMIT %s FOR UPDATE OF t SKIP LOCKED"
+        )
+        held = f"SELECT 1 FROM {self.threads} WHERE tid = %s AND fence = %s AND owner = %s FOR KEY SHARE"
+        self.held = held
+        self.append = (
+            f"INSERT INTO {self.journal} (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
+            f"duration_us) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({held})"
+        )
+        self.insert = (
+            f"INSERT INTO {self.journal} (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
+            "duration_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self.take = (
+            f"UPDATE {self.threads} SET owner = %s, lease_expires = now() + %s * interval '1 second', "
+            "fence = fence + 1, last_run = %s, updated_at = now() WHERE tid = %s RETURNING fence"
+        )
+
+
+def migrate(q: SQL) -> Op[None]:
+    """Create or upgrade the schema; concurrent workers wait on an advisory lock and migrate once."""
+    yield Stmt("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"durable-migrate:{q.schema}",), "one")
+    yield Stmt(f"CREATE SCHEMA IF NOT EXISTS {q.schema}")
+    yield Stmt(
+        f"CREATE TABLE IF NOT EXISTS {q.schema}.durable_schema "
+        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    row = yield Stmt(f"SELECT MAX(version) FROM {q.schema}.durable_schema", (), "one")
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the Postgres journal's schema is version {current} but this durable understands up to "
+            f"{SCHEMA_VERSION}: upgrade durable-exec to read it"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        for sql in MIGRATIONS[version]:
+            yield Stmt(sql.format(s=q.schema))
+        yield Stmt(f"INSERT INTO {q.schema}.durable_schema (version) VALUES (%s)", (version + 1,))
+
+
+def _run_row(cols: Sequence[Any]) -> RunRow | None:
+    if cols[0] is None:
+        return None
+    keys = cols[10]
+    return RunRow(
+        run_id=cols[0],
+        entrypoint=cols[1],
+        status=cols[2],
+        input=cols[3],
+        previous=cols[4],
+        started_at=cols[5],
+        output=cols[6],
+        save=cols[7],
+        error=cols[8],
+        error_text=cols[9],
+        retry_keys=tuple(keys.split(",")) if keys else (),
+        finished_at=cols[11],
+        interrupts=cols[12],
+        stamp=cols[13],
+        recoveries=cols[14],
+    )
+
+
+def _local(remaining: float | None) -> float | None:
+    """A lease expiry in this process's clock, from the seconds the database says are left."""
+    return None if remaining is None else time.time() + remaining
+
+
+def get_thread(q: SQL, thread_id: str) -> Op[ThreadRow | None]:
+    row = yield Stmt(q.thread, (thread_id,), "one")
+    if row is None:
+        return None
+    return ThreadRow(thread_id, row[0], row[1], _local(row[2]), row[3], _run_row(row[4:]))
+
+
+def claim(
+    q: SQL, thread_id: str, owner: str, steal_from: str | None, new_run: NewRun | None, lease_seconds: float
+) -> Op[Lease]:
+    row = yield Stmt(q.lock_thread, (thread_id,), "one")
+    if row is None:
+        # A new thread. Two claimers may race to create it: the loser's insert waits for the
+        # winner's commit, inserts nothing, and the loser then locks (and judges) the winner's row.
+        made = yield Stmt(
+            f"INSERT INTO {q.threads} (thread_id) VALUES (%s) ON CONFLICT (thread_id) DO NOTHING RETURNING tid",
+            (thread_id,),
+            "one",
+        )
+        if made is not None:
+            row = (made[0], None, None, 0) + (None,) * 15
+        else:
+            row = yield Stmt(q.lock_thread, (thread_id,), "one")
+    tid, held_by, remaining, _ = row[:4]
+    last = _run_row(row[4:])
+    if held_by is not None and remaining is not None and remaining > 0 and held_by not in (owner, steal_from):
+        raise ThreadBusyError(thread_id, held_by, remaining)
+    start = new_run is not None and (last is None or last.status == "completed")
+    run_id = (last.run_id if last else 0) + 1 if start else (last.run_id if last else 0)
+    taken = yield Stmt(q.take, (owner, lease_seconds, run_id, tid), "one")
+    fence = taken[0]
+    expires = time.time() + lease_seconds
+    if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+        # Resumed by hand: its count of crashed executors starts over.
+        yield Stmt(
+            f"UPDATE {q.runs} SET status = 'running', recoveries = 0 WHERE tid = %s AND run_id = %s",
+            (tid, last.run_id),
+        )
+    if start:
+        assert new_run is not None
+        now = time.time()
+        previous = last.save if last else None
+        last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, previous, now, stamp=new_run.stamp)
+        yield Stmt(
+            f"INSERT INTO {q.runs} (tid, run_id, entrypoint, status, input, previous, started_at, stamp) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
+        )
+    thread = ThreadRow(thread_id, tid, owner, expires, fence, last)
+    return Lease(thread_id, tid, owner, fence, thread, start)
+
+
+def reserve(q: SQL, owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float) -> Op[list[Lease]]:
+    """Lease up to ``limit`` runs that nobody is executing, skipping rows another worker is taking.
+
+    A run whose lease expired while still held was abandoned by a crashed
+    executor: its ``recoveries`` count goes up by one.
+    """
+    rows = yield Stmt(q.reservable, (list(entrypoints), limit), "all")
+    leases = []
+    for r in rows:
+        thread_id, tid, held_by, _, _ = r[:5]
+        run = _run_row(r[5:])
+        assert run is not None
+        if held_by is not None:
+            bumped = yield Stmt(
+                f"UPDATE {q.runs} SET recoveries = recoveries + 1 WHERE tid = %s AND run_id = %s RETURNING recoveries",
+                (tid, run.run_id),
+                "one",
+            )
+            run = dataclasses.replace(run, recoveries=bumped[0])
+        taken = yield Stmt(q.take, (owner, lease_seconds, run.run_id, tid), "one")
+        thread = ThreadRow(thread_id, tid, owner, time.time() + lease_seconds, taken[0], run)
+        leases.append(Lease(thread_id, tid, owner, taken[0], thread, False))
+    return leases
+
+
+def renew(q: SQL, lease: Lease, lease_seconds: float) -> Op[bool]:
+    n = yield Stmt(
+        f"UPDATE {q.threads} SET lease_expires = now() + %s * interval '1 second' "
+        "WHERE tid = %s AND fence = %s AND owner = %s",
+        (lease_seconds, lease.tid, lease.fence, lease.owner),
+    )
+    return bool(n == 1)
+
+
+def release(q: SQL, lease: Lease) -> Op[None]:
+    yield Stmt(
+        f"UPDATE {q.threads} SET owner = NULL, lease_expires = NULL, updated_at = now() "
+        "WHERE tid = %s AND fence = %s AND owner = %s",
+        (lease.tid, lease.fence, lease.owner),
+    )
+
+
+def load_journal(q: SQL, tid: int, run_id: int) -> Op[list[JournalRow]]:
+    rows = yield Stmt(
+        "SELECT key, attempt, name, status, digest, payload, started_at, started_at + duration_us / 1e6::float8 "
+        f"FROM {q.journal} WHERE tid = %s AND run_id = %s ORDER BY started_at, key, attempt",
+        (tid, run_id),
+        "all",
+    )
+    return list(map(JournalRow._make, rows))
+
+
+def row_params(tid: int, run_id: int, r: JournalRow) -> tuple[Any, ...]:
+    return (
+        tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload,
+        r.started_at, int((r.finished_at - r.started_at) * 1e6),
+    )  # fmt: skip
+
+
+def append_one(q: SQL, lease: Lease, run_id: int, row: JournalRow) -> Op[None]:
+    """One row: one statement, atomic without a transaction, checking the lease as it inserts."""
+    n = yield Stmt(q.append, (*row_params(lease.tid, run_id, row), lease.tid, lease.fence, lease.owner))
+    if n != 1:
+        raise LeaseLostError(lease.thread_id)
+
+
+def append(q: SQL, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
+    """Several rows in the runner's transaction: the lease is checked (and share-locked) once."""
+    held = yield Stmt(q.held, (lease.tid, lease.fence, lease.owner), "one")
+    if held is None:
+        raise LeaseLostError(lease.thread_id)
+    yield Stmt(q.insert, [row_params(lease.tid, run_id, r) for r in rows], many=True)
+
+
+def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
+    n = yield Stmt(
+        f"UPDATE {q.runs} SET status = %s, output = %s, save = %s, error = %s, error_text = %s, retry_keys = %s, "
+        f"interrupts = %s, finished_at = %s WHERE tid = %s AND run_id = %s AND EXISTS ({q.held})",
+        (
+            outcome.status,
+            outcome.output,
+            outcome.save,
+            outcome.error,
+            outcome.error_text,
+            ",".join(outcome.retry_keys),
+            outcome.interrupts,
+            time.time(),
+            lease.tid,
+            run_id,
+            lease.tid,
+            lease.fence,
+            lease.owner,
+        ),
+    )
+    if n != 1:
+        raise LeaseLostError(lease.thread_id)
+    yield from release(q, lease)

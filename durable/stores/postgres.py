@@ -1,0 +1,431 @@
+"""The store for many processes on many machines: one Postgres database, shared through psycopg 3.
+
+The SQL lives in `_pg_ops` as generators, driven here by a blocking runner on
+connections from a ``psycopg_pool.ConnectionPool`` and by an async runner on
+``psycopg.AsyncConnection``s, so the two paths run the same statements and the
+blocking path never spins an event loop.
+
+A connection that breaks mid-operation (the server restarted, an administrator
+ran ``pg_terminate_backend``) is replaced and the operation retried when that is
+safe: reads, renewals, releases, and journal inserts (an insert whose commit may
+or may not have landed is retried, and a duplicate of the very same row counts
+as done). A claim or a run's finish is not retried: its error reaches the
+caller as `StoreError`, and the run stays resumable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import ConfigurationError, StoreError
+from . import _pg_ops as ops
+from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import psycopg
+    import psycopg_pool
+
+T = TypeVar("T")
+Gen = Generator[ops.Stmt, Any, T]
+
+_ATTEMPTS = 3  # tries of a retryable operation whose connection broke
+_IDLE_PER_LOOP = 8  # async connections kept open per event loop between runs
+_orphans: list[Any] = []  # pools and connections a forked child inherited: never used, never finalized
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as exc:
+        raise ConfigurationError(
+            "PostgresStore needs psycopg 3 and its pool: pip install 'durable-exec[postgres]'"
+        ) from exc
+    return psycopg, psycopg_pool
+
+
+class PostgresStore(Store):
+    """Journal in a Postgres database, shared by every process that opens the same ``dsn`` and ``schema``.
+
+    ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``).
+    The tables live in ``schema`` (created if missing) and are created or
+    migrated on first use, under an advisory lock so concurrent workers migrate
+    once. Leases use the database's clock. ``pool_size`` bounds the blocking
+    path's connections (each async run borrows its own connection, reused
+    between runs on the same event loop). ``secret`` and ``max_result_bytes``
+    are as for `SQLiteStore`.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        lease_seconds: float = 30.0,
+        secret: Any = None,
+        max_result_bytes: int | None = None,
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigurationError(f"PostgresStore needs a connection string, not {dsn!r}")
+        if not isinstance(schema, str) or not schema or len(schema) > 63:
+            raise ConfigurationError(f"schema={schema!r}: use a Postgres schema name (1 to 63 characters)")
+        if pool_size < 1:
+            raise ConfigurationError(f"pool_size={pool_size!r}: use 1 or more")
+        self.dsn = dsn
+        self.schema = schema
+        self.lease_seconds = lease_seconds
+        self.secret = secret
+        self.max_result_bytes = max_result_bytes
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self._sql = ops.SQL(schema)
+        self._lock = threading.Lock()
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._pid = 0
+        self._migrated = False
+        self._idle = _IdleConnections()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_redacted(self.dsn)!r}, schema={self.schema!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot reach the Postgres journal at {_redacted(self.dsn)}: {exc}".strip())
+
+    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with self._lock:
+            if self._pool is not None and self._pid != os.getpid():
+                # Inherited across a fork: its threads are gone and its sockets are the parent's.
+                _orphans.append(self._pool)
+                self._pool = None
+            if self._pool is None:
+                psycopg, psycopg_pool = _psycopg()
+                if not self._migrated:
+                    # One plain connection first: its error says why the server cannot be reached,
+                    # where a pool only times out.
+                    try:
+                        timeout = max(1, int(self.connect_timeout))
+                        with psycopg.connect(self.dsn, connect_timeout=timeout) as conn, conn.transaction():
+                            _drive(conn, ops.migrate(self._sql))
+                    except psycopg.Error as exc:
+                        raise self._connect_error(exc) from exc
+                    self._migrated = True
+                new = psycopg_pool.ConnectionPool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name=f"durable-{self.schema}",
+                    timeout=self.connect_timeout,
+                )
+                try:
+                    new.open(wait=True, timeout=self.connect_timeout)
+                except psycopg_pool.PoolTimeout as exc:
+                    new.close()
+                    raise self._connect_error(exc) from exc
+                self._pool, self._pid = new, os.getpid()
+            return self._pool
+
+    def _run(self, make: Callable[[], Gen[T]], *, write: bool, retry: bool) -> T:
+        psycopg, _ = _psycopg()
+        pool = self._get_pool()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with pool.connection() as conn:
+                    if not write:
+                        return _drive(conn, make())
+                    with conn.transaction():
+                        return _drive(conn, make())
+            except psycopg.Error as exc:
+                if retry and attempt < _ATTEMPTS and _broken(exc):
+                    continue
+                raise _store_error(self, exc) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            if pool is not None and self._pid == os.getpid():
+                pool.close()
+        self._idle.close_all()
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def get_thread(self, thread_id: str) -> ThreadRow | None:
+        return self._run(lambda: ops.get_thread(self._sql, thread_id), write=False, retry=True)
+
+    def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
+        q, lease = self._sql, self.lease_seconds
+        return self._run(lambda: ops.claim(q, thread_id, owner, steal_from, new_run, lease), write=True, retry=False)
+
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+        q, lease = self._sql, self.lease_seconds
+        return self._run(lambda: ops.reserve(q, owner, entrypoints, limit, lease), write=True, retry=False)
+
+    def renew(self, lease: Lease) -> bool:
+        return self._run(lambda: ops.renew(self._sql, lease, self.lease_seconds), write=False, retry=True)
+
+    def release(self, lease: Lease) -> None:
+        self._run(lambda: ops.release(self._sql, lease), write=False, retry=True)
+
+    def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        return self._run(lambda: ops.load_journal(self._sql, tid, run_id), write=False, retry=True)
+
+    def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        psycopg, _ = _psycopg()
+        q = self._sql
+        if len(rows) == 1:
+            make: Callable[[], Gen[None]] = lambda: ops.append_one(q, lease, run_id, rows[0])  # noqa: E731
+        else:
+            make = lambda: ops.append(q, lease, run_id, rows)  # noqa: E731
+        try:
+            self._run(make, write=len(rows) != 1, retry=True)
+        except StoreError as exc:
+            # After a retry, the first attempt's commit may have landed: the same rows are not a duplicate.
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation) and self._recorded(lease.tid, run_id, rows):
+                return
+            raise
+
+    def _recorded(self, tid: int, run_id: int, rows: Sequence[JournalRow]) -> bool:
+        stored = {(r.key, r.attempt): r for r in self.load_journal(tid, run_id)}
+        return all(
+            (s := stored.get((r.key, r.attempt))) is not None and (s.name, s.payload) == (r.name, r.payload)
+            for r in rows
+        )
+
+    def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        self._run(lambda: ops.finish_run(self._sql, lease, run_id, outcome), write=True, retry=False)
+
+    @asynccontextmanager
+    async def asession(self) -> AsyncIterator[AsyncSession]:
+        self._get_pool()  # migrates the schema once, with the blocking path's error reporting
+        session = _AsyncPgSession(self, await self._idle.take(self))
+        try:
+            yield session
+        finally:
+            await self._idle.give(session.conn)
+
+
+class _AsyncPgSession:
+    """The same operations as `PostgresStore`, driven on one async connection for one run."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._store = store
+        self.conn = conn
+
+    async def run(self, make: Callable[[], Gen[T]], *, write: bool, retry: bool) -> T:
+        psycopg, _ = _psycopg()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                if not write:
+                    return await _adrive(self.conn, make())
+                async with self.conn.transaction():
+                    return await _adrive(self.conn, make())
+            except psycopg.Error as exc:
+                if _broken(exc) or self.conn.broken:
+                    await self.conn.close()
+                    self.conn = await self._store._idle.connect(self._store)
+                    if retry and attempt < _ATTEMPTS:
+                        continue
+                raise _store_error(self._store, exc) from exc
+        raise AssertionError("unreachable")
+
+    async def get_thread(self, thread_id: str) -> ThreadRow | None:
+        return await self.run(lambda: ops.get_thread(self._store._sql, thread_id), write=False, retry=True)
+
+    async def claim(
+        self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None
+    ) -> Lease:
+        q, lease = self._store._sql, self._store.lease_seconds
+        return await self.run(
+            lambda: ops.claim(q, thread_id, owner, steal_from, new_run, lease), write=True, retry=False
+        )
+
+    async def release(self, lease: Lease) -> None:
+        await self.run(lambda: ops.release(self._store._sql, lease), write=False, retry=True)
+
+    async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
+        return await self.run(lambda: ops.load_journal(self._store._sql, tid, run_id), write=False, retry=True)
+
+    async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
+        psycopg, _ = _psycopg()
+        q = self._store._sql
+        if len(rows) == 1:
+            make: Callable[[], Gen[None]] = lambda: ops.append_one(q, lease, run_id, rows[0])  # noqa: E731
+        else:
+            make = lambda: ops.append(q, lease, run_id, rows)  # noqa: E731
+        try:
+            await self.run(make, write=len(rows) != 1, retry=True)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                stored = {(r.key, r.attempt): r for r in await self.load_journal(lease.tid, run_id)}
+                if all(
+                    (s := stored.get((r.key, r.attempt))) is not None and (s.name, s.payload) == (r.name, r.payload)
+                    for r in rows
+                ):
+                    return
+            raise
+
+    async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
+        await self.run(lambda: ops.finish_run(self._store._sql, lease, run_id, outcome), write=True, retry=False)
+
+
+class _IdleConnections:
+    """Async connections kept open between runs, each for the event loop it was last used on.
+
+    A connection is reused only on its own loop. Those whose loop has closed are
+    closed at the next take or give, by `close_all`, and at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[tuple[weakref.ref[asyncio.AbstractEventLoop], Any]] = []
+        self._pid = os.getpid()
+        # Closed with the store when it is garbage-collected, or at interpreter exit.
+        weakref.finalize(self, _finish, self._idle, self._pid)
+
+    async def connect(self, store: PostgresStore) -> psycopg.AsyncConnection[Any]:
+        pg, _ = _psycopg()
+        try:
+            conn: psycopg.AsyncConnection[Any] = await pg.AsyncConnection.connect(
+                store.dsn, autocommit=True, connect_timeout=max(1, int(store.connect_timeout))
+            )
+            return conn
+        except pg.Error as exc:
+            raise store._connect_error(exc) from exc
+
+    def _sweep(self) -> None:
+        """Under the lock: close the connections of closed loops (and drop a parent process's)."""
+        if self._pid != os.getpid():
+            _orphans.append(self._idle[:])  # the parent's sockets: closing them here would close them there
+            self._idle.clear()
+            self._pid = os.getpid()
+        keep = []
+        for ref, conn in self._idle:
+            loop = ref()
+            if loop is None or loop.is_closed():
+                conn.pgconn.finish()  # nothing is in flight on an idle connection: libpq closes it without a loop
+            else:
+                keep.append((ref, conn))
+        self._idle[:] = keep
+
+    async def take(self, store: PostgresStore) -> psycopg.AsyncConnection[Any]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._sweep()
+            for i in range(len(self._idle) - 1, -1, -1):
+                if self._idle[i][0]() is loop:
+                    conn = self._idle.pop(i)[1]
+                    if not conn.closed:
+                        return conn  # type: ignore[no-any-return]
+        return await self.connect(store)
+
+    async def give(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        import asyncio
+
+        from psycopg.pq import TransactionStatus
+
+        loop = asyncio.get_running_loop()
+        reusable = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+        with self._lock:
+            self._sweep()
+            if reusable and sum(ref() is loop for ref, _ in self._idle) < _IDLE_PER_LOOP:
+                self._idle.append((weakref.ref(loop), conn))
+                return
+        await conn.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            _finish(self._idle, self._pid)
+
+
+def _finish(idle: list[tuple[Any, Any]], pid: int) -> None:
+    if pid == os.getpid():
+        for _, conn in idle:
+            conn.pgconn.finish()
+    idle.clear()
+
+
+def _drive(conn: psycopg.Connection[Any], gen: Gen[T]) -> T:
+    try:
+        stmt = next(gen)
+        while True:
+            if stmt.many:
+                with conn.cursor() as cur:
+                    cur.executemany(stmt.sql, stmt.params)
+                    result: Any = cur.rowcount
+            else:
+                cur = conn.execute(stmt.sql, stmt.params)
+                fetch = stmt.fetch
+                result = cur.fetchone() if fetch == "one" else cur.fetchall() if fetch == "all" else cur.rowcount
+            stmt = gen.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def _adrive(conn: psycopg.AsyncConnection[Any], gen: Gen[T]) -> T:
+    try:
+        stmt = next(gen)
+        while True:
+            if stmt.many:
+                async with conn.cursor() as cur:
+                    await cur.executemany(stmt.sql, stmt.params)
+                    result: Any = cur.rowcount
+            else:
+                cur = await conn.execute(stmt.sql, stmt.params)
+                if stmt.fetch == "one":
+                    result = await cur.fetchone()
+                elif stmt.fetch == "all":
+                    result = await cur.fetchall()
+                else:
+                    result = cur.rowcount
+            stmt = gen.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def _broken(exc: BaseException) -> bool:
+    """Whether the error is the connection's (closed, terminated, unreachable), not the statement's."""
+    import psycopg
+
+    if isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.ConnectionException):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+
+
+def _store_error(store: PostgresStore, exc: BaseException) -> StoreError:
+    if _broken(exc):
+        return store._connect_error(exc)
+    return StoreError(f"Postgres journal {store!r} failed: {exc}")
+
+
+def _redacted(dsn: str) -> str:
+    """The DSN without its password, for messages and reprs."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return dsn
+    return " ".join("password=***" if p.startswith("password=") else p for p in dsn.split())
+
+
+__all__ = ["PostgresStore"]
