@@ -5,6 +5,9 @@ thread with ``invoke``. Finished tasks are journaled; invoking the thread again
 with ``None`` replays them from the journal and runs only the unfinished tail.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._api import Entrypoint, Task, entrypoint, task
 from ._codec import Keyring
 from ._futures import TaskFuture
@@ -15,6 +18,7 @@ from ._state import JournalEntry, ThreadState
 from .errors import (
     ArgumentsChangedError,
     ConfigurationError,
+    DeadLetteredError,
     DurableError,
     IncompatibleJournalError,
     IntegrityError,
@@ -29,14 +33,32 @@ from .errors import (
     UnfinishedRunError,
     UsageError,
 )
-from .stores import MemoryStore, PostgresStore, SQLiteStore, Store
+from .stores import MemoryStore, SQLiteStore, Store
+
+if TYPE_CHECKING:
+    from ._worker import Worker, WorkerStats
+    from .stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
+
+# Imported on first use: most programs never start a worker or open Postgres.
+_LAZY = {"Worker": "._worker", "WorkerStats": "._worker", "PostgresStore": ".stores.postgres"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value.__module__ = "durable"
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'durable' has no attribute {name!r}")
+
 
 __all__ = [
     "ArgumentsChangedError",
     "Command",
     "ConfigurationError",
+    "DeadLetteredError",
     "DurableError",
     "Entrypoint",
     "IncompatibleJournalError",
@@ -67,6 +89,8 @@ __all__ = [
     "ThreadState",
     "UnfinishedRunError",
     "UsageError",
+    "Worker",
+    "WorkerStats",
     "entrypoint",
     "get_stream_writer",
     "interrupt",
@@ -75,7 +99,7 @@ __all__ = [
 
 # Show the public path in reprs and tracebacks (durable.TaskFuture, not durable._futures.TaskFuture).
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if isinstance(_obj, type) and _obj.__module__.startswith("durable."):
         _obj.__module__ = "durable"
 del _name, _obj

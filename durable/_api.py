@@ -16,7 +16,7 @@ import wrapt
 from . import _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
-from ._engine import EntrypointSpec, adrive, drive, invoke_flow
+from ._engine import EntrypointSpec, adrive, drive, invoke_flow, submit_flow
 from ._futures import TaskFuture
 from ._interrupts import Command, Interrupted
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
@@ -221,7 +221,22 @@ class Entrypoint(Generic[I, O]):
             return scope.run.call(self._nested, scope, (input,), {}).result()  # type: ignore[no-any-return]
         return self._invoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
 
-    def _invoke(self, input: Any, tid: str, durability: Durability, sink: Sink | None) -> Any:
+    def _ring_for(self, store: Store | None) -> tuple[Store, Keyring | None]:
+        """The store to run on (this entrypoint's, unless a worker gives its own) and the key to sign with."""
+        if store is None:
+            store = self.checkpointer
+            return store, self._ring
+        return store, self._ring if self._secret is not None else keyring(store.secret)
+
+    def _invoke(
+        self,
+        input: Any,
+        tid: str,
+        durability: Durability,
+        sink: Sink | None,
+        on: Store | None = None,
+        steal_from: str | None = None,
+    ) -> Any:
         _check_durability(durability)
         if self._spec.is_async:
             import asyncio
@@ -231,11 +246,12 @@ class Entrypoint(Generic[I, O]):
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )
-            return asyncio.run(self._ainvoke(input, tid, durability, sink))
-        store = self.checkpointer
+            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, steal_from))
+        store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
-            return drive(invoke_flow(self._spec, store, input, tid, durability, None, sink, self._ring), store)
+            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, steal_from)
+            return drive(flow, store)
         finally:
             _context.current.reset(token)
 
@@ -253,21 +269,60 @@ class Entrypoint(Generic[I, O]):
             return await scope.run.call(self._nested, scope, (input,), {})  # type: ignore[no-any-return]
         return await self._ainvoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
 
-    async def _ainvoke(self, input: Any, tid: str, durability: Durability, sink: Sink | None) -> Any:
+    async def _ainvoke(
+        self,
+        input: Any,
+        tid: str,
+        durability: Durability,
+        sink: Sink | None,
+        on: Store | None = None,
+        steal_from: str | None = None,
+    ) -> Any:
         _check_durability(durability)
         if not self._spec.is_async:
             import asyncio
 
-            call = partial(self._invoke, input, tid, durability, sink)
+            call = partial(self._invoke, input, tid, durability, sink, on, steal_from)
             return await asyncio.get_running_loop().run_in_executor(None, copy_context().run, call)
-        store = self.checkpointer
+        store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
-                flow = invoke_flow(self._spec, store, input, tid, durability, session, sink, self._ring)
+                flow = invoke_flow(self._spec, store, input, tid, durability, session, sink, ring, steal_from)
                 return await adrive(flow, session)
         finally:
             _context.current.reset(token)
+
+    def submit(
+        self,
+        input: I,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record a new run for a worker to carry, without running it here; returns its thread id.
+
+        A `durable.Worker` (or ``durable worker``) on the same store picks the run
+        up, so a web request can start a workflow and return at once. Without a
+        thread id, a new one (a UUID) is made. The input rules are `invoke`'s: a
+        thread whose last run is unfinished raises `UnfinishedRunError`.
+        """
+        tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
+        store = self.checkpointer
+        return drive(submit_flow(self._spec, input, tid, self._ring), store)  # type: ignore[no-any-return]
+
+    async def asubmit(
+        self,
+        input: I,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Async `submit`."""
+        tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
+        store = self.checkpointer
+        async with store.asession() as session:
+            return await adrive(submit_flow(self._spec, input, tid, self._ring), session)  # type: ignore[no-any-return]
 
     def stream(
         self,

@@ -33,7 +33,14 @@ from ._leases import heartbeat, new_owner, owner_is_dead, retire
 from ._run import Run, Sink, adrain, drain
 from ._serde import Serializer, error_text
 from ._writers import Durability
-from .errors import IncompatibleJournalError, ResumeError, StoreError, ThreadBusyError, UnfinishedRunError
+from .errors import (
+    IncompatibleJournalError,
+    ResumeError,
+    StoreError,
+    ThreadBusyError,
+    UnfinishedRunError,
+    UsageError,
+)
 from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
 
 
@@ -77,7 +84,10 @@ def invoke_flow(
     session: AsyncSession | None = None,
     sink: Sink | None = None,
     ring: Keyring | None = None,
+    steal_from: str | None = None,
 ) -> Flow:
+    """Invoke ``spec`` on a thread. ``steal_from`` names an owner whose lease the claim may take
+    (a worker's reservation of the run)."""
     codec = Codec(spec.serde, ring, thread_id)
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
     thread = yield _Op("get_thread", (thread_id,))
@@ -111,7 +121,7 @@ def invoke_flow(
     new_run = NewRun(spec.name, input_blob, spec.serde.stamp()) if given == "new" else None
     try:
         try:
-            lease: Lease = yield _Op("claim", (thread_id, owner, None, new_run))
+            lease: Lease = yield _Op("claim", (thread_id, owner, steal_from, new_run))
         except ThreadBusyError as busy:
             if busy.owner is None or not owner_is_dead(busy.owner):
                 raise
@@ -215,6 +225,34 @@ def invoke_flow(
                 yield _Op("release", (lease,))
         finally:
             retire(owner)
+
+
+def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None) -> Flow:
+    """Record a new run with ``input`` and leave it for a worker: claim it, start it, let the lease go."""
+    if input is None or isinstance(input, Command):
+        raise UsageError(
+            f"submit() starts a new run, so it takes new input, not {input!r}: resume a thread's run with "
+            f"invoke(None, thread_id=...) or answer it with invoke(Command(resume=...), thread_id=...)"
+        )
+    thread = yield _Op("get_thread", (thread_id,))
+    try:
+        plan(thread_id, thread, "new")
+    except UnfinishedRunError:
+        _raise_if_held(thread_id, thread)
+        raise
+    codec = Codec(spec.serde, ring, thread_id)
+    blob = codec.dump(input, "*", "#input", "", f"the input of {spec.name!r}")
+    owner = new_owner()
+    try:
+        lease: Lease = yield _Op("claim", (thread_id, owner, None, NewRun(spec.name, blob, spec.serde.stamp())))
+        try:
+            if not lease.started:  # another executor started a run since we looked
+                plan(thread_id, lease.thread, "new")
+        finally:
+            yield _Op("release", (lease,))
+    finally:
+        retire(owner)
+    return thread_id
 
 
 def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:

@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConfigurationError
 from .stores._base import Store
 from .stores.memory import MemoryStore
-from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 DEFAULT_URL = "sqlite:///durable.db"
@@ -46,6 +45,8 @@ def store_from_url(url: str) -> Store:
             raise ConfigurationError(f"{url!r}: unknown option(s) {sorted(options)}; only 'synchronous' is known")
         return SQLiteStore(path, synchronous=sync)  # type: ignore[arg-type]
     if scheme in ("postgres", "postgresql"):
+        from .stores.postgres import PostgresStore
+
         # Our own options come off the URL; everything else is libpq's (sslmode, connect_timeout, ...).
         ours = {k: options.pop(k) for k in ("schema", "lease_seconds") if k in options}
         query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k not in ours)

@@ -10,6 +10,7 @@ The tree::
     ├── ResumeError               a Command that answers nothing pending, or not what is pending
     ├── ThreadBusyError           another executor holds the thread's lease
     ├── LeaseLostError            our lease was taken over; our writes are refused
+    ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
     ├── NonDeterminismError       a replayed call differs from the journal
     │   └── ArgumentsChangedError     same task, different arguments
     ├── SerializationError        a value cannot be stored, or a stored one cannot be read
@@ -104,6 +105,27 @@ class LeaseLostError(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.thread_id,))
+
+
+class DeadLetteredError(DurableError):
+    """A worker set the run aside: its executors died while running it too many times.
+
+    It is the failed run's recorded error (``get_state(...).error``); nothing
+    in the journal was removed, and ``invoke(None, ...)`` resumes the run.
+    """
+
+    def __init__(self, thread_id: str, run_id: int, crashes: int) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.crashes = crashes
+        super().__init__(
+            f"run #{run_id} of thread {thread_id!r} was dead-lettered: {crashes} executors died while running it "
+            f"(a crash, an OOM kill, a lease that lapsed). Look at its journal (get_state) for the step it dies "
+            f"in, fix the cause, then resume it with invoke(None, thread_id={thread_id!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.run_id, self.crashes))
 
 
 class NonDeterminismError(DurableError):

@@ -1,9 +1,22 @@
 """Journal stores: one interface (`Store`), several backends."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 from .memory import MemoryStore
-from .postgres import PostgresStore  # imports psycopg (an optional extra) only when used
 from .sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":  # imported on first use, like psycopg itself
+        from .postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncSession",

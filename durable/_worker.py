@@ -1,0 +1,242 @@
+"""Workers: processes that carry the runs nobody is executing.
+
+A run needs a worker when it is marked running but no live lease covers it:
+it was submitted (`Entrypoint.submit`) or its executor died (a crash, a kill,
+a machine that went away; its lease expired). Workers find such runs with
+`Store.reserve`, which Postgres answers with ``FOR UPDATE SKIP LOCKED`` so that
+many workers on many machines never take the same run, and resume each one by
+its entrypoint's name, exactly as ``invoke(None, thread_id=...)`` would.
+
+A run whose executors keep dying (a poison input that crashes the process, an
+OOM kill) would otherwise go round the workers forever: after
+``dead_letter_after`` recoveries it is marked failed with `DeadLetteredError`
+instead, and waits for a person to resume it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._api import Entrypoint
+from ._codec import Codec
+from ._interrupts import Interrupted
+from ._leases import new_owner, retire
+from ._serde import error_text
+from ._urls import resolve_store
+from ._writers import DURABILITY_MODES, Durability
+from .errors import ConfigurationError, DeadLetteredError, DurableError, LeaseLostError, ThreadBusyError
+from .stores._base import Lease, RunOutcome, Store
+from .stores.memory import MemoryStore
+
+log = logging.getLogger("durable.worker")
+
+Outcome = Literal["completed", "interrupted", "failed", "dead_lettered", "taken", "lost"]
+
+
+@dataclass
+class WorkerStats:
+    """What a worker has done since it started, by how each run it picked up ended."""
+
+    completed: int = 0
+    interrupted: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    taken: int = 0  # another executor got to the run first
+    lost: int = 0  # the lease was lost mid-run (this worker stalled past it)
+
+    @property
+    def total(self) -> int:
+        return self.completed + self.interrupted + self.failed + self.dead_lettered + self.taken + self.lost
+
+
+class Worker:
+    """Carries submitted runs and recovers crashed ones, for a set of entrypoints on one store.
+
+    ``entrypoints`` are found by the name their runs were recorded under
+    (``@entrypoint(name=...)``, default the function's qualified name), so the
+    name must be unique among them and stable across deployments. The store is
+    ``checkpointer`` (a store or URL) if given, else the one the entrypoints
+    share. Up to ``concurrency`` runs execute at once, each in its own thread;
+    the store is polled every ``poll_interval`` seconds while there is room. A
+    run taken over from ``dead_letter_after`` dead executors is dead-lettered.
+
+    `run` blocks until `stop` is called (from a signal handler, another thread);
+    runs in flight then finish. `run_once` carries what is waiting now and returns.
+    """
+
+    def __init__(
+        self,
+        entrypoints: Iterable[Entrypoint[Any, Any]],
+        *,
+        checkpointer: Store | str | None = None,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        dead_letter_after: int = 3,
+        durability: Durability = "sync",
+    ) -> None:
+        eps = list(entrypoints)
+        if not eps:
+            raise ConfigurationError("a Worker needs at least one entrypoint to carry")
+        by_name: dict[str, Entrypoint[Any, Any]] = {}
+        for ep in eps:
+            if not isinstance(ep, Entrypoint):
+                raise ConfigurationError(f"{ep!r} is not an entrypoint (decorate it with @entrypoint)")
+            other = by_name.setdefault(ep.name, ep)
+            if other is not ep and other.__wrapped__ is not ep.__wrapped__:
+                raise ConfigurationError(
+                    f"two entrypoints are named {ep.name!r} ({_where(other)} and {_where(ep)}): a worker finds a "
+                    f"run's code by its name, so give one of them @entrypoint(name=...)"
+                )
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency={concurrency!r}: use 1 or more")
+        if poll_interval <= 0:
+            raise ConfigurationError(f"poll_interval={poll_interval!r}: use a positive number of seconds")
+        if dead_letter_after < 1:
+            raise ConfigurationError(f"dead_letter_after={dead_letter_after!r}: use 1 or more")
+        if durability not in DURABILITY_MODES:
+            raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
+        self.entrypoints = by_name
+        self.store = resolve_store(checkpointer) if checkpointer is not None else _shared_store(eps)
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.dead_letter_after = dead_letter_after
+        self.durability = durability
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stats_lock = threading.Lock()
+        self._loops = threading.local()
+        self._opened: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"<Worker {sorted(self.entrypoints)} on {self.store!r}>"
+
+    def stop(self) -> None:
+        """Stop taking runs; `run` returns once the runs in flight have finished. Safe from a signal handler."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, *, until_idle: bool = False) -> WorkerStats:
+        """Carry runs until `stop` (or, with ``until_idle``, until none is waiting or in flight)."""
+        self._stop.clear()
+        owner = new_owner()
+        log.info("worker %s carrying %s on %r", owner, sorted(self.entrypoints), self.store)
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="durable-worker")
+        inflight: set[Future[Outcome]] = set()
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                inflight = {f for f in inflight if not f.done()}
+                got = self._reserve(owner, self.concurrency - len(inflight)) if len(inflight) < self.concurrency else []
+                for lease in got:
+                    fut = pool.submit(self._carry, lease)
+                    fut.add_done_callback(lambda _: self._wake.set())
+                    inflight.add(fut)
+                if until_idle and not got and not inflight:
+                    break
+                if got and len(inflight) < self.concurrency:
+                    continue  # there may be more waiting
+                # Jitter keeps a fleet of workers from polling in lockstep.
+                self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))
+        finally:
+            pool.shutdown(wait=True)
+            self._close_loops()
+            retire(owner)
+        return self.stats
+
+    def run_once(self) -> WorkerStats:
+        """Carry the runs waiting now (up to ``concurrency`` at a time), then return."""
+        return self.run(until_idle=True)
+
+    # -- one run -----------------------------------------------------------------------------
+
+    def _reserve(self, owner: str, limit: int) -> list[Lease]:
+        try:
+            return self.store.reserve(owner, list(self.entrypoints), limit)
+        except DurableError:
+            log.warning("looking for runs on %r failed; trying again", self.store, exc_info=True)
+            return []
+
+    def _carry(self, lease: Lease) -> Outcome:
+        run = lease.thread.run
+        assert run is not None
+        ep = self.entrypoints[run.entrypoint]
+        thread_id = lease.thread_id
+        try:
+            if run.recoveries >= self.dead_letter_after:
+                self._dead_letter(ep, lease)
+                outcome: Outcome = "dead_lettered"
+                log.error("dead-lettered run #%d of thread %r: %d executors died running it",
+                          run.run_id, thread_id, run.recoveries)  # fmt: skip
+            else:
+                if run.recoveries:
+                    log.warning("recovering run #%d of thread %r (its executor died; recovery %d of %d)",
+                                run.run_id, thread_id, run.recoveries, self.dead_letter_after - 1)  # fmt: skip
+                out = self._resume(ep, thread_id, lease.owner)
+                outcome = "interrupted" if isinstance(out, Interrupted) else "completed"
+                log.info("run #%d of thread %r %s", run.run_id, thread_id, outcome)
+        except ThreadBusyError:
+            outcome = "taken"
+        except LeaseLostError:
+            outcome = "lost"
+            log.warning("lost the lease on thread %r mid-run; its new owner carries it on", thread_id)
+        except Exception:
+            outcome = "failed"
+            log.warning("run #%d of thread %r failed (its error is journaled)", run.run_id, thread_id, exc_info=True)
+        except BaseException:
+            self.store.release(lease)  # let another worker have it at once
+            raise
+        with self._stats_lock:
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        return outcome
+
+    def _resume(self, ep: Entrypoint[Any, Any], thread_id: str, reserved_by: str) -> Any:
+        if not ep._spec.is_async:
+            return ep._invoke(None, thread_id, self.durability, None, self.store, reserved_by)
+        # One event loop per worker thread, kept between runs, so async connections are reused.
+        loop = getattr(self._loops, "loop", None)
+        if loop is None:
+            import asyncio
+
+            loop = self._loops.loop = asyncio.new_event_loop()
+            self._opened.append(loop)
+        return loop.run_until_complete(ep._ainvoke(None, thread_id, self.durability, None, self.store, reserved_by))
+
+    def _dead_letter(self, ep: Entrypoint[Any, Any], lease: Lease) -> None:
+        run = lease.thread.run
+        assert run is not None
+        _, ring = ep._ring_for(self.store)
+        exc = DeadLetteredError(lease.thread_id, run.run_id, run.recoveries)
+        error = Codec(ep._spec.serde, ring, lease.thread_id).dump_error(exc, run.run_id, "#error", "")
+        self.store.finish_run(lease, run.run_id, RunOutcome("failed", error=error, error_text=error_text(exc)))
+
+    def _close_loops(self) -> None:
+        for loop in self._opened:
+            loop.close()
+        self._opened.clear()
+        self._loops = threading.local()
+
+
+def _where(ep: Entrypoint[Any, Any]) -> str:
+    fn = ep.__wrapped__
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
+
+
+def _shared_store(eps: list[Entrypoint[Any, Any]]) -> Store:
+    """The one store every entrypoint journals to (two stores on the same file or database count as one)."""
+    stores: dict[object, Store] = {}
+    for ep in eps:
+        store = ep.checkpointer
+        stores.setdefault(id(store) if isinstance(store, MemoryStore) else repr(store), store)
+    if len(stores) != 1:
+        raise ConfigurationError(
+            f"these entrypoints journal to different stores ({', '.join(sorted(map(repr, stores.values())))}): "
+            f"give the worker one with Worker(..., checkpointer=...) (or durable worker --url ...)"
+        )
+    return next(iter(stores.values()))
