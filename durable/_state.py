@@ -37,8 +37,9 @@ class JournalEntry:
 class ThreadState:
     """A snapshot of a thread: its latest run's status, output or error, and journal.
 
-    A run whose process died shows ``"running"`` until it is resumed; ``owner``
-    and ``lease_expires`` tell whether anyone still holds it.
+    A run whose process died, or one submitted for a worker, shows ``"running"``
+    until it is resumed; ``owner`` and ``lease_expires`` tell whether anyone
+    holds it now, and ``recoveries`` how many dead executors it has outlived.
     """
 
     thread_id: str
@@ -54,6 +55,7 @@ class ThreadState:
     finished_at: float | None
     owner: str | None
     lease_expires: float | None
+    recoveries: int = 0  # times a worker took the run over from an executor that died running it
 
 
 def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id: str) -> ThreadState:
@@ -82,6 +84,7 @@ def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id:
         finished_at=run.finished_at,
         owner=thread.owner,
         lease_expires=thread.lease_expires,
+        recoveries=run.recoveries,
     )
 
 

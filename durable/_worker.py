@@ -41,7 +41,7 @@ Outcome = Literal["completed", "interrupted", "failed", "dead_lettered", "taken"
 
 @dataclass
 class WorkerStats:
-    """What a worker has done since it started, by how each run it picked up ended."""
+    """What a worker's `Worker.run` has carried, by how each run it picked up ended."""
 
     completed: int = 0
     interrupted: int = 0
@@ -123,8 +123,12 @@ class Worker:
         self._wake.set()
 
     def run(self, *, until_idle: bool = False) -> WorkerStats:
-        """Carry runs until `stop` (or, with ``until_idle``, until none is waiting or in flight)."""
+        """Carry runs until `stop` (or, with ``until_idle``, until none is waiting or in flight).
+
+        Returns what this call carried (also ``worker.stats`` while it runs).
+        """
         self._stop.clear()
+        self.stats = WorkerStats()
         owner = new_owner()
         log.info("worker %s carrying %s on %r", owner, sorted(self.entrypoints), self.store)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="durable-worker")

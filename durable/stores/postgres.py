@@ -152,8 +152,12 @@ class PostgresStore(Store):
                     with conn.transaction():
                         return _drive(conn, make())
             except psycopg.Error as exc:
-                if retry and attempt < _ATTEMPTS and _broken(exc):
-                    continue
+                if _broken(exc):
+                    # One dead connection often means all of them (a restart, a failover): test the idle
+                    # ones now rather than meet them one failed attempt at a time.
+                    pool.check()
+                    if retry and attempt < _ATTEMPTS:
+                        continue
                 raise _store_error(self, exc) from exc
         raise AssertionError("unreachable")
 
@@ -188,25 +192,24 @@ class PostgresStore(Store):
 
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         psycopg, _ = _psycopg()
-        q = self._sql
-        if len(rows) == 1:
-            make: Callable[[], Gen[None]] = lambda: ops.append_one(q, lease, run_id, rows[0])  # noqa: E731
-        else:
-            make = lambda: ops.append(q, lease, run_id, rows)  # noqa: E731
+        q, tries = self._sql, [0]
+
+        def make() -> Gen[None]:
+            tries[0] += 1
+            return ops.append_one(q, lease, run_id, rows[0]) if len(rows) == 1 else ops.append(q, lease, run_id, rows)
+
         try:
             self._run(make, write=len(rows) != 1, retry=True)
         except StoreError as exc:
-            # After a retry, the first attempt's commit may have landed: the same rows are not a duplicate.
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation) and self._recorded(lease.tid, run_id, rows):
+            # A retry after a broken connection may find the first attempt's commit landed: the very same
+            # rows are then recorded already, which is what was asked.
+            duplicate = isinstance(exc.__cause__, psycopg.errors.UniqueViolation)
+            if duplicate and tries[0] > 1 and self._recorded(lease.tid, run_id, rows):
                 return
             raise
 
     def _recorded(self, tid: int, run_id: int, rows: Sequence[JournalRow]) -> bool:
-        stored = {(r.key, r.attempt): r for r in self.load_journal(tid, run_id)}
-        return all(
-            (s := stored.get((r.key, r.attempt))) is not None and (s.name, s.payload) == (r.name, r.payload)
-            for r in rows
-        )
+        return _same(self.load_journal(tid, run_id), rows)
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         self._run(lambda: ops.finish_run(self._sql, lease, run_id, outcome), write=True, retry=False)
@@ -264,21 +267,18 @@ class _AsyncPgSession:
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         psycopg, _ = _psycopg()
-        q = self._store._sql
-        if len(rows) == 1:
-            make: Callable[[], Gen[None]] = lambda: ops.append_one(q, lease, run_id, rows[0])  # noqa: E731
-        else:
-            make = lambda: ops.append(q, lease, run_id, rows)  # noqa: E731
+        q, tries = self._store._sql, [0]
+
+        def make() -> Gen[None]:
+            tries[0] += 1
+            return ops.append_one(q, lease, run_id, rows[0]) if len(rows) == 1 else ops.append(q, lease, run_id, rows)
+
         try:
             await self.run(make, write=len(rows) != 1, retry=True)
         except StoreError as exc:
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                stored = {(r.key, r.attempt): r for r in await self.load_journal(lease.tid, run_id)}
-                if all(
-                    (s := stored.get((r.key, r.attempt))) is not None and (s.name, s.payload) == (r.name, r.payload)
-                    for r in rows
-                ):
-                    return
+            duplicate = isinstance(exc.__cause__, psycopg.errors.UniqueViolation)
+            if duplicate and tries[0] > 1 and _same(await self.load_journal(lease.tid, run_id), rows):
+                return
             raise
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
@@ -399,6 +399,14 @@ async def _adrive(conn: psycopg.AsyncConnection[Any], gen: Gen[T]) -> T:
             stmt = gen.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def _same(stored: list[JournalRow], rows: Sequence[JournalRow]) -> bool:
+    """Whether every row is in the journal already, with the same task and payload."""
+    by_slot = {(r.key, r.attempt): r for r in stored}
+    return all(
+        (s := by_slot.get((r.key, r.attempt))) is not None and (s.name, s.payload) == (r.name, r.payload) for r in rows
+    )
 
 
 def _broken(exc: BaseException) -> bool:

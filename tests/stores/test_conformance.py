@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,8 +26,8 @@ class AsyncOps:
         self.session = self.loop.run_until_complete(self._cm.__aenter__())
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("renew", "lease_seconds"):
-            return getattr(self.store, name)  # the heartbeat renews through the blocking API only
+        if name in ("renew", "reserve", "lease_seconds"):
+            return getattr(self.store, name)  # the heartbeat and the workers use the blocking API only
         method = getattr(self.session, name)
         return lambda *args: self.loop.run_until_complete(method(*args))
 
@@ -249,3 +250,106 @@ def test_threads_are_isolated(store: Any) -> None:
     store.append(a, 1, [row("0", payload=b"Pa")])
     assert store.load_journal(b.tid, 1) == []
     assert a.tid != b.tid
+
+
+# -- reserve: what workers pick up ------------------------------------------------------------------
+
+
+def submitted(store: Any, thread_id: str, entrypoint: str = "ep") -> None:
+    """A run started and left for a worker (what Entrypoint.submit does): claimed, started, released."""
+    lease = store.claim(thread_id, "submitter", None, NewRun(entrypoint, b"Pin"))
+    assert lease.started
+    store.release(lease)
+
+
+def test_reserve_takes_a_submitted_run_once(store: Any) -> None:
+    """A run nobody holds is reserved under the worker's lease, and only once."""
+    submitted(store, "t")
+    (lease,) = store.reserve("worker", ["ep"], 10)
+    assert (lease.thread_id, lease.owner, lease.started) == ("t", "worker", False)
+    assert lease.thread.run.run_id == 1 and lease.thread.run.status == "running"
+    assert lease.thread.run.recoveries == 0  # submitted, not abandoned
+    assert store.get_thread("t").owner == "worker"
+    assert store.reserve("another", ["ep"], 10) == []
+    store.append(lease, 1, [row("0")])  # the reservation is a real lease: writes under it are accepted
+
+
+def test_reserve_leaves_held_finished_and_foreign_runs_alone(store: Any) -> None:
+    """Live leases, finished or paused runs, and other entrypoints' runs are not reserved."""
+    start(store, "held")  # running under a live lease
+    done = start(store, "done", "me2")
+    store.finish_run(done, 1, RunOutcome("completed", output=b"Pout"))
+    paused = start(store, "paused", "me3")
+    store.finish_run(paused, 1, RunOutcome("interrupted", interrupts=b"Pq"))
+    failed = start(store, "failed", "me4")
+    store.finish_run(failed, 1, RunOutcome("failed", error=b"Perr", error_text="boom"))
+    submitted(store, "other", entrypoint="other-ep")
+    assert store.reserve("worker", ["ep"], 10) == []
+    assert [lease.thread_id for lease in store.reserve("worker", ["other-ep", "x"], 10)] == ["other"]
+
+
+def test_reserve_respects_the_limit(store: Any) -> None:
+    """At most ``limit`` runs per call; the next call gets the rest."""
+    for i in range(5):
+        submitted(store, f"t{i}")
+    first = store.reserve("worker", ["ep"], 3)
+    rest = store.reserve("worker", ["ep"], 3)
+    assert len(first) == 3 and len(rest) == 2
+    assert {lease.thread_id for lease in first + rest} == {f"t{i}" for i in range(5)}
+
+
+def test_an_abandoned_run_counts_a_recovery(make_store: Callable[..., Any]) -> None:
+    """A run whose lease expired while held was abandoned by a dead executor: each takeover counts one."""
+    store = make_store(lease_seconds=0.05)
+    start(store, "t", "crashed")
+    time.sleep(0.08)
+    (lease,) = store.reserve("w1", ["ep"], 1)
+    assert lease.thread.run.recoveries == 1
+    time.sleep(0.08)  # w1 dies too
+    (lease,) = store.reserve("w2", ["ep"], 1)
+    assert lease.thread.run.recoveries == 2
+    assert store.get_thread("t").run.recoveries == 2
+    store.release(lease)  # released, not abandoned: the next reservation counts nothing
+    (lease,) = store.reserve("w3", ["ep"], 1)
+    assert lease.thread.run.recoveries == 2
+    # A failed run resumed by hand starts its count over.
+    store.finish_run(lease, 1, RunOutcome("failed", error=b"Perr", error_text="dead"))
+    store.claim("t", "person")
+    assert store.get_thread("t").run.recoveries == 0
+
+
+def test_a_reservation_is_fenced_like_any_lease(make_store: Callable[..., Any]) -> None:
+    """A worker that stalls past its reservation loses it: its writes are refused."""
+    store = make_store(lease_seconds=0.05)
+    submitted(store, "t")
+    (stale,) = store.reserve("w1", ["ep"], 1)
+    time.sleep(0.08)
+    (fresh,) = store.reserve("w2", ["ep"], 1)
+    assert fresh.fence > stale.fence
+    with pytest.raises(LeaseLostError):
+        store.append(stale, 1, [row("0")])
+    store.append(fresh, 1, [row("0")])
+    assert [r.key for r in store.load_journal(fresh.tid, 1)] == ["0"]
+
+
+def test_concurrent_reservers_never_share_a_run(store: Any) -> None:
+    """Workers reserving at the same moment get disjoint runs, and together all of them."""
+    for i in range(20):
+        submitted(store, f"t{i}")
+    got: dict[str, list[str]] = {}
+    barrier = threading.Barrier(4)
+
+    def reserve(name: str) -> None:
+        barrier.wait()
+        mine: list[str] = []
+        while batch := store.reserve(name, ["ep"], 2):
+            mine += [lease.thread_id for lease in batch]
+        got[name] = mine
+
+    threads = [threading.Thread(target=reserve, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    taken = [tid for mine in got.values() for tid in mine]
+    assert sorted(taken) == sorted(f"t{i}" for i in range(20))

@@ -1,0 +1,185 @@
+"""What only the Postgres store has: URLs, the database's clock, migrations under a lock, lost connections.
+
+Its share of the store contract is in test_conformance.py; these run against the real server too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from typing import Any
+from unittest import mock
+
+import psycopg
+import pytest
+
+from durable import ConfigurationError, PostgresStore, SchemaVersionError, StoreError, ThreadBusyError
+from durable._urls import store_from_url
+from durable.stores import JournalRow, NewRun
+
+Schema = tuple[str, str]
+
+
+def url_of(dsn: str, schema: str, **query: Any) -> str:
+    base = dsn if "://" in dsn else "postgresql://postgres@127.0.0.1:5432/test"
+    return base + ("&" if "?" in base else "?") + "&".join(f"{k}={v}" for k, v in {"schema": schema, **query}.items())
+
+
+def backends(dsn: str, application_name: str) -> list[int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def terminate(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+            "AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
+def test_a_url_selects_the_store_with_its_options(pg_schema: Schema) -> None:
+    dsn, schema = pg_schema
+    store = store_from_url(url_of(dsn, schema, lease_seconds=2.5, application_name="durable-url-test"))
+    assert isinstance(store, PostgresStore)
+    assert (store.schema, store.lease_seconds) == (schema, 2.5)
+    assert "schema=" not in store.dsn and "application_name=durable-url-test" in store.dsn  # the rest is libpq's
+    with store:
+        assert store.get_thread("t") is None
+        assert backends(dsn, "durable-url-test"), "the store's connections carry the libpq options"
+    with pytest.raises(ConfigurationError, match="lease_seconds"):
+        store_from_url(url_of(dsn, schema, lease_seconds="soon"))
+
+
+def test_configuration_errors_and_a_redacted_repr() -> None:
+    for bad in ("", "   "):
+        with pytest.raises(ConfigurationError, match="connection string"):
+            PostgresStore(bad)
+    with pytest.raises(ConfigurationError, match="schema"):
+        PostgresStore("postgresql://x/y", schema="")
+    with pytest.raises(ConfigurationError, match="pool_size"):
+        PostgresStore("postgresql://x/y", pool_size=0)
+    assert "s3cret" not in repr(PostgresStore("postgresql://bob:s3cret@db.example:5432/app"))
+    assert "s3cret" not in repr(PostgresStore("host=db user=bob password=s3cret"))
+
+
+def test_an_unreachable_server_is_a_clear_store_error() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
+    with pytest.raises(StoreError, match=r"cannot reach the Postgres journal at postgresql://postgres@127\.0\.0\.1:1"):
+        store.get_thread("t")
+
+
+def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    store = PostgresStore("postgresql://postgres@127.0.0.1:5432/test", schema="never_created")
+    with pytest.raises(ConfigurationError, match=r"pip install 'durable-exec\[postgres\]'"):
+        store.get_thread("t")
+
+
+def test_leases_follow_the_database_clock_not_ours(pg_schema: Schema) -> None:
+    """A client whose clock runs an hour ahead still sees another's fresh lease as live (and vice versa)."""
+    dsn, schema = pg_schema
+    with PostgresStore(dsn, schema=schema, lease_seconds=30) as store:
+        store.claim("t", "me", None, NewRun("ep", b"Pin"))
+        ahead = time.time() + 3600
+        with mock.patch("durable.stores._pg_ops.time.time", return_value=ahead):
+            with pytest.raises(ThreadBusyError) as busy:
+                store.claim("t", "you")
+            assert 25 < busy.value.expires_in <= 30  # the seconds the database says are left
+            thread = store.get_thread("t")
+            assert thread is not None and thread.lease_expires is not None
+            assert 25 < thread.lease_expires - ahead <= 30  # expressed in this (skewed) process's clock
+        assert store.reserve("worker", ["ep"], 10) == []
+
+
+def test_concurrent_first_opens_migrate_once(pg_schema: Schema) -> None:
+    """Processes (here threads, each with its own store) opening a new schema together create it once."""
+    dsn, schema = pg_schema
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def open_one() -> None:
+        try:
+            barrier.wait()
+            with PostgresStore(dsn, schema=schema) as store:
+                store.get_thread("t")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with psycopg.connect(dsn) as conn:
+        versions = conn.execute(f'SELECT version FROM "{schema}".durable_schema ORDER BY version').fetchall()
+    assert versions == [(1,)]
+
+
+def test_a_newer_schema_is_refused(pg_schema: Schema) -> None:
+    dsn, schema = pg_schema
+    PostgresStore(dsn, schema=schema).get_thread("t")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO "{schema}".durable_schema (version) VALUES (99)')
+    with pytest.raises(SchemaVersionError, match="upgrade durable-exec"):
+        PostgresStore(dsn, schema=schema).get_thread("t")
+
+
+def test_reads_and_appends_survive_terminated_connections(pg_schema: Schema) -> None:
+    """An administrator (or a failover) kills the store's connections: the next operations reconnect."""
+    dsn, schema = pg_schema
+    name = f"durable-kill-{schema[-6:]}"
+    with store_from_url(url_of(dsn, schema, application_name=name)) as store:
+        lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))
+        now = time.time()
+        store.append(lease, 1, [JournalRow("0", 1, "task", 0, None, b"Pa", now, now)])
+        assert terminate(dsn, name) >= 1
+        store.append(lease, 1, [JournalRow("1", 1, "task", 0, None, b"Pb", now, now)])
+        assert terminate(dsn, name) >= 1
+        assert [r.key for r in store.load_journal(lease.tid, 1)] == ["0", "1"]
+        assert terminate(dsn, name) >= 1
+        assert store.renew(lease) is True
+
+
+def test_an_async_session_reconnects_too(pg_schema: Schema) -> None:
+    dsn, schema = pg_schema
+    name = f"durable-akill-{schema[-6:]}"
+    store = store_from_url(url_of(dsn, schema, application_name=name))
+
+    async def scenario() -> list[str]:
+        async with store.asession() as session:
+            lease = await session.claim("t", "me", None, NewRun("ep", b"Pin"))
+            now = time.time()
+            await session.append(lease, 1, [JournalRow("0", 1, "task", 0, None, b"Pa", now, now)])
+            assert terminate(dsn, name) >= 1
+            await session.append(lease, 1, [JournalRow("1", 1, "task", 0, None, b"Pb", now, now)])
+            return [r.key for r in await session.load_journal(lease.tid, 1)]
+
+    try:
+        assert asyncio.run(scenario()) == ["0", "1"]
+    finally:
+        store.close()
+
+
+def test_a_claim_on_a_dead_connection_fails_cleanly(pg_schema: Schema) -> None:
+    """A claim is not retried blindly (its commit may have landed): StoreError, and the thread stays consistent."""
+    dsn, schema = pg_schema
+    name = f"durable-claim-{schema[-6:]}"
+    with store_from_url(url_of(dsn, schema, application_name=name)) as store:
+        store.get_thread("x")  # open the pool
+        terminate(dsn, name)
+        try:
+            lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))
+        except StoreError as exc:
+            assert "cannot reach" in str(exc) or "failed" in str(exc)
+            lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))  # the next attempt has a fresh connection
+        assert lease.thread.run is not None and lease.thread.run.run_id == 1
