@@ -83,6 +83,12 @@ def _postgres_unreachable(dsn: str) -> str | None:
 
 
 @pytest.fixture
+def postgres_url() -> str:
+    """The test server's DSN (skipped, or failed under CI, when none answers)."""
+    return postgres_dsn()
+
+
+@pytest.fixture
 def pg_schema() -> Iterator[tuple[str, str]]:
     """A DSN and a schema of its own for one test, dropped afterwards: ``(dsn, schema)``."""
     import psycopg

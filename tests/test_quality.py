@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,15 @@ def test_mypy_strict_is_clean() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(example: Path, tmp_path: Path) -> None:
+def test_example_runs(example: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Each file in examples/ runs to completion on a fresh machine state (its own working directory)."""
+    env = dict(os.environ)
+    if "postgres" in example.read_text().lower():  # it needs the server: skipped without one, except in CI
+        env["DURABLE_EXAMPLE_POSTGRES"] = request.getfixturevalue("postgres_url") or "postgresql://"
     result = subprocess.run(
         [sys.executable, str(example)],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
