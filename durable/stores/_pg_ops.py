@@ -200,7 +200,7 @@ def claim(
     q: SQL, thread_id: str, owner: str, steal_from: str | None, new_run: NewRun | None, lease_seconds: float
 ) -> Op[Lease]:
     row = yield Stmt(q.lock_thread, (thread_id,), "one")
-    if row is None:
+    while row is None:
         # A new thread. Two claimers may race to create it: the loser's insert waits for the
         # winner's commit, inserts nothing, and the loser then locks (and judges) the winner's row.
         made = yield Stmt(

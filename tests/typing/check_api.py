@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing_extensions import assert_type
 
-from durable import Command, Entrypoint, Interrupted, MemoryStore, RetryPolicy, TaskFuture, entrypoint, task
+from durable import (
+    Command,
+    Entrypoint,
+    Interrupted,
+    MemoryStore,
+    PostgresStore,
+    RetryPolicy,
+    TaskFuture,
+    Worker,
+    WorkerStats,
+    entrypoint,
+    task,
+)
 
 
 @task
@@ -50,3 +62,15 @@ class Greeter:
 assert_type(Greeter().greet("ann"), TaskFuture[str])
 assert_type(Greeter.greet(Greeter(), "ann"), TaskFuture[str])
 Greeter().greet(3)  # type: ignore[arg-type]
+
+
+# Scaling out: submit returns the thread id; a worker's run returns its stats.
+async def _submit() -> None:
+    assert_type(await apipeline.asubmit("u"), str)
+
+
+assert_type(pipeline.submit(3), str)
+pipeline.submit("three", thread_id="t")  # type: ignore[arg-type]
+worker = Worker([pipeline, apipeline], checkpointer=PostgresStore("postgresql://db/app"), concurrency=2)
+assert_type(worker.run_once(), WorkerStats)
+assert_type(worker.run_once().completed, int)
