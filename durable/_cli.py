@@ -104,9 +104,10 @@ def _worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"durable worker: carrying {', '.join(sorted(worker.entrypoints))} on {worker.store!r}", flush=True)
     stats = worker.run(until_idle=args.until_idle)
+    lost = f"; {stats.lost} lost to another worker after stalling past the lease" if stats.lost else ""
     print(
         f"durable worker: done ({stats.completed} completed, {stats.interrupted} interrupted, {stats.failed} failed, "
-        f"{stats.dead_lettered} dead-lettered)",
+        f"{stats.dead_lettered} dead-lettered){lost}",
         flush=True,
     )
     return 0
