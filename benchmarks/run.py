@@ -1,7 +1,7 @@
 """Benchmark suite for `durable`: one command, one table.
 
-    python benchmarks/run.py            # full run (about 2 min with LangGraph; must stay under 5 min on 2 cores)
-    python benchmarks/run.py --quick    # smoke run (< 30 s)
+    python benchmarks/run.py            # full run (~3 min with LangGraph and Postgres; under 5 min on 2 cores)
+    python benchmarks/run.py --quick    # smoke run (about 30 s)
     python benchmarks/run.py --repeat 7 --json results.json
 
 This file is the CLI and the table. The workloads live next to it: `_common.py` (the workload code, Config/Row,
@@ -45,6 +45,7 @@ from _workloads_checks import bench_checks  # noqa: E402
 from _workloads_codec import bench_codec  # noqa: E402
 from _workloads_fanout import bench_fanout  # noqa: E402
 from _workloads_interrupt import bench_interrupt  # noqa: E402
+from _workloads_postgres import bench_postgres  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
 from _workloads_resume import bench_resume  # noqa: E402
 from _workloads_sequential import bench_sequential  # noqa: E402
@@ -81,6 +82,7 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("bytes", bench_bytes),
     ("process", bench_process),
     ("checks", bench_checks),
+    ("postgres", bench_postgres),
     ("langgraph", bench_langgraph),
 ]
 
@@ -152,6 +154,14 @@ def print_table(rows: list[Row], cfg: Config, header: str) -> None:
         print("    the answer, task 1, the output) + on resume ONE SELECT of the run's rows, pickle.loads each.")
     if any(r.note == "[c]" for r in rows):
         print("[c] checkpoint was blocked by an open connection; size = page_count * page_size instead.")
+    if any("[pg]" in r.label for r in rows):
+        print("[pg] Postgres floor = raw psycopg on one connection, one autocommit INSERT (its own COMMIT) per task")
+        print("    of a row like durable's journal row (same columns, types, primary key; no foreign key, no lease")
+        print("    check). durable column: PostgresStore, durability=sync. Same server, fresh schema each sample.")
+    if any("[w]" in r.label for r in rows):
+        print("[w] worker rows: runs/s from 'go' (runs submitted, k processes started and connected) until the last")
+        print("    worker is idle; floor = k x one process's runs/s (linear scaling), so ratio = scaling. The CLI rows")
+        print("    time `python -m durable worker --until-idle` from process start to exit (start-up included).")
     if any(r.note == "[lg]" for r in rows):
         print("[lg] LangGraph rows: the durable column is LangGraph's median (spread: of its samples), the floor")
         print("    column durable's own median for the same workload, measured alternately in the same run;")

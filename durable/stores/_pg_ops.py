@@ -87,8 +87,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             payload BYTEA NOT NULL,
             started_at DOUBLE PRECISION NOT NULL,
             duration_us BIGINT NOT NULL,
-            PRIMARY KEY (tid, run_id, key, attempt),
-            FOREIGN KEY (tid, run_id) REFERENCES {s}.durable_runs (tid, run_id) ON DELETE CASCADE
+            -- No foreign key to durable_runs: every insert is already checked against the thread's lease
+            -- (under a row lock), and a second row lock per task costs ~30 us (benchmarks/README.md).
+            PRIMARY KEY (tid, run_id, key, attempt)
         )""",
         # What the workers scan for: runs still marked running (a crashed or submitted run).
         "CREATE INDEX durable_runs_running ON {s}.durable_runs (tid) WHERE status = 'running'",
@@ -122,7 +123,10 @@ class SQL:
             f"JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
             "WHERE r.status = 'running' AND r.entrypoint = ANY(%s) "
             "AND (t.owner IS NULL OR t.lease_expires <= now()) "
-            "ORDER BY t.updated_at LIMIT %s FOR UPDATE OF t SKIP LOCKED"
+            # Both rows locked: a row that changed since the statement's snapshot is re-read and re-checked
+            # whole (locking only t would re-check t's columns against a stale run: a run another worker
+            # finished meanwhile would match again).
+            "ORDER BY t.updated_at LIMIT %s FOR UPDATE OF t, r SKIP LOCKED"
         )
         held = f"SELECT 1 FROM {self.threads} WHERE tid = %s AND fence = %s AND owner = %s FOR KEY SHARE"
         self.held = held
