@@ -65,6 +65,30 @@ class RunRow:
     recoveries: int = 0  # how many times a worker took it over from an executor that died holding it
 
 
+def run_row(cols: Sequence[Any]) -> RunRow | None:
+    """A run from the SQL stores' columns, in their shared order (``None`` for a thread without a run)."""
+    if cols[0] is None:
+        return None
+    keys = cols[10]
+    return RunRow(
+        run_id=cols[0],
+        entrypoint=cols[1],
+        status=cols[2],
+        input=cols[3],
+        previous=cols[4],
+        started_at=cols[5],
+        output=cols[6],
+        save=cols[7],
+        error=cols[8],
+        error_text=cols[9],
+        retry_keys=tuple(keys.split(",")) if keys else (),
+        finished_at=cols[11],
+        interrupts=cols[12],
+        stamp=cols[13],
+        recoveries=cols[14],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadRow:
     """A thread with its lease and its latest run (``None`` before the first run starts).

@@ -27,7 +27,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, run_row
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "rowcount"]
@@ -165,29 +165,6 @@ def migrate(q: SQL) -> Op[None]:
         yield Stmt(f"INSERT INTO {q.schema}.durable_schema (version) VALUES (%s)", (version + 1,))
 
 
-def _run_row(cols: Sequence[Any]) -> RunRow | None:
-    if cols[0] is None:
-        return None
-    keys = cols[10]
-    return RunRow(
-        run_id=cols[0],
-        entrypoint=cols[1],
-        status=cols[2],
-        input=cols[3],
-        previous=cols[4],
-        started_at=cols[5],
-        output=cols[6],
-        save=cols[7],
-        error=cols[8],
-        error_text=cols[9],
-        retry_keys=tuple(keys.split(",")) if keys else (),
-        finished_at=cols[11],
-        interrupts=cols[12],
-        stamp=cols[13],
-        recoveries=cols[14],
-    )
-
-
 def _local(remaining: float | None) -> float | None:
     """A lease expiry in this process's clock, from the seconds the database says are left."""
     return None if remaining is None else time.time() + remaining
@@ -197,7 +174,7 @@ def get_thread(q: SQL, thread_id: str) -> Op[ThreadRow | None]:
     row = yield Stmt(q.thread, (thread_id,), "one")
     if row is None:
         return None
-    return ThreadRow(thread_id, row[0], row[1], _local(row[2]), row[3], _run_row(row[4:]))
+    return ThreadRow(thread_id, row[0], row[1], _local(row[2]), row[3], run_row(row[4:]))
 
 
 def claim(
@@ -217,7 +194,7 @@ def claim(
         else:
             row = yield Stmt(q.lock_thread, (thread_id,), "one")
     tid, held_by, remaining, _ = row[:4]
-    last = _run_row(row[4:])
+    last = run_row(row[4:])
     if held_by is not None and remaining is not None and remaining > 0 and held_by not in (owner, steal_from):
         raise ThreadBusyError(thread_id, held_by, remaining)
     start = new_run is not None and (last is None or last.status == "completed")
@@ -255,7 +232,7 @@ def reserve(q: SQL, owner: str, entrypoints: Sequence[str], limit: int, lease_se
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, _ = r[:5]
-        run = _run_row(r[5:])
+        run = run_row(r[5:])
         assert run is not None
         if held_by is not None:
             bumped = yield Stmt(

@@ -14,7 +14,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, run_row
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "lastrowid", "rowcount"]
@@ -107,34 +107,11 @@ def migrate() -> Op[None]:
         yield Stmt("INSERT INTO durable_schema VALUES (?, ?)", (version + 1, time.time()))
 
 
-def _run_row(cols: Sequence[Any]) -> RunRow | None:
-    if cols[0] is None:
-        return None
-    keys = cols[10]
-    return RunRow(
-        run_id=cols[0],
-        entrypoint=cols[1],
-        status=cols[2],
-        input=cols[3],
-        previous=cols[4],
-        started_at=cols[5],
-        output=cols[6],
-        save=cols[7],
-        error=cols[8],
-        error_text=cols[9],
-        retry_keys=tuple(keys.split(",")) if keys else (),
-        finished_at=cols[11],
-        interrupts=cols[12],
-        stamp=cols[13],
-        recoveries=cols[14],
-    )
-
-
 def get_thread(thread_id: str) -> Op[ThreadRow | None]:
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
     if row is None:
         return None
-    return ThreadRow(thread_id, row[0], row[1], row[2], row[3], _run_row(row[4:]))
+    return ThreadRow(thread_id, row[0], row[1], row[2], row[3], run_row(row[4:]))
 
 
 def claim(
@@ -143,7 +120,7 @@ def claim(
     now = time.time()
     expires_at = now + lease_seconds
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
-    last = None if row is None else _run_row(row[4:])
+    last = None if row is None else run_row(row[4:])
     start = new_run is not None and (last is None or last.status == "completed")
     run_id = (last.run_id if last else 0) + 1 if start else (last.run_id if last else 0)
     if row is None:
@@ -199,7 +176,7 @@ def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: f
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, fence = r[:5]
-        run = _run_row(r[5:])
+        run = run_row(r[5:])
         assert run is not None
         if held_by is not None:
             run = dataclasses.replace(run, recoveries=run.recoveries + 1)
