@@ -15,6 +15,7 @@ give each async run its own connection.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -141,6 +142,15 @@ class RunOutcome:
     error_text: str | None = None
     retry_keys: tuple[str, ...] = ()
     interrupts: bytes | None = None
+
+
+def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
+    """The SQL stores' ``finish_run`` parameters: the outcome's columns, then the run and the fencing check."""
+    return (
+        outcome.status, outcome.output, outcome.save, outcome.error, outcome.error_text,
+        ",".join(outcome.retry_keys), outcome.interrupts, time.time(),
+        lease.tid, run_id, lease.tid, lease.fence, lease.owner,
+    )  # fmt: skip
 
 
 class AsyncSession(Protocol):

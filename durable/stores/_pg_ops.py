@@ -27,7 +27,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, run_row
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, outcome_params, run_row
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "rowcount"]
@@ -300,21 +300,7 @@ def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[Non
     n = yield Stmt(
         f"UPDATE {q.runs} SET status = %s, output = %s, save = %s, error = %s, error_text = %s, retry_keys = %s, "
         f"interrupts = %s, finished_at = %s WHERE tid = %s AND run_id = %s AND EXISTS ({q.held})",
-        (
-            outcome.status,
-            outcome.output,
-            outcome.save,
-            outcome.error,
-            outcome.error_text,
-            ",".join(outcome.retry_keys),
-            outcome.interrupts,
-            time.time(),
-            lease.tid,
-            run_id,
-            lease.tid,
-            lease.fence,
-            lease.owner,
-        ),
+        outcome_params(outcome, lease, run_id),
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)

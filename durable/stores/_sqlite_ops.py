@@ -14,7 +14,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, run_row
+from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, outcome_params, run_row
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "lastrowid", "rowcount"]
@@ -262,21 +262,7 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     n = yield Stmt(
         "UPDATE durable_runs SET status = ?, output = ?, save = ?, error = ?, error_text = ?, retry_keys = ?, "
         f"interrupts = ?, finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
-        (
-            outcome.status,
-            outcome.output,
-            outcome.save,
-            outcome.error,
-            outcome.error_text,
-            ",".join(outcome.retry_keys),
-            outcome.interrupts,
-            time.time(),
-            lease.tid,
-            run_id,
-            lease.tid,
-            lease.fence,
-            lease.owner,
-        ),
+        outcome_params(outcome, lease, run_id),
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)
