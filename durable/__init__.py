@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._api import Entrypoint, Task, entrypoint, task
 from ._codec import Keyring
+from ._context import TaskContext, task_context
 from ._futures import TaskFuture
 from ._interrupts import Command, Interrupt, Interrupted, get_stream_writer, interrupt
 from ._retry import RetryPolicy
 from ._serde import JsonSerializer, PickleSerializer, ReplayedError, Serializer
 from ._state import JournalEntry, ThreadState
+from ._steps import asleep, now, random, sleep, uuid4
 from .errors import (
     ArgumentsChangedError,
     ConfigurationError,
@@ -24,10 +26,13 @@ from .errors import (
     IntegrityError,
     LeaseLostError,
     NonDeterminismError,
+    NonRetryableError,
     ResumeError,
+    RunCancelledError,
     SchemaVersionError,
     SerializationError,
     StoreError,
+    TaskTimeoutError,
     ThreadBusyError,
     ThreadNotFoundError,
     UnfinishedRunError,
@@ -36,19 +41,27 @@ from .errors import (
 from .stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
+    from ._check import Finding, check
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
 
 # Imported on first use: most programs never start a worker or open Postgres.
-_LAZY = {"Worker": "._worker", "WorkerStats": "._worker", "PostgresStore": ".stores.postgres"}
+_LAZY = {
+    "Worker": "._worker",
+    "WorkerStats": "._worker",
+    "PostgresStore": ".stores.postgres",
+    "check": "._check",
+    "Finding": "._check",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        value.__module__ = "durable"
+        if isinstance(value, type):
+            value.__module__ = "durable"
         globals()[name] = value
         return value
     raise AttributeError(f"module 'durable' has no attribute {name!r}")
@@ -61,6 +74,7 @@ __all__ = [
     "DeadLetteredError",
     "DurableError",
     "Entrypoint",
+    "Finding",
     "IncompatibleJournalError",
     "IntegrityError",
     "Interrupt",
@@ -71,11 +85,13 @@ __all__ = [
     "LeaseLostError",
     "MemoryStore",
     "NonDeterminismError",
+    "NonRetryableError",
     "PickleSerializer",
     "PostgresStore",
     "ReplayedError",
     "ResumeError",
     "RetryPolicy",
+    "RunCancelledError",
     "SQLiteStore",
     "SchemaVersionError",
     "SerializationError",
@@ -83,7 +99,9 @@ __all__ = [
     "Store",
     "StoreError",
     "Task",
+    "TaskContext",
     "TaskFuture",
+    "TaskTimeoutError",
     "ThreadBusyError",
     "ThreadNotFoundError",
     "ThreadState",
@@ -91,10 +109,17 @@ __all__ = [
     "UsageError",
     "Worker",
     "WorkerStats",
+    "asleep",
+    "check",
     "entrypoint",
     "get_stream_writer",
     "interrupt",
+    "now",
+    "random",
+    "sleep",
     "task",
+    "task_context",
+    "uuid4",
 ]
 
 # Show the public path in reprs and tracebacks (durable.TaskFuture, not durable._futures.TaskFuture).

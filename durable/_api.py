@@ -16,7 +16,7 @@ import wrapt
 from . import _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
-from ._engine import EntrypointSpec, adrive, drive, invoke_flow, submit_flow
+from ._engine import EntrypointSpec, adrive, cancel_flow, drive, invoke_flow, submit_flow
 from ._futures import TaskFuture
 from ._interrupts import Command, Interrupted
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
@@ -70,8 +70,17 @@ def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
-def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _TaskDecorator: ...
-def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, retry: RetryPolicy | None = None) -> Any:
+def task(
+    *, name: str | None = None, retry: RetryPolicy | None = None, timeout: float | None = None
+) -> _TaskDecorator: ...
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Mark a function whose result is recorded in the journal.
 
     Inside a run, a call returns a `TaskFuture` at once and is keyed by its
@@ -79,15 +88,26 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, re
     raises its recorded error) without running. Outside a run the function
     just runs. ``name`` (default: the function's qualified name) is what the
     journal records and checks on replay; ``retry`` retries it before its
-    error is final.
+    error is final (each failed attempt is journaled). ``timeout`` (seconds)
+    bounds each attempt with `TaskTimeoutError`: an async body is cancelled;
+    a sync body runs in a thread of its own, which is abandoned (Python cannot
+    stop a thread), so make a hung sync call time out by itself where you can.
     """
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigurationError(f"timeout={timeout!r}: pass a positive number of seconds")
 
     def decorate(func: Callable[..., Any]) -> Any:
         if not callable(func):
             raise ConfigurationError(f"@task decorates a function, not {func!r}")
-        spec = TaskSpec(name=name or _qualname(func), fn=func, is_async=inspect.iscoroutinefunction(func), retry=retry)
+        spec = TaskSpec(
+            name=name or _qualname(func),
+            fn=func,
+            is_async=inspect.iscoroutinefunction(func),
+            retry=retry,
+            timeout=None if timeout is None else float(timeout),
+        )
         return wrapt.FunctionWrapper(func, partial(_call_task, spec))
 
     return decorate if fn is None else decorate(fn)
@@ -149,7 +169,10 @@ class Entrypoint(Generic[I, O]):
         serializer: Serializer,
         on_changed_args: OnChangedArgs,
         secret: Secret | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
         if on_changed_args not in _ON_CHANGED_ARGS:
             raise ConfigurationError(f"on_changed_args={on_changed_args!r}: use 'raise', 'warn' or 'rerun'")
         if isinstance(checkpointer, str | type(None)) is False and not isinstance(checkpointer, Store):
@@ -162,8 +185,9 @@ class Entrypoint(Generic[I, O]):
             takes_previous="previous" in params,
             serde=serializer,
             on_changed_args=on_changed_args,
+            retry=retry,
         )
-        self._nested = TaskSpec(name=self._spec.name, fn=fn, is_async=self._spec.is_async)
+        self._nested = TaskSpec(name=self._spec.name, fn=fn, is_async=self._spec.is_async, inherit_retry=False)
         self._checkpointer = checkpointer
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -236,6 +260,7 @@ class Entrypoint(Generic[I, O]):
         sink: Sink | None,
         on: Store | None = None,
         steal_from: str | None = None,
+        suspend_after: float | None = None,
     ) -> Any:
         _check_durability(durability)
         if self._spec.is_async:
@@ -246,11 +271,11 @@ class Entrypoint(Generic[I, O]):
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )
-            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, steal_from))
+            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, steal_from, suspend_after))
         store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
-            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, steal_from)
+            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, steal_from, suspend_after)
             return drive(flow, store)
         finally:
             _context.current.reset(token)
@@ -277,18 +302,21 @@ class Entrypoint(Generic[I, O]):
         sink: Sink | None,
         on: Store | None = None,
         steal_from: str | None = None,
+        suspend_after: float | None = None,
     ) -> Any:
         _check_durability(durability)
         if not self._spec.is_async:
             import asyncio
 
-            call = partial(self._invoke, input, tid, durability, sink, on, steal_from)
+            call = partial(self._invoke, input, tid, durability, sink, on, steal_from, suspend_after)
             return await asyncio.get_running_loop().run_in_executor(None, copy_context().run, call)
         store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
-                flow = invoke_flow(self._spec, store, input, tid, durability, session, sink, ring, steal_from)
+                flow = invoke_flow(
+                    self._spec, store, input, tid, durability, session, sink, ring, steal_from, suspend_after
+                )
                 return await adrive(flow, session)
         finally:
             _context.current.reset(token)
@@ -359,6 +387,17 @@ class Entrypoint(Generic[I, O]):
         tid = _thread_id(thread_id, config)
         return stream_async(partial(self._ainvoke, input, tid, durability), stream_mode, replayed)
 
+    def cancel(self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None) -> bool:
+        """Cancel the thread's unfinished run (running, paused, sleeping or waiting for a worker).
+
+        The run is marked failed with `RunCancelledError`, at once, from any process. An executor
+        still running it stops at its next task boundary: its next journal write is refused and its
+        ``invoke`` raises `RunCancelledError`. The journal is kept; ``invoke(None, ...)`` resumes the
+        run. Returns ``False`` if there was nothing to cancel (the last run had finished).
+        """
+        store = self.checkpointer
+        return drive(cancel_flow(self._spec, _thread_id(thread_id, config), self._ring), store)  # type: ignore[no-any-return]
+
     def get_state(
         self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None
     ) -> ThreadState:
@@ -382,6 +421,7 @@ class _EntrypointFactory:
     directory. ``on_changed_args`` says what a replayed task called with other
     arguments than recorded does: ``"raise"`` `ArgumentsChangedError` (the
     default), ``"warn"`` and replay the recorded result, or ``"rerun"`` the task.
+    ``retry`` is the `RetryPolicy` of its tasks that have none of their own.
     Return ``entrypoint.final(value=..., save=...)`` to give the next run's
     ``previous`` parameter something other than the returned value.
     """
@@ -401,6 +441,7 @@ class _EntrypointFactory:
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
         secret: Secret | None = None,
+        retry: RetryPolicy | None = None,
     ) -> _EntrypointDecorator: ...
     def __call__(  # type: ignore[misc]  # mypy mis-reads the keyword-only overload
         self,
@@ -412,6 +453,7 @@ class _EntrypointFactory:
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
         secret: Secret | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         def decorate(func: Callable[..., Any]) -> Entrypoint[Any, Any]:
             if not callable(func):
@@ -423,6 +465,7 @@ class _EntrypointFactory:
                 serializer=serializer or DEFAULT_SERIALIZER,
                 on_changed_args=on_changed_args,
                 secret=secret,
+                retry=retry,
             )
 
         return decorate if fn is None else decorate(fn)

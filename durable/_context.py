@@ -7,7 +7,9 @@ explicitly), or an asyncio task (which copies the context when it is created).
 
 from __future__ import annotations
 
+import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,3 +57,46 @@ class Scope:
 
 
 current: ContextVar[Scope | None] = ContextVar("durable_scope", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """Where a task body runs: `durable.task_context()` returns it inside a ``@task``.
+
+    ``idempotency_key`` names this call of this task in this run: the same on
+    every attempt and after a crash and resume, different for any other call.
+    Pass it to payment, email or ticketing APIs so a repeated attempt is
+    recognised as the same request. ``attempt`` counts from 1 and keeps
+    counting across resumes.
+    """
+
+    thread_id: str
+    run_id: int
+    key: str
+    task: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"{self.thread_id}\x00{self.run_id}\x00{self.key}"))
+
+
+_NAMESPACE = uuid.UUID("5f0c7f52-3b1e-4d43-9d0e-6a1d7c6e2b10")  # durable's; never change it
+
+task: ContextVar[TaskContext | None] = ContextVar("durable_task", default=None)
+
+
+def task_context() -> TaskContext:
+    """The running task's `TaskContext` (thread, run, key, attempt, idempotency key).
+
+    Raises `UsageError` outside a task body: the entrypoint's own code has no key of its own.
+    """
+    ctx = task.get()
+    if ctx is None:
+        from .errors import UsageError
+
+        raise UsageError(
+            "task_context() is only available inside a @task body (where a call has a key and attempts); "
+            "call it from the task that talks to the outside world"
+        )
+    return ctx

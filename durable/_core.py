@@ -21,7 +21,7 @@ from .errors import (
     ThreadNotFoundError,
     UnfinishedRunError,
 )
-from .stores._base import ERROR, JournalRow, ThreadRow
+from .stores._base import ERROR, RETRY, JournalRow, ThreadRow
 
 V = TypeVar("V")
 S = TypeVar("S")
@@ -75,12 +75,13 @@ class Replay:
     and handled replay as recorded, so the run takes the same branch.
     """
 
-    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry", "retrying")
+    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry", "_rows", "retrying")
 
     def __init__(
         self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
     ) -> None:
         latest: dict[str, JournalRow] = {}
+        self._rows = rows = list(rows) if not isinstance(rows, list) else rows
         for row in rows:
             seen = latest.get(row.key)
             if seen is None or row.attempt > seen.attempt:
@@ -106,7 +107,7 @@ class Replay:
             return None, 1
         if row.name != name:
             raise NonDeterminismError(key, row.name, name)
-        if row.status == ERROR and key in self._retry:
+        if row.status == RETRY or (row.status == ERROR and key in self._retry):
             return None, row.attempt + 1
         if digest is not None and row.digest is not None and digest != row.digest:
             policy = self._on_changed_args
@@ -117,6 +118,17 @@ class Replay:
                 raise err
             warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
         return row, row.attempt
+
+    def pending_retry(self, key: str) -> tuple[int, JournalRow | None]:
+        """For a call whose latest row is a failed attempt its policy was retrying when the run stopped:
+        the attempts made since the call last had an outcome, and that row. ``(0, None)`` otherwise."""
+        row = self._latest.get(key)
+        if row is None or row.status != RETRY:
+            return 0, None
+        tries = 0
+        for r in sorted((r for r in self._rows if r.key == key), key=lambda r: r.attempt):
+            tries = tries + 1 if r.status == RETRY else 0
+        return tries, row
 
     def note_recorded(self, key: str) -> None:
         """A key to retry ran again and its outcome is journaled: it is no longer owed a retry."""

@@ -25,19 +25,26 @@ from ._interrupts import (
     Interrupted,
     Pause,
     PendingInterrupt,
+    Suspend,
+    Suspended,
     answers_for,
     pending_from_data,
     pending_to_data,
 )
 from ._leases import heartbeat, new_owner, owner_is_dead, retire
+from ._retry import RetryPolicy
 from ._run import Run, Sink, adrain, drain
 from ._serde import Serializer, error_text
 from ._writers import Durability
 from .errors import (
+    DurableError,
     IncompatibleJournalError,
+    LeaseLostError,
     ResumeError,
+    RunCancelledError,
     StoreError,
     ThreadBusyError,
+    ThreadNotFoundError,
     UnfinishedRunError,
     UsageError,
 )
@@ -52,6 +59,7 @@ class EntrypointSpec:
     takes_previous: bool
     serde: Serializer
     on_changed_args: OnChangedArgs
+    retry: RetryPolicy | None = None  # the default for its tasks
 
 
 class _Op(NamedTuple):
@@ -85,9 +93,11 @@ def invoke_flow(
     sink: Sink | None = None,
     ring: Keyring | None = None,
     steal_from: str | None = None,
+    suspend_after: float | None = None,
 ) -> Flow:
     """Invoke ``spec`` on a thread. ``steal_from`` names an owner whose lease the claim may take
-    (a worker's reservation of the run)."""
+    (a worker's reservation of the run); with ``suspend_after``, a durable sleep at least that long
+    ends the invoke with `Suspended` and leaves the run to a worker."""
     codec = Codec(spec.serde, ring, thread_id)
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
     thread = yield _Op("get_thread", (thread_id,))
@@ -164,6 +174,8 @@ def invoke_flow(
             session=session,
             sink=sink,
         )
+        run.default_retry = spec.retry
+        run.suspend_after = suspend_after
         kwargs: dict[str, Any] = {}
         if spec.takes_previous:
             prev = run_row.previous
@@ -173,47 +185,62 @@ def invoke_flow(
         scope = Scope(run, "")
         token = _context.current.set(scope)
         heartbeat.add(store, lease)
-        paused: Interrupted | None = None
+        paused: Interrupted | Suspended | None = None
         try:
             try:
-                result = yield _Body(spec.fn, (input,), kwargs)
+                try:
+                    result = yield _Body(spec.fn, (input,), kwargs)
+                finally:
+                    yield _Drain(scope)
+                    if run.misuse is not None:
+                        raise run.misuse
+                if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
+                    raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
+                output, save = unwrap_final(result)
+                outcome = RunOutcome(
+                    "completed",
+                    output=codec.dump(output, run.run_id, "#output", "", f"the output of {spec.name!r}"),
+                    save=codec.dump(save, run.run_id, "#save", "", f"the saved value of {spec.name!r}"),
+                )
+            except Pause:
+                # In call order, whichever parallel task happened to pause first.
+                pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
+                paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
+                blob = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "", "the pending interrupts")
+                outcome = RunOutcome("interrupted", interrupts=blob)
+            except Suspend as sleeping:
+                paused = Suspended(sleeping.wake_at)
+                outcome = RunOutcome("running", wake_at=sleeping.wake_at)
+            except BaseException as exc:
+                if run.lost is not None:
+                    raise run.lost from None  # the lease is gone: nothing more can be recorded
+                failed = RunOutcome(
+                    "failed",
+                    error=codec.dump_error(exc, run.run_id, "#error", ""),
+                    error_text=error_text(exc),
+                    retry_keys=replay.retry_keys_after(exc),
+                )
+                yield from _finish(run, failed)
+                released = True
+                raise
             finally:
-                yield _Drain(scope)
-                if run.misuse is not None:
-                    raise run.misuse
-            if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
-                raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
-            output, save = unwrap_final(result)
-            outcome = RunOutcome(
-                "completed",
-                output=codec.dump(output, run.run_id, "#output", "", f"the output of {spec.name!r}"),
-                save=codec.dump(save, run.run_id, "#save", "", f"the saved value of {spec.name!r}"),
-            )
-        except Pause:
-            # In call order, whichever parallel task happened to pause first.
-            pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
-            paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
-            blob = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "", "the pending interrupts")
-            outcome = RunOutcome("interrupted", interrupts=blob)
-        except BaseException as exc:
-            failed = RunOutcome(
-                "failed",
-                error=codec.dump_error(exc, run.run_id, "#error", ""),
-                error_text=error_text(exc),
-                retry_keys=replay.retry_keys_after(exc),
-            )
-            yield from _finish(run, failed)
-            released = True
+                _context.current.reset(token)
+                heartbeat.remove(lease)
+            yield from _finish(run, outcome)
+        except LeaseLostError:
+            # Taken over, or cancelled: a cancellation says so.
+            now: ThreadRow | None = yield _Op("get_thread", (thread_id,))
+            cancelled = _cancelled(codec, now, run.run_id)
+            if cancelled is not None:
+                raise cancelled from None
             raise
-        finally:
-            _context.current.reset(token)
-            heartbeat.remove(lease)
-        yield from _finish(run, outcome)
         released = True
-        if paused is not None:
+        if isinstance(paused, Interrupted):
             if sink is not None:
                 sink("updates", {"__interrupt__": paused.interrupts})
                 sink("values", paused)
+            return paused
+        if paused is not None:
             return paused
         if sink is not None:
             sink("updates", {spec.name: output})
@@ -253,6 +280,35 @@ def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring 
     finally:
         retire(owner)
     return thread_id
+
+
+def cancel_flow(spec: EntrypointSpec, thread_id: str, ring: Keyring | None) -> Flow:
+    """Fail the thread's unfinished run with `RunCancelledError`; whoever runs it stops at its next write."""
+    thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
+    run = thread.run if thread is not None else None
+    if run is None:
+        raise ThreadNotFoundError(thread_id)
+    if run.status not in ("running", "interrupted"):
+        return False
+    codec = Codec(spec.serde, ring, thread_id)
+    exc = RunCancelledError(thread_id, run.run_id)
+    outcome = RunOutcome(
+        "failed", error=codec.dump_error(exc, run.run_id, "#error", ""), error_text=f"RunCancelledError: {exc}"
+    )
+    return (yield _Op("cancel_run", (thread_id, run.run_id, outcome)))
+
+
+def _cancelled(codec: Codec, thread: ThreadRow | None, run_id: int) -> RunCancelledError | None:
+    run = thread.run if thread is not None else None
+    if run is None or run.run_id != run_id or run.status != "failed" or run.error is None:
+        return None
+    if not (run.error_text or "").startswith("RunCancelledError"):
+        return None
+    try:
+        error = codec.load(run.error, run_id, "#error", "", "the run's error")
+    except DurableError:
+        return None
+    return error if isinstance(error, RunCancelledError) else None
 
 
 def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:

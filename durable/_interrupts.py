@@ -64,6 +64,24 @@ class Pause(BaseException):
         return (type(self), (self.interrupt,))
 
 
+class Suspend(BaseException):
+    """Raised by a durable sleep in a run a worker carries: end the run for now, resume it at ``wake_at``."""
+
+    def __init__(self, wake_at: float) -> None:
+        super().__init__(wake_at)
+        self.wake_at = wake_at
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.wake_at,))
+
+
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """What an invoke made by a worker returns when the run went to sleep until ``wake_at``."""
+
+    wake_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class PendingInterrupt:
     """A pending interrupt as the run records it: its id, the key it will be answered at, its value."""

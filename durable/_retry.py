@@ -1,14 +1,18 @@
-"""`RetryPolicy`: attempts and backoff inside a task, before its error is final."""
+"""`RetryPolicy`: attempts and backoff inside a task, before its error is final.
+
+Inside a run the engine drives the attempts (`durable._run`), journaling each
+failed one; `call_with_retry` serves task calls made outside any run.
+"""
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError
+from . import _clock
+from .errors import ConfigurationError, NonRetryableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,9 +20,13 @@ class RetryPolicy:
     """How a task retries, with LangGraph's field names.
 
     The delay before attempt ``n + 1`` is ``initial_interval * backoff_factor ** (n - 1)``,
-    capped at ``max_interval``, and with ``jitter`` multiplied by a random factor
-    in [0.5, 1.5). ``retry_on`` is an exception type, a tuple of them, or a
-    predicate taking the exception. Only the final error is journaled.
+    capped at ``max_interval``, and with ``jitter`` multiplied by a factor in
+    [0.5, 1.5) drawn from the call's identity (the same on a resume, different
+    between calls). ``retry_on`` is an exception type, a tuple of them, or a
+    predicate taking the exception; a `NonRetryableError` is never retried.
+    Inside a run every failed attempt is journaled with its error, and a run
+    that crashes during a backoff resumes it: it waits out only what is left,
+    and counts the attempts it already made.
     """
 
     max_attempts: int = 3
@@ -39,7 +47,8 @@ class RetryPolicy:
             )
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
-        if attempt >= self.max_attempts or not isinstance(exc, Exception):
+        """Whether to try again after ``attempt`` attempts, the last of which raised ``exc``."""
+        if attempt >= self.max_attempts or not isinstance(exc, Exception) or isinstance(exc, NonRetryableError):
             return False
         rule = self.retry_on
         if isinstance(rule, type):
@@ -48,9 +57,13 @@ class RetryPolicy:
             return isinstance(exc, tuple(rule))
         return bool(rule(exc))
 
-    def delay(self, attempt: int) -> float:
+    def delay(self, attempt: int, seed: str | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt``; ``seed`` makes the jitter reproducible."""
         base = min(self.initial_interval * self.backoff_factor ** (attempt - 1), self.max_interval)
-        return base * random.uniform(0.5, 1.5) if self.jitter else base
+        if not self.jitter:
+            return base
+        draw = random.Random(f"{seed}:{attempt}").random() if seed is not None else random.random()
+        return base * (0.5 + draw)
 
 
 def call_with_retry(
@@ -65,14 +78,13 @@ def call_with_retry(
         except Exception as exc:
             if not policy.should_retry(exc, attempt):
                 raise
-        time.sleep(policy.delay(attempt))
+        _clock.clock.sleep(policy.delay(attempt))
         attempt += 1
 
 
 async def call_with_retry_async(
     policy: RetryPolicy | None, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    import asyncio
 
     attempt = 1
     while True:
@@ -81,5 +93,5 @@ async def call_with_retry_async(
         except Exception as exc:
             if policy is None or not policy.should_retry(exc, attempt):
                 raise
-        await asyncio.sleep(policy.delay(attempt))
+        await _clock.clock.asleep(policy.delay(attempt))
         attempt += 1

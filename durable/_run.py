@@ -10,22 +10,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextvars import copy_context
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _context, _faults
+from . import _attempts, _context, _faults
 from ._codec import Codec
-from ._context import Scope
+from ._context import Scope, TaskContext
 from ._core import Replay
 from ._digest import digest_call
-from ._futures import TaskFuture, pool
+from ._futures import TaskFuture
 from ._interrupts import INTERRUPT, PendingInterrupt
-from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
+from ._retry import RetryPolicy
 from ._serde import dump_value, load_value, type_name
 from ._writers import DURABILITY_MODES, Durability, make_writer
-from .errors import ConfigurationError, SerializationError, UsageError
+from .errors import ConfigurationError, LeaseLostError, SerializationError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
@@ -46,6 +45,13 @@ class TaskSpec:
     fn: Callable[..., Any]
     is_async: bool
     retry: RetryPolicy | None = None
+    timeout: float | None = None
+    inherit_retry: bool = True  # the entrypoint's default policy applies (not to sub-entrypoints)
+    # A sync body with no policy or timeout of its own: the short path runs it (see Run._execute).
+    simple: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "simple", self.retry is None and self.timeout is None and not self.is_async)
 
 
 class Run:
@@ -90,6 +96,11 @@ class Run:
         self.stream_replayed = getattr(sink, "replayed", False)
         self.pending: list[PendingInterrupt] = []
         self.misuse: UsageError | None = None  # fails the run once its body has stopped
+        self.thread_id = lease.thread_id
+        self.default_retry: RetryPolicy | None = None  # the entrypoint's, for tasks without their own
+        # Sleeps this long or longer end the run for now, leaving it to a worker (None: sleep in-process).
+        self.suspend_after: float | None = None
+        self.lost: LeaseLostError | None = None  # a write was refused: the run stops at its next task call
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -117,6 +128,8 @@ class Run:
     # -- the hot path ---------------------------------------------------------------------------
 
     def call(self, spec: TaskSpec, scope: Scope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
+        if self.lost is not None:
+            raise self.lost
         key = scope.next_key()
         digest = digest_call(args, kwargs)
         row, attempt = self.replay.lookup(key, spec.name, digest)
@@ -128,7 +141,7 @@ class Run:
             return self._replayed(row, spec.name)
         loop = self.loop
         if loop is not None and _in_loop(loop):
-            coro = self._aexecute(spec, key, attempt, digest, args, kwargs)
+            coro = _attempts.aexecute(self, spec, key, attempt, digest, args, kwargs)
             fut: TaskFuture[Any] = TaskFuture.wrap(loop.create_task(coro))
             scope.track(fut)
             return fut
@@ -155,28 +168,36 @@ class Run:
     # -- executing a body -----------------------------------------------------------------------
 
     def _execute(self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
+        if not spec.simple or self.default_retry is not None:
+            return _attempts.execute(self, spec, key, attempt, digest, args, kwargs)
         if _faults._armed is not None:
             _faults.hit("before_body")
         started = time.time()
         scope = Scope(self, key + ".")
         token = _context.current.set(scope)
+        ctx = _context.task.set(TaskContext(self.thread_id, self.run_id, key, spec.name, attempt))
         try:
-            if spec.retry is None and not spec.is_async:
-                value = spec.fn(*args, **kwargs)
-            else:
-                value = self._call(spec, args, kwargs)
+            value = spec.fn(*args, **kwargs)
         except Exception as exc:
             drain(scope)
+            _context.task.reset(ctx)
             _context.current.reset(token)
-            self.record(self._error_row(spec, key, attempt, digest, exc, started))
+            self.write(self._error_row(spec, key, attempt, digest, exc, started))
             raise
         except BaseException:
             drain(scope)
+            _context.task.reset(ctx)
             _context.current.reset(token)
             raise
         if scope.deferred is not None or scope.outstanding:
             drain(scope)
+        _context.task.reset(ctx)
         _context.current.reset(token)
+        return self._record_ok(spec, key, attempt, digest, value, started)
+
+    def _record_ok(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
+    ) -> Any:
         try:
             payload = self.dumps(value)
         except Exception:
@@ -188,7 +209,7 @@ class Run:
             payload = self.codec.seal(payload, self.run_id, key, spec.name)
         if _faults._armed is not None:
             _faults.hit("after_body")
-        self.record(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        self.write(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
         if self.replay.retrying:
             self.replay.note_recorded(key)
         if _faults._armed is not None:
@@ -197,57 +218,20 @@ class Run:
             self.sink("updates", {spec.name: value})
         return value
 
-    @staticmethod
-    def _call(spec: TaskSpec, args: Args, kwargs: Kwargs) -> Any:
-        if spec.is_async:
-            import asyncio
-
-            return asyncio.run(call_with_retry_async(spec.retry, spec.fn, args, kwargs))
-        return call_with_retry(spec.retry, spec.fn, args, kwargs)
-
-    async def _aexecute(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
-    ) -> Any:
-        _faults.hit("before_body")
-        started = time.time()
+    def write(self, row: JournalRow) -> None:
+        """Journal a row; a refused write (the lease is gone: taken over, or the run cancelled) stops the run."""
         try:
-            if spec.is_async:
-                value = await self._abody(spec, key, args, kwargs)
-            else:
-                # A sync task in an async run: its body runs in the pool, its outcome is recorded here.
-                assert self.loop is not None
-                body = partial(self._body, spec, key, args, kwargs)
-                value = await self.loop.run_in_executor(pool(), copy_context().run, body)
-        except Exception as exc:
-            await self.arecord(self._error_row(spec, key, attempt, digest, exc, started))
+            self.record(row)
+        except LeaseLostError as exc:
+            self.lost = exc
             raise
-        row = self._ok_row(spec, key, attempt, digest, value, started)
-        _faults.hit("after_body")
-        await self.arecord(row)
-        self.replay.note_recorded(key)
-        _faults.hit("after_commit")
-        if self.sink is not None:
-            self.sink("updates", {spec.name: value})
-        return value
 
-    def _body(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
-        """Run a task's function in its own scope, and wait for the children it started."""
-        scope = Scope(self, key + ".")
-        token = _context.current.set(scope)
+    async def awrite(self, row: JournalRow) -> None:
         try:
-            return self._call(spec, args, kwargs)
-        finally:
-            drain(scope)
-            _context.current.reset(token)
-
-    async def _abody(self, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs) -> Any:
-        scope = Scope(self, key + ".")
-        token = _context.current.set(scope)
-        try:
-            return await call_with_retry_async(spec.retry, spec.fn, args, kwargs)
-        finally:
-            await adrain(scope)
-            _context.current.reset(token)
+            await self.arecord(row)
+        except LeaseLostError as exc:
+            self.lost = exc
+            raise
 
     def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:
         raise SerializationError(

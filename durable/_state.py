@@ -9,15 +9,16 @@ from ._codec import Codec, Keyring
 from ._interrupts import Interrupt, pending_from_data
 from ._serde import Serializer
 from .errors import DurableError, IncompatibleJournalError, ThreadNotFoundError
-from .stores._base import ANSWER, ERROR, JournalRow, RunStatus, Store
+from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunStatus, Store
 
-EntryStatus = Literal["ok", "error", "answer"]
+EntryStatus = Literal["ok", "error", "answer", "retry"]
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One journal row: a task's value (``"ok"``), its exception (``"error"``), or the answer given
-    to an interrupt (``"answer"``, task ``"interrupt"``). ``result`` holds the value or answer."""
+    """One journal row: a task's value (``"ok"``), its exception (``"error"``), a failed attempt its
+    retry policy tried again (``"retry"``, with that attempt's ``error``), or the answer given to an
+    interrupt (``"answer"``, task ``"interrupt"``). ``result`` holds the value or answer."""
 
     key: str
     task: str
@@ -56,6 +57,7 @@ class ThreadState:
     owner: str | None
     lease_expires: float | None
     recoveries: int = 0  # times a worker took the run over from an executor that died running it
+    wake_at: float | None = None  # suspended in a durable sleep until then (a worker resumes it)
 
 
 def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id: str) -> ThreadState:
@@ -85,16 +87,20 @@ def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id:
         owner=thread.owner,
         lease_expires=thread.lease_expires,
         recoveries=run.recoveries,
+        wake_at=run.wake_at,
     )
+
+
+_STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", RETRY: "retry"}
 
 
 def _entry(codec: Codec, run_id: int, row: JournalRow) -> JournalEntry:
     value = codec.load(row.payload, run_id, row.key, row.name, f"the recorded result of key {row.key}")
-    failed = row.status == ERROR
+    failed = row.status in (ERROR, RETRY)
     return JournalEntry(
         key=row.key,
         task=row.name,
-        status="error" if failed else "answer" if row.status == ANSWER else "ok",
+        status=_STATUS[row.status],
         result=None if failed else value,
         error=value if failed else None,
         attempt=row.attempt,

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from ._api import Entrypoint
 from ._codec import Codec
-from ._interrupts import Interrupted
+from ._interrupts import Interrupted, Suspended
 from ._leases import new_owner, retire
 from ._serde import error_text
 from ._urls import resolve_store
@@ -36,7 +36,7 @@ from .stores.memory import MemoryStore
 
 log = logging.getLogger("durable.worker")
 
-Outcome = Literal["completed", "interrupted", "failed", "dead_lettered", "taken", "lost"]
+Outcome = Literal["completed", "interrupted", "sleeping", "failed", "dead_lettered", "taken", "lost"]
 
 
 @dataclass
@@ -45,6 +45,7 @@ class WorkerStats:
 
     completed: int = 0
     interrupted: int = 0
+    sleeping: int = 0  # suspended in a long durable sleep: a worker resumes it when it is due
     failed: int = 0
     dead_lettered: int = 0
     taken: int = 0  # another executor got to the run first
@@ -52,7 +53,15 @@ class WorkerStats:
 
     @property
     def total(self) -> int:
-        return self.completed + self.interrupted + self.failed + self.dead_lettered + self.taken + self.lost
+        return (
+            self.completed
+            + self.interrupted
+            + self.sleeping
+            + self.failed
+            + self.dead_lettered
+            + self.taken
+            + self.lost
+        )
 
 
 class Worker:
@@ -183,7 +192,13 @@ class Worker:
                     log.warning("recovering run #%d of thread %r (its executor died; recovery %d of %d)",
                                 run.run_id, thread_id, run.recoveries, self.dead_letter_after - 1)  # fmt: skip
                 out = self._resume(ep, thread_id, lease.owner)
-                outcome = "interrupted" if isinstance(out, Interrupted) else "completed"
+                outcome = (
+                    "interrupted"
+                    if isinstance(out, Interrupted)
+                    else "sleeping"
+                    if isinstance(out, Suspended)
+                    else "completed"
+                )
                 log.info("run #%d of thread %r %s", run.run_id, thread_id, outcome)
         except ThreadBusyError:
             outcome = "taken"
@@ -201,8 +216,11 @@ class Worker:
         return outcome
 
     def _resume(self, ep: Entrypoint[Any, Any], thread_id: str, reserved_by: str) -> Any:
+        # A sleep much longer than a poll is better spent without the run: the worker lets it go, and
+        # whichever worker polls after it is due resumes it.
+        suspend = max(1.0, 2 * self.poll_interval)
         if not ep._spec.is_async:
-            return ep._invoke(None, thread_id, self.durability, None, self.store, reserved_by)
+            return ep._invoke(None, thread_id, self.durability, None, self.store, reserved_by, suspend)
         # One event loop per worker thread, kept between runs, so async connections are reused.
         loop = getattr(self._loops, "loop", None)
         if loop is None:
@@ -210,7 +228,9 @@ class Worker:
 
             loop = self._loops.loop = asyncio.new_event_loop()
             self._opened.append(loop)
-        return loop.run_until_complete(ep._ainvoke(None, thread_id, self.durability, None, self.store, reserved_by))
+        return loop.run_until_complete(
+            ep._ainvoke(None, thread_id, self.durability, None, self.store, reserved_by, suspend)
+        )
 
     def _dead_letter(self, ep: Entrypoint[Any, Any], lease: Lease) -> None:
         run = lease.thread.run

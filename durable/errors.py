@@ -11,6 +11,8 @@ The tree::
     ├── ThreadBusyError           another executor holds the thread's lease
     ├── LeaseLostError            our lease was taken over; our writes are refused
     ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
+    ├── RunCancelledError         the run was cancelled (`Entrypoint.cancel`); it is failed and resumable
+    ├── TaskTimeoutError          a task ran past its `timeout=` (also a `TimeoutError`; retry policies see it)
     ├── NonDeterminismError       a replayed call differs from the journal
     │   └── ArgumentsChangedError     same task, different arguments
     ├── SerializationError        a value cannot be stored, or a stored one cannot be read
@@ -18,6 +20,9 @@ The tree::
     ├── IntegrityError            a blob fails its signature check, or is unsigned while a key is set
     └── StoreError                the database failed; the driver's error is in __cause__
         └── SchemaVersionError        the database was written by a newer `durable`
+
+`NonRetryableError` is not raised by `durable`: a task raises it (or a subclass) to
+say that no retry policy should try it again.
 
 Each message says what happened and what to do next. Errors with their own
 ``__init__`` define ``__reduce__`` so they survive pickling (they are journaled
@@ -126,6 +131,50 @@ class DeadLetteredError(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.thread_id, self.run_id, self.crashes))
+
+
+class RunCancelledError(DurableError):
+    """The run was cancelled with `Entrypoint.cancel`: it stopped at a task boundary and is failed.
+
+    The journal keeps what it recorded; ``invoke(None, thread_id=...)`` resumes it.
+    """
+
+    def __init__(self, thread_id: str, run_id: int) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        super().__init__(
+            f"run #{run_id} of thread {thread_id!r} was cancelled; its journal is kept: resume it with "
+            f"invoke(None, thread_id={thread_id!r}) or leave it"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.run_id))
+
+
+class TaskTimeoutError(DurableError, TimeoutError):
+    """A task ran past its ``timeout=``. A retry policy may try it again like any other error."""
+
+    def __init__(self, task: str, key: str, timeout: float, abandoned: bool) -> None:
+        self.task = task
+        self.key = key
+        self.timeout = timeout
+        self.abandoned = abandoned
+        what = (
+            "its thread was abandoned and may still be running (Python cannot stop a thread)"
+            if abandoned
+            else "it was cancelled"
+        )
+        super().__init__(f"task {task!r} (key {key}) did not finish within {timeout:g} s: {what}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task, self.key, self.timeout, self.abandoned))
+
+
+class NonRetryableError(Exception):
+    """Raise it (or subclass it) in a task to fail at once, whatever its retry policy says.
+
+    ``raise NonRetryableError("card declined") from exc`` keeps the cause.
+    """
 
 
 class NonDeterminismError(DurableError):

@@ -53,7 +53,7 @@ from ._writers import Durability
 from .stores._base import OK
 from .stores.sqlite import SQLiteStore
 
-__all__ = ["FAULT_POINTS", "Cell", "CrashReport", "CrashTestFailure", "crash_matrix"]
+__all__ = ["FAULT_POINTS", "Cell", "CrashReport", "CrashTestFailure", "FakeClock", "crash_matrix"]
 
 FAULT_POINTS: tuple[str, ...] = POINTS  # every fault point, in the order a task, then its run, pass them
 
@@ -247,3 +247,59 @@ def _child() -> None:
     except (TypeError, ValueError):
         text = repr(result)
     Path(out_file).write_text(json.dumps({"result": text, "status": ep.get_state(thread_id=thread_id).status}))
+
+
+class FakeClock:
+    """Durable's clock, frozen: time moves only when something sleeps (instantly), or by `advance`.
+
+    Retries' backoff, `durable.sleep`/`asleep` and `durable.now` read it, so a test runs a week of
+    waiting in microseconds and checks exactly how long each wait was::
+
+        with FakeClock() as clock:
+            flow.invoke(x, thread_id="t")
+        assert clock.slept == [0.5, 1.0]
+
+    It replaces the clock for the whole process (every thread), so use it in one test at a time.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        import threading
+
+        from . import _clock
+
+        self.now = _clock.Clock().time() if start is None else float(start)
+        self.slept: list[float] = []  # every sleep, in order, in seconds
+        self._lock = threading.Lock()
+        self._saved: object = None
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self.slept.append(seconds)
+                self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        import asyncio
+
+        self.sleep(seconds)
+        await asyncio.sleep(0)  # still a suspension point, as a real sleep is
+
+    def advance(self, seconds: float) -> None:
+        """Move time on without sleeping (say, the days a crashed process lay dead)."""
+        with self._lock:
+            self.now += seconds
+
+    def __enter__(self) -> FakeClock:
+        from . import _clock
+
+        self._saved = _clock.clock
+        _clock.clock = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from . import _clock
+
+        _clock.clock = self._saved  # type: ignore[assignment]

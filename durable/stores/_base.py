@@ -27,6 +27,7 @@ RunStatus = Literal["running", "interrupted", "completed", "failed"]
 OK = 0  # a task's value
 ERROR = 1  # a task's exception
 ANSWER = 2  # the answer to an interrupt
+RETRY = 3  # a failed attempt that the task's retry policy tries again (not the task's outcome)
 
 
 class JournalRow(NamedTuple):
@@ -64,6 +65,7 @@ class RunRow:
     interrupts: bytes | None = None
     stamp: str | None = None
     recoveries: int = 0  # how many times a worker took it over from an executor that died holding it
+    wake_at: float | None = None  # a run suspended in a durable sleep: workers resume it from then on
 
 
 def run_row(cols: Sequence[Any]) -> RunRow | None:
@@ -87,6 +89,7 @@ def run_row(cols: Sequence[Any]) -> RunRow | None:
         interrupts=cols[12],
         stamp=cols[13],
         recoveries=cols[14],
+        wake_at=cols[15],
     )
 
 
@@ -142,13 +145,14 @@ class RunOutcome:
     error_text: str | None = None
     retry_keys: tuple[str, ...] = ()
     interrupts: bytes | None = None
+    wake_at: float | None = None  # with status "running": suspended in a durable sleep until then
 
 
 def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
     """The SQL stores' ``finish_run`` parameters: the outcome's columns, then the run and the fencing check."""
     return (
         outcome.status, outcome.output, outcome.save, outcome.error, outcome.error_text,
-        ",".join(outcome.retry_keys), outcome.interrupts, time.time(),
+        ",".join(outcome.retry_keys), outcome.interrupts, outcome.wake_at, time.time(),
         lease.tid, run_id, lease.tid, lease.fence, lease.owner,
     )  # fmt: skip
 
@@ -223,11 +227,20 @@ class Store(abc.ABC):
         """Record the run's status and output or error and release the lease, or raise `LeaseLostError`."""
 
     @abc.abstractmethod
+    def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
+        """Fail run ``run_id`` with ``outcome`` if it is the thread's latest and unfinished; takes the lease away.
+
+        The fencing token moves on, so an executor still running the run has its
+        next write refused. Returns whether the run was cancelled (``False``: it had
+        already completed or failed, or a newer run exists).
+        """
+
+    @abc.abstractmethod
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
         """Lease up to ``limit`` runs of these entrypoints that are marked running but held by nobody.
 
-        These are runs submitted for a worker, and runs whose executor died (its
-        lease expired while held): each of those has its ``recoveries`` count
+        These are runs submitted for a worker, runs suspended in a durable sleep that
+        is due, and runs whose executor died (its lease expired while held): each of those has its ``recoveries`` count
         raised by one in the same transaction. The leases belong to ``owner``;
         ``lease.thread.run`` is the run. Concurrent callers never get the same
         run (Postgres skips rows another worker is locking).

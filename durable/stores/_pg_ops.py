@@ -94,6 +94,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # What the workers scan for: runs still marked running (a crashed or submitted run).
         "CREATE INDEX durable_runs_running ON {s}.durable_runs (tid) WHERE status = 'running'",
     ),
+    # 2: a run suspended in a durable sleep, and when it is due (seconds since the epoch).
+    ("ALTER TABLE {s}.durable_runs ADD COLUMN wake_at DOUBLE PRECISION",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -109,7 +111,7 @@ class SQL:
         self.journal = f"{s}.durable_journal"
         run_cols = (
             "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
-            "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries"
+            "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"
         )
         # The seconds left on the lease, by the database's clock (negative once it has expired).
         head = "t.tid, t.owner, extract(epoch FROM t.lease_expires - now())::float8, t.fence"
@@ -123,6 +125,7 @@ class SQL:
             f"JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
             "WHERE r.status = 'running' AND r.entrypoint = ANY(%s) "
             "AND (t.owner IS NULL OR t.lease_expires <= now()) "
+            "AND (r.wake_at IS NULL OR r.wake_at <= extract(epoch FROM now())) "
             # Both rows locked: a row that changed since the statement's snapshot is re-read and re-checked
             # whole (locking only t would re-check t's columns against a stale run: a run another worker
             # finished meanwhile would match again).
@@ -190,7 +193,7 @@ def claim(
             "one",
         )
         if made is not None:
-            row = (made[0], None, None, 0) + (None,) * 15
+            row = (made[0], None, None, 0) + (None,) * 16
         else:
             row = yield Stmt(q.lock_thread, (thread_id,), "one")
     tid, held_by, remaining, _ = row[:4]
@@ -247,6 +250,25 @@ def reserve(q: SQL, owner: str, entrypoints: Sequence[str], limit: int, lease_se
     return leases
 
 
+def cancel_run(q: SQL, thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
+    row = yield Stmt(q.lock_thread, (thread_id,), "one")
+    run = None if row is None else run_row(row[4:])
+    if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+        return False
+    tid = row[0]
+    yield Stmt(
+        f"UPDATE {q.runs} SET status = %s, error = %s, error_text = %s, wake_at = NULL, finished_at = %s "
+        "WHERE tid = %s AND run_id = %s",
+        (outcome.status, outcome.error, outcome.error_text, time.time(), tid, run_id),
+    )
+    yield Stmt(
+        f"UPDATE {q.threads} SET owner = NULL, lease_expires = NULL, fence = fence + 1, updated_at = now() "
+        "WHERE tid = %s",
+        (tid,),
+    )
+    return True
+
+
 def renew(q: SQL, lease: Lease, lease_seconds: float) -> Op[bool]:
     n = yield Stmt(
         f"UPDATE {q.threads} SET lease_expires = now() + %s * interval '1 second' "
@@ -299,7 +321,7 @@ def append(q: SQL, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[
 def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     n = yield Stmt(
         f"UPDATE {q.runs} SET status = %s, output = %s, save = %s, error = %s, error_text = %s, retry_keys = %s, "
-        f"interrupts = %s, finished_at = %s WHERE tid = %s AND run_id = %s AND EXISTS ({q.held})",
+        f"interrupts = %s, wake_at = %s, finished_at = %s WHERE tid = %s AND run_id = %s AND EXISTS ({q.held})",
         outcome_params(outcome, lease, run_id),
     )
     if n != 1:

@@ -78,12 +78,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE durable_runs ADD COLUMN stamp TEXT",),
     # 3: how many times a worker took a run over from an executor that died holding it.
     ("ALTER TABLE durable_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",),
+    # 4: a run suspended in a durable sleep, and when it is due.
+    ("ALTER TABLE durable_runs ADD COLUMN wake_at REAL",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = (
     "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
-    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries"
+    "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"
 )
 _THREAD_SQL = (
     f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
@@ -169,8 +171,9 @@ def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: f
         f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
         "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
         f"WHERE r.status = 'running' AND r.entrypoint IN ({marks}) "
-        "AND (t.owner IS NULL OR t.lease_expires <= ?) ORDER BY t.updated_at LIMIT ?",
-        (*entrypoints, now, limit),
+        "AND (t.owner IS NULL OR t.lease_expires <= ?) AND (r.wake_at IS NULL OR r.wake_at <= ?) "
+        "ORDER BY t.updated_at LIMIT ?",
+        (*entrypoints, now, now, limit),
         "all",
     )
     leases = []
@@ -191,6 +194,25 @@ def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: f
         thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, run)
         leases.append(Lease(thread_id, tid, owner, fence + 1, thread, False))
     return leases
+
+
+def cancel_run(thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
+    row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
+    run = None if row is None else run_row(row[4:])
+    if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+        return False
+    tid, now = row[0], time.time()
+    yield Stmt(
+        "UPDATE durable_runs SET status = ?, error = ?, error_text = ?, wake_at = NULL, finished_at = ? "
+        "WHERE tid = ? AND run_id = ?",
+        (outcome.status, outcome.error, outcome.error_text, now, tid, run_id),
+    )
+    yield Stmt(
+        "UPDATE durable_threads SET owner = NULL, lease_expires = NULL, fence = fence + 1, updated_at = ? "
+        "WHERE tid = ?",
+        (now, tid),
+    )
+    return True
 
 
 def renew(lease: Lease, lease_seconds: float) -> Op[bool]:
@@ -261,7 +283,7 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
 def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     n = yield Stmt(
         "UPDATE durable_runs SET status = ?, output = ?, save = ?, error = ?, error_text = ?, retry_keys = ?, "
-        f"interrupts = ?, finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
+        f"interrupts = ?, wake_at = ?, finished_at = ? WHERE tid = ? AND run_id = ? AND {_HELD}",
         outcome_params(outcome, lease, run_id),
     )
     if n != 1:

@@ -98,6 +98,24 @@ class MemoryStore(Store):
             )
             return Lease(thread_id, t.tid, owner, t.fence, row, started)
 
+    def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            run = None if t is None else t.runs.get(t.last_run)
+            if t is None or run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+                return False
+            t.runs[run_id] = dataclasses.replace(
+                run,
+                status=outcome.status,
+                error=outcome.error,
+                error_text=outcome.error_text,
+                wake_at=None,
+                finished_at=time.time(),
+            )
+            t.owner = t.lease_expires = None
+            t.fence += 1
+            return True
+
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
         now = time.time()
         names = set(entrypoints)
@@ -110,6 +128,7 @@ class MemoryStore(Store):
                 and run.status == "running"
                 and run.entrypoint in names
                 and (t.owner is None or (t.lease_expires or 0.0) <= now)
+                and (run.wake_at is None or run.wake_at <= now)
             ]
             for t in waiting[: max(limit, 0)]:
                 run = t.runs[t.last_run]
@@ -170,6 +189,7 @@ class MemoryStore(Store):
                 retry_keys=outcome.retry_keys,
                 finished_at=time.time(),
                 interrupts=outcome.interrupts,
+                wake_at=outcome.wake_at,
             )
             t.owner = t.lease_expires = None
 

@@ -177,6 +177,10 @@ class PostgresStore(Store):
         q, lease = self._sql, self.lease_seconds
         return self._run(lambda: ops.claim(q, thread_id, owner, steal_from, new_run, lease), write=True, retry=False)
 
+    def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
+        q = self._sql
+        return self._run(lambda: ops.cancel_run(q, thread_id, run_id, outcome), write=True, retry=False)
+
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
         q, lease = self._sql, self.lease_seconds
         return self._run(lambda: ops.reserve(q, owner, entrypoints, limit, lease), write=True, retry=False)

@@ -149,6 +149,9 @@ class SQLiteStore(Store):
     def claim(self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None) -> Lease:
         return self._run(ops.claim(thread_id, owner, steal_from, new_run, self.lease_seconds), write=True)
 
+    def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
+        return self._run(ops.cancel_run(thread_id, run_id, outcome), write=True)
+
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
         if not entrypoints or limit < 1:
             return []

@@ -1,4 +1,4 @@
-"""`RetryPolicy`: attempts and backoff happen inside the task; only the final outcome is journaled."""
+"""`RetryPolicy`: attempts and backoff happen inside the task; each failed attempt is journaled, then the outcome."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_should_retry_stops_at_max_attempts_and_never_retries_base_exceptions() 
 
 
 def test_a_flaky_task_succeeds_within_its_attempts(flavor: Flavor, calls: Any) -> None:
-    """A task failing twice with max_attempts=3 succeeds on its third attempt; one ok entry is journaled."""
+    """A task failing twice with max_attempts=3 succeeds on its third attempt: two retried errors, then ok."""
     f = flavor
     fetch = f.task(retry=quick(max_attempts=3))(flaky(calls, "fetch", failures=2))
 
@@ -107,11 +107,16 @@ def test_a_flaky_task_succeeds_within_its_attempts(flavor: Flavor, calls: Any) -
     assert f.invoke(flow, "go", thread_id="t") == 3
     assert calls["fetch"] == 3
     entries = flow.get_state(thread_id="t").entries
-    assert [(e.key, e.status, e.result, e.attempt) for e in entries] == [("0", "ok", 3, 1)]
+    assert [(e.key, e.status, e.result, e.attempt) for e in entries] == [
+        ("0", "retry", None, 1),
+        ("0", "retry", None, 2),
+        ("0", "ok", 3, 3),
+    ]
+    assert [str(e.error) for e in entries[:2]] == ["fetch attempt 1", "fetch attempt 2"]
 
 
-def test_a_task_that_keeps_failing_records_only_its_final_error(flavor: Flavor, calls: Any) -> None:
-    """After max_attempts failures the last error is final: journaled once, and the run fails with it."""
+def test_a_task_that_keeps_failing_records_every_attempt_and_its_final_error(flavor: Flavor, calls: Any) -> None:
+    """After max_attempts failures the last error is final, and the run fails with it; every attempt is journaled."""
     f = flavor
     fetch = f.task(retry=quick(max_attempts=3))(flaky(calls, "fetch", failures=100))
 
@@ -124,11 +129,16 @@ def test_a_task_that_keeps_failing_records_only_its_final_error(flavor: Flavor, 
     assert calls["fetch"] == 3
     state = flow.get_state(thread_id="t")
     assert state.status == "failed"
-    assert [(e.key, e.status, str(e.error)) for e in state.entries] == [("0", "error", "fetch attempt 3")]
+    assert [(e.key, e.status, str(e.error), e.attempt) for e in state.entries] == [
+        ("0", "retry", "fetch attempt 1", 1),
+        ("0", "retry", "fetch attempt 2", 2),
+        ("0", "error", "fetch attempt 3", 3),
+    ]
 
 
 def test_resume_gives_a_failed_task_a_fresh_set_of_attempts(flavor: Flavor, calls: Any) -> None:
-    """A task that exhausted its attempts runs again with its whole policy when the run is resumed."""
+    """A task that exhausted its attempts runs again with its whole policy when the run is resumed;
+    its attempt numbers go on from where they were."""
     f = flavor
     fetch = f.task(retry=quick(max_attempts=2))(flaky(calls, "fetch", failures=3))
 
@@ -140,6 +150,9 @@ def test_resume_gives_a_failed_task_a_fresh_set_of_attempts(flavor: Flavor, call
         f.invoke(flow, "go", thread_id="t")
     assert f.invoke(flow, None, thread_id="t") == 4
     assert calls["fetch"] == 4
+    assert [(e.status, e.attempt) for e in flow.get_state(thread_id="t").entries] == [
+        ("retry", 1), ("error", 2), ("retry", 3), ("ok", 4),
+    ]  # fmt: skip
 
 
 def test_errors_outside_retry_on_are_not_retried(flavor: Flavor, calls: Any) -> None:

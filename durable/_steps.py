@@ -1,0 +1,133 @@
+"""Journaled stand-ins for the clock, randomness and sleeping, for use in entrypoint bodies.
+
+An entrypoint body runs again on every resume, so anything it reads that can
+change (the time, a random number, a fresh UUID) must come from the journal
+the second time. Each of these is keyed by call order like a task: the first
+run records the value, every replay returns it. Outside a run they just
+return the real thing.
+
+`sleep` journals when it wakes, not how long it sleeps: a run that crashes
+two days into a three-day sleep sleeps one more day after its resume. Run by
+a worker, a long sleep releases the run instead, and a worker wakes it when due.
+"""
+
+from __future__ import annotations
+
+import random as _random
+import uuid as _uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _clock, _context
+from ._interrupts import Suspend
+from ._serde import dump_value
+from .errors import ConfigurationError, UsageError
+from .stores._base import OK, JournalRow
+
+if TYPE_CHECKING:
+    from ._context import Scope
+    from ._run import Run
+
+NOW, UUID4, RANDOM, SLEEP = "durable.now", "durable.uuid4", "durable.random", "durable.sleep"
+
+
+def now() -> float:
+    """The time (seconds since the epoch), recorded on first run and the same on every replay."""
+    scope = _sync_scope("now()")
+    if scope is None:
+        return _clock.clock.time()
+    return float(_step(scope, NOW, _clock.clock.time))
+
+
+def uuid4() -> _uuid.UUID:
+    """A random UUID, recorded on first run and the same on every replay."""
+    scope = _sync_scope("uuid4()")
+    if scope is None:
+        return _uuid.uuid4()
+    return _uuid.UUID(_step(scope, UUID4, lambda: str(_uuid.uuid4())))
+
+
+def random() -> float:
+    """A random float in [0, 1), recorded on first run and the same on every replay."""
+    scope = _sync_scope("random()")
+    if scope is None:
+        return _random.random()
+    return float(_step(scope, RANDOM, _random.random))
+
+
+def sleep(seconds: float) -> None:
+    """Sleep durably: the wake-up time is journaled, so a resume sleeps only what is left.
+
+    In an async entrypoint use ``await durable.asleep(...)``.
+    """
+    _check_seconds(seconds)
+    scope = _sync_scope("sleep()", hint="await durable.asleep(...)")
+    if scope is None:
+        _clock.clock.sleep(seconds)
+        return
+    left = _left(scope.run, _step(scope, SLEEP, lambda: _clock.clock.time() + seconds))
+    _clock.clock.sleep(left)
+
+
+async def asleep(seconds: float) -> None:
+    """`sleep` for async code: ``await durable.asleep(3 * 86400)``."""
+    _check_seconds(seconds)
+    scope = _context.current.get()
+    if scope is None:
+        await _clock.clock.asleep(seconds)
+        return
+    run = scope.run
+    key = scope.next_key()
+    row, attempt = run.replay.lookup(key, SLEEP, None)
+    if row is not None:
+        wake = run._replayed(row, SLEEP).result()
+    else:
+        wake = _clock.clock.time() + seconds
+        await run.awrite(_row(run, key, attempt, SLEEP, wake))
+    await _clock.clock.asleep(_left(run, wake))
+
+
+def _left(run: Run, wake: float) -> float:
+    """Seconds until ``wake``; raises `Suspend` when the run should leave a long sleep to a worker."""
+    left = float(wake) - _clock.clock.time()
+    if run.suspend_after is not None and left >= run.suspend_after:
+        raise Suspend(float(wake))
+    return left
+
+
+def _sync_scope(what: str, hint: str | None = None) -> Scope | None:
+    scope = _context.current.get()
+    if scope is not None and scope.run.loop is not None:
+        import asyncio
+
+        try:
+            on_loop = asyncio.get_running_loop() is scope.run.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop and hint is not None:
+            raise UsageError(f"durable.{what} would block the event loop of an async run: use {hint}")
+    return scope
+
+
+def _step(scope: Scope, name: str, make: Callable[[], Any]) -> Any:
+    """The value journaled at the next key, or a fresh one from ``make``, journaled now."""
+    run = scope.run
+    key = scope.next_key()
+    row, attempt = run.replay.lookup(key, name, None)
+    if row is not None:
+        return run._replayed(row, name).result()
+    value = make()
+    # In an async run this is one blocking write on the loop: rare, small, and it keeps these sync.
+    run.write(_row(run, key, attempt, name, value))
+    return value
+
+
+def _row(run: Run, key: str, attempt: int, name: str, value: Any) -> JournalRow:
+    payload = run.codec.seal(dump_value(run.serde, value, f"the value of {name}() (key {key})"), run.run_id, key, name)
+    at = _clock.clock.time()
+    return JournalRow(key, attempt, name, OK, None, payload, at, at)
+
+
+def _check_seconds(seconds: float) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise ConfigurationError(f"sleep({seconds!r}): pass a number of seconds, 0 or more")
