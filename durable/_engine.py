@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from . import _context, _faults
@@ -184,7 +185,7 @@ def invoke_flow(
 
         scope = Scope(run, "")
         token = _context.current.set(scope)
-        heartbeat.add(store, lease)
+        heartbeat.add(store, lease, partial(run.lose, LeaseLostError(thread_id)))
         paused: Interrupted | Suspended | None = None
         try:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from .stores._base import Lease, Store
 
@@ -67,15 +68,16 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._leases: dict[int, tuple[Store, Lease, float]] = {}  # id(lease) -> (store, lease, due)
+        # id(lease) -> (store, lease, due, what to call if a renewal finds the lease gone)
+        self._leases: dict[int, tuple[Store, Lease, float, Callable[[], None] | None]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._next = float("inf")
 
-    def add(self, store: Store, lease: Lease) -> None:
+    def add(self, store: Store, lease: Lease, on_lost: Callable[[], None] | None = None) -> None:
         due = time.monotonic() + store.lease_seconds / 3
         with self._lock:
-            self._leases[id(lease)] = (store, lease, due)
+            self._leases[id(lease)] = (store, lease, due, on_lost)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="durable-heartbeat", daemon=True)
                 self._thread.start()
@@ -90,10 +92,11 @@ class Heartbeat:
         while True:
             now = time.monotonic()
             with self._lock:
-                due = [(key, s, lease) for key, (s, lease, at) in self._leases.items() if at <= now]
-            for key, store, lease in due:
+                due = [(key, s, lease, lost) for key, (s, lease, at, lost) in self._leases.items() if at <= now]
+            for key, store, lease, on_lost in due:
                 try:
-                    store.renew(lease)
+                    if not store.renew(lease) and on_lost is not None:
+                        on_lost()
                 except Exception:
                     # The next beat tries again; the lease only lapses if every renewal fails.
                     import logging
@@ -103,9 +106,9 @@ class Heartbeat:
                     )
                 with self._lock:
                     if key in self._leases:
-                        self._leases[key] = (store, lease, now + store.lease_seconds / 3)
+                        self._leases[key] = (store, lease, now + store.lease_seconds / 3, on_lost)
             with self._lock:
-                self._next = min((at for _, _, at in self._leases.values()), default=now + 60.0)
+                self._next = min((entry[2] for entry in self._leases.values()), default=now + 60.0)
                 self._wake.clear()
             self._wake.wait(max(self._next - time.monotonic(), 0.0))
 

@@ -101,6 +101,7 @@ class Run:
         # Sleeps this long or longer end the run for now, leaving it to a worker (None: sleep in-process).
         self.suspend_after: float | None = None
         self.lost: LeaseLostError | None = None  # a write was refused: the run stops at its next task call
+        self.stopped = threading.Event()  # set with `lost` (a durable sleep waits on it)
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -218,19 +219,24 @@ class Run:
             self.sink("updates", {spec.name: value})
         return value
 
+    def lose(self, error: LeaseLostError) -> None:
+        """The lease is gone (the heartbeat found out, or a write was refused): stop at the next step."""
+        self.lost = error
+        self.stopped.set()
+
     def write(self, row: JournalRow) -> None:
         """Journal a row; a refused write (the lease is gone: taken over, or the run cancelled) stops the run."""
         try:
             self.record(row)
         except LeaseLostError as exc:
-            self.lost = exc
+            self.lose(exc)
             raise
 
     async def awrite(self, row: JournalRow) -> None:
         try:
             await self.arecord(row)
         except LeaseLostError as exc:
-            self.lost = exc
+            self.lose(exc)
             raise
 
     def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:

@@ -9,6 +9,9 @@ return the real thing.
 `sleep` journals when it wakes, not how long it sleeps: a run that crashes
 two days into a three-day sleep sleeps one more day after its resume. Run by
 a worker, a long sleep releases the run instead, and a worker wakes it when due.
+A sleep in progress ends early if the run loses its lease (it was cancelled, or
+another executor took it over): the heartbeat notices within a third of the
+lease term.
 """
 
 from __future__ import annotations
@@ -65,8 +68,11 @@ def sleep(seconds: float) -> None:
     if scope is None:
         _clock.clock.sleep(seconds)
         return
-    left = _left(scope.run, _step(scope, SLEEP, lambda: _clock.clock.time() + seconds))
-    _clock.clock.sleep(left)
+    run = scope.run
+    left = _left(run, _step(scope, SLEEP, lambda: _clock.clock.time() + seconds))
+    if _clock.clock.wait(run.stopped, left):  # the lease was lost while sleeping: cancelled, or taken over
+        assert run.lost is not None
+        raise run.lost
 
 
 async def asleep(seconds: float) -> None:
@@ -84,7 +90,9 @@ async def asleep(seconds: float) -> None:
     else:
         wake = _clock.clock.time() + seconds
         await run.awrite(_row(run, key, attempt, SLEEP, wake))
-    await _clock.clock.asleep(_left(run, wake))
+    if await _clock.clock.await_(run.stopped, _left(run, wake)):
+        assert run.lost is not None
+        raise run.lost
 
 
 def _left(run: Run, wake: float) -> float:

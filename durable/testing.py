@@ -287,6 +287,14 @@ class FakeClock:
         self.sleep(seconds)
         await asyncio.sleep(0)  # still a suspension point, as a real sleep is
 
+    def wait(self, stop: Any, seconds: float) -> bool:
+        self.sleep(seconds)
+        return bool(stop.is_set())
+
+    async def await_(self, stop: Any, seconds: float) -> bool:
+        await self.asleep(seconds)
+        return bool(stop.is_set())
+
     def advance(self, seconds: float) -> None:
         """Move time on without sleeping (say, the days a crashed process lay dead)."""
         with self._lock:
