@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
+
 from typing_extensions import assert_type
 
+import durable
 from durable import (
     Command,
     Entrypoint,
+    Finding,
     Interrupted,
     MemoryStore,
+    NonRetryableError,
     PostgresStore,
     RetryPolicy,
+    TaskContext,
     TaskFuture,
     Worker,
     WorkerStats,
     entrypoint,
     task,
+    task_context,
 )
 
 
@@ -74,3 +81,30 @@ pipeline.submit("three", thread_id="t")  # type: ignore[arg-type]
 worker = Worker([pipeline, apipeline], checkpointer=PostgresStore("postgresql://db/app"), concurrency=2)
 assert_type(worker.run_once(), WorkerStats)
 assert_type(worker.run_once().completed, int)
+
+
+# Failure handling and time.
+@task(timeout=2.5, retry=RetryPolicy(max_attempts=2, retry_on=lambda exc: not isinstance(exc, NonRetryableError)))
+def charge(amount: int) -> str:
+    ctx = task_context()
+    assert_type(ctx, TaskContext)
+    assert_type(ctx.idempotency_key, str)
+    assert_type(ctx.attempt, int)
+    return ctx.idempotency_key
+
+
+@entrypoint(checkpointer=MemoryStore(), retry=RetryPolicy())
+def timed(n: int) -> float:
+    durable.sleep(1.5)
+    assert_type(durable.uuid4(), uuid.UUID)
+    assert_type(durable.random(), float)
+    return durable.now()
+
+
+async def _asleep() -> None:
+    await durable.asleep(2)
+
+
+assert_type(timed.cancel(thread_id="t"), bool)
+assert_type(durable.check("myapp.flows:pipeline"), list[Finding])
+task(timeout="soon")  # type: ignore[call-overload]
