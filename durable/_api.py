@@ -13,7 +13,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 
 import wrapt
 
-from . import _context
+from . import _attempts, _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
 from ._engine import EntrypointSpec, adrive, cancel_flow, drive, invoke_flow, submit_flow
@@ -125,11 +125,15 @@ def _call_task(
 
 
 def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
-    """Outside a run: no journal, the function runs now (or, if async, on the running loop)."""
+    """Outside a run: no journal, the function runs now (or, if async, on the running loop).
+
+    Its retry policy and timeout apply as in a run, so a unit test sees the same behaviour.
+    """
+    fn = spec.fn if spec.timeout is None else partial(_attempts.bounded_call, spec)
     if spec.is_async:
         import asyncio
 
-        coro = call_with_retry_async(spec.retry, spec.fn, args, kwargs)
+        coro = call_with_retry_async(spec.retry, fn, args, kwargs)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -138,7 +142,7 @@ def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -
             return TaskFuture.wrap(loop.create_task(coro))
         runner: Callable[[], Any] = partial(asyncio.run, coro)
     else:
-        runner = partial(call_with_retry, spec.retry, spec.fn, args, kwargs)
+        runner = partial(call_with_retry, spec.retry, fn, args, kwargs)
     try:
         return TaskFuture.resolved(runner())
     except Exception as exc:

@@ -190,6 +190,13 @@ async def _bounded(spec: TaskSpec, key: str, coro: Coroutine[Any, Any, Any]) -> 
     return job.result()
 
 
+def bounded_call(spec: TaskSpec, *args: Any, **kwargs: Any) -> Any:
+    """The task's function within its timeout, outside any run (a coroutine for an async task)."""
+    if spec.is_async:
+        return _bounded(spec, "", spec.fn(*args, **kwargs))
+    return _in_thread(spec, "", partial(spec.fn, *args, **kwargs))
+
+
 def _in_thread(spec: TaskSpec, key: str, fn: Callable[[], Any]) -> Any:
     from concurrent.futures import TimeoutError as WaitTimeout
 

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _clock
 from ._api import Entrypoint
 from ._codec import Codec
 from ._interrupts import Interrupted, Suspended
@@ -171,7 +172,7 @@ class Worker:
 
     def _reserve(self, owner: str, limit: int) -> list[Lease]:
         try:
-            return self.store.reserve(owner, list(self.entrypoints), limit)
+            return self.store.reserve(owner, list(self.entrypoints), limit, _clock.clock.time())
         except DurableError:
             log.warning("looking for runs on %r failed; trying again", self.store, exc_info=True)
             return []

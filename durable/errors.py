@@ -164,7 +164,8 @@ class TaskTimeoutError(DurableError, TimeoutError):
             if abandoned
             else "it was cancelled"
         )
-        super().__init__(f"task {task!r} (key {key}) did not finish within {timeout:g} s: {what}")
+        where = f" (key {key})" if key else " (called outside a run)"
+        super().__init__(f"task {task!r}{where} did not finish within {timeout:g} s: {what}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.task, self.key, self.timeout, self.abandoned))

@@ -236,12 +236,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         """Lease up to ``limit`` runs of these entrypoints that are marked running but held by nobody.
 
-        These are runs submitted for a worker, runs suspended in a durable sleep that
-        is due, and runs whose executor died (its lease expired while held): each of those has its ``recoveries`` count
-        raised by one in the same transaction. The leases belong to ``owner``;
+        These are runs submitted for a worker, runs suspended in a durable sleep due
+        by ``now`` (the caller's clock, the one sleeps are journaled by; default
+        ``time.time()``), and runs whose executor died (its lease expired while
+        held): each of those has its ``recoveries`` count raised by one in the
+        same transaction. The leases belong to ``owner``;
         ``lease.thread.run`` is the run. Concurrent callers never get the same
         run (Postgres skips rows another worker is locking).
         """

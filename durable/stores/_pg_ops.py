@@ -125,7 +125,8 @@ class SQL:
             f"JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
             "WHERE r.status = 'running' AND r.entrypoint = ANY(%s) "
             "AND (t.owner IS NULL OR t.lease_expires <= now()) "
-            "AND (r.wake_at IS NULL OR r.wake_at <= extract(epoch FROM now())) "
+            # A sleep's wake-up time is in the sleeping process's clock; the worker's decides when it is due.
+            "AND (r.wake_at IS NULL OR r.wake_at <= %s) "
             # Both rows locked: a row that changed since the statement's snapshot is re-read and re-checked
             # whole (locking only t would re-check t's columns against a stale run: a run another worker
             # finished meanwhile would match again).
@@ -225,13 +226,15 @@ def claim(
     return Lease(thread_id, tid, owner, fence, thread, start)
 
 
-def reserve(q: SQL, owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float) -> Op[list[Lease]]:
+def reserve(
+    q: SQL, owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float, due: float
+) -> Op[list[Lease]]:
     """Lease up to ``limit`` runs that nobody is executing, skipping rows another worker is taking.
 
     A run whose lease expired while still held was abandoned by a crashed
     executor: its ``recoveries`` count goes up by one.
     """
-    rows = yield Stmt(q.reservable, (list(entrypoints), limit), "all")
+    rows = yield Stmt(q.reservable, (list(entrypoints), due, limit), "all")
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, _ = r[:5]

@@ -163,7 +163,9 @@ def claim(
     return Lease(thread_id, tid, owner, fence, thread, start)
 
 
-def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float) -> Op[list[Lease]]:
+def reserve(
+    owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float, due: float | None
+) -> Op[list[Lease]]:
     """See `Store.reserve`; the runner's ``BEGIN IMMEDIATE`` keeps two reservers apart."""
     now = time.time()
     marks = ", ".join("?" * len(entrypoints))
@@ -173,7 +175,7 @@ def reserve(owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: f
         f"WHERE r.status = 'running' AND r.entrypoint IN ({marks}) "
         "AND (t.owner IS NULL OR t.lease_expires <= ?) AND (r.wake_at IS NULL OR r.wake_at <= ?) "
         "ORDER BY t.updated_at LIMIT ?",
-        (*entrypoints, now, now, limit),
+        (*entrypoints, now, now if due is None else due, limit),
         "all",
     )
     leases = []

@@ -116,7 +116,8 @@ class MemoryStore(Store):
             t.fence += 1
             return True
 
-    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
+        due = time.time() if now is None else now
         now = time.time()
         names = set(entrypoints)
         leases: list[Lease] = []
@@ -128,7 +129,7 @@ class MemoryStore(Store):
                 and run.status == "running"
                 and run.entrypoint in names
                 and (t.owner is None or (t.lease_expires or 0.0) <= now)
-                and (run.wake_at is None or run.wake_at <= now)
+                and (run.wake_at is None or run.wake_at <= due)
             ]
             for t in waiting[: max(limit, 0)]:
                 run = t.runs[t.last_run]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
@@ -181,9 +182,9 @@ class PostgresStore(Store):
         q = self._sql
         return self._run(lambda: ops.cancel_run(q, thread_id, run_id, outcome), write=True, retry=False)
 
-    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
-        q, lease = self._sql, self.lease_seconds
-        return self._run(lambda: ops.reserve(q, owner, entrypoints, limit, lease), write=True, retry=False)
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
+        q, lease, due = self._sql, self.lease_seconds, time.time() if now is None else now
+        return self._run(lambda: ops.reserve(q, owner, entrypoints, limit, lease, due), write=True, retry=False)
 
     def renew(self, lease: Lease) -> bool:
         return self._run(lambda: ops.renew(self._sql, lease, self.lease_seconds), write=False, retry=True)

@@ -152,10 +152,10 @@ class SQLiteStore(Store):
     def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
         return self._run(ops.cancel_run(thread_id, run_id, outcome), write=True)
 
-    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int) -> list[Lease]:
+    def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         if not entrypoints or limit < 1:
             return []
-        return self._run(ops.reserve(owner, entrypoints, limit, self.lease_seconds), write=True)
+        return self._run(ops.reserve(owner, entrypoints, limit, self.lease_seconds, now), write=True)
 
     def renew(self, lease: Lease) -> bool:
         return self._run(ops.renew(lease, self.lease_seconds), write=False)
