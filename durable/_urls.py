@@ -28,7 +28,7 @@ def resolve_store(checkpointer: Store | str | None) -> Store:
 
 
 def store_from_url(url: str) -> Store:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options as ``?synchronous=FULL``), ``memory://``,
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options ``?synchronous=FULL&lease_seconds=...``), ``memory://``,
     ``postgresql://user@host:5432/db`` (options ``?schema=...&lease_seconds=...``; the rest go to libpq)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -41,9 +41,12 @@ def store_from_url(url: str) -> Store:
         if not path:
             raise ConfigurationError(f"{url!r} names no file: use 'sqlite:///app.db' or 'sqlite:////abs/app.db'")
         sync = options.pop("synchronous", "NORMAL").upper()
+        lease = _seconds(url, options.pop("lease_seconds", "30"))
         if options:
-            raise ConfigurationError(f"{url!r}: unknown option(s) {sorted(options)}; only 'synchronous' is known")
-        return SQLiteStore(path, synchronous=sync)  # type: ignore[arg-type]
+            raise ConfigurationError(
+                f"{url!r}: unknown option(s) {sorted(options)}; the known ones are 'synchronous' and 'lease_seconds'"
+            )
+        return SQLiteStore(path, synchronous=sync, lease_seconds=lease)  # type: ignore[arg-type]
     if scheme in ("postgres", "postgresql"):
         from .stores.postgres import PostgresStore
 
@@ -51,12 +54,19 @@ def store_from_url(url: str) -> Store:
         ours = {k: options.pop(k) for k in ("schema", "lease_seconds") if k in options}
         query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k not in ours)
         dsn = parts._replace(query=query).geturl()
-        try:
-            lease = float(ours.get("lease_seconds", 30.0))
-        except ValueError:
-            raise ConfigurationError(f"{url!r}: lease_seconds must be a number of seconds") from None
+        lease = _seconds(url, ours.get("lease_seconds", "30"))
         return PostgresStore(dsn, schema=ours.get("schema", "public"), lease_seconds=lease)
     raise ConfigurationError(
         f"checkpointer URL {url!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db', "
         f"'postgresql://user@host/db' or 'memory://'"
     )
+
+
+def _seconds(url: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigurationError(f"{url!r}: lease_seconds={text!r} must be a positive number of seconds")
+    return seconds

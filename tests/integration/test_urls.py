@@ -87,6 +87,13 @@ def test_sqlite_url_takes_the_synchronous_option(flavor: Flavor, made: Any, cwd:
     assert flow.checkpointer.synchronous == "FULL"
 
 
+def test_sqlite_url_takes_the_lease_seconds_option(flavor: Flavor, made: Any, cwd: Path) -> None:
+    """``?lease_seconds=`` sets how long a claim lasts without renewal."""
+    flow = made(checkpointer="sqlite:///leased.db?lease_seconds=2.5&synchronous=FULL")
+    assert flavor.invoke(flow, 2, thread_id="t") == 4
+    assert (flow.checkpointer.lease_seconds, flow.checkpointer.synchronous) == (2.5, "FULL")
+
+
 def test_entrypoints_on_one_sqlite_url_share_the_journal(flavor: Flavor, made: Any, cwd: Path) -> None:
     """Two entrypoints built on the same SQLite URL see each other's threads."""
     writer = made(checkpointer="sqlite:///shared.db")
@@ -148,6 +155,8 @@ BAD_URLS = {
     "sqlite-without-path": "sqlite://",
     "unknown-option": "sqlite:///x.db?fsync=always",
     "bad-synchronous": "sqlite:///x.db?synchronous=SOMETIMES",
+    "bad-lease": "sqlite:///x.db?lease_seconds=soon",
+    "zero-lease": "sqlite:///x.db?lease_seconds=0",
 }
 
 
