@@ -372,3 +372,37 @@ class Journal:
 @pytest.fixture
 def journal() -> Journal:
     return Journal()
+
+
+# -- a clock that dies -------------------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so no retry policy and no body catches it."""
+
+
+@pytest.fixture
+def crashing_clock() -> type[Any]:
+    """``crashing_clock(at=s)``: a `FakeClock` whose first sleep of ``at`` seconds or more raises
+    ``crashing_clock.Crash`` without sleeping (the process dying in a backoff or a durable sleep).
+    ``.asked`` lists every positive sleep asked for, the crashing one included."""
+    from durable.testing import FakeClock
+
+    class CrashingClock(FakeClock):
+        Crash = Crash
+
+        def __init__(self, at: float) -> None:
+            super().__init__()
+            self.at = at
+            self.crashed = False
+            self.asked: list[float] = []
+
+        def sleep(self, seconds: float) -> None:
+            if seconds > 0:
+                self.asked.append(seconds)
+            if not self.crashed and seconds >= self.at:
+                self.crashed = True
+                raise Crash(f"died before sleeping {seconds} s")
+            super().sleep(seconds)
+
+    return CrashingClock

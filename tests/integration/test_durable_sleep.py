@@ -25,25 +25,6 @@ class Transient(Exception):
     pass
 
 
-class Crash(BaseException):
-    """Stands for the process dying in the middle of a sleep."""
-
-
-class CrashingClock(FakeClock):
-    """A FakeClock whose first sleep of at least ``at`` seconds raises `Crash` (without sleeping)."""
-
-    def __init__(self, at: float) -> None:
-        super().__init__()
-        self.at = at
-        self.crashed = False
-
-    def sleep(self, seconds: float) -> None:
-        if not self.crashed and seconds >= self.at:
-            self.crashed = True
-            raise Crash(f"died before sleeping {seconds} s")
-        super().sleep(seconds)
-
-
 def flaky(calls: Any, name: str, failures: int) -> Any:
     def body() -> int:
         calls.hit(name)
@@ -168,11 +149,11 @@ def test_a_first_run_sleeps_the_whole_time_and_journals_the_wake_up(is_async: bo
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize(("dead_for", "left"), [(30.0, 70.0), (100.0, None), (250.0, None)])
 def test_a_run_that_crashed_mid_sleep_sleeps_only_what_is_left(
-    is_async: bool, calls: Any, dead_for: float, left: float | None
+    crashing_clock: Any, is_async: bool, calls: Any, dead_for: float, left: float | None
 ) -> None:
     ep = sleeper(is_async, MemoryStore(), 100.0, counter(calls, "after", is_async))
-    with CrashingClock(at=100.0) as clock:
-        with pytest.raises(Crash):
+    with crashing_clock(at=100.0) as clock:
+        with pytest.raises(crashing_clock.Crash):
             invoke(is_async, ep, "go")
         assert calls["after"] == 0 and clock.slept == []
         assert ep.get_state(thread_id="t").status == "failed"

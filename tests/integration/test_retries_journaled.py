@@ -25,28 +25,6 @@ class Declined(NonRetryableError):
     pass
 
 
-class Crash(BaseException):
-    """Stands for the process dying: not an Exception, so no retry policy and no body catches it."""
-
-
-class CrashingClock(FakeClock):
-    """A FakeClock whose first sleep of at least ``at`` seconds raises `Crash` (without sleeping)."""
-
-    def __init__(self, at: float) -> None:
-        super().__init__()
-        self.at = at
-        self.crashed = False
-        self.asked: list[float] = []  # every positive sleep asked for, the crashing one included
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.asked.append(seconds)
-        if not self.crashed and seconds >= self.at:
-            self.crashed = True
-            raise Crash(f"died {seconds} s into nothing")
-        super().sleep(seconds)
-
-
 def flaky(calls: Any, name: str, failures: int, error: type[Exception] = Transient) -> Any:
     """A body raising ``error`` on its first ``failures`` calls, then returning how many calls it took."""
 
@@ -136,13 +114,15 @@ def test_jittered_delays_differ_between_threads_and_are_reproducible_for_the_sam
     assert again == a
 
 
-def test_a_jittered_backoff_resumed_after_a_crash_waits_the_same_delay(flavor: Flavor, calls: Any) -> None:
+def test_a_jittered_backoff_resumed_after_a_crash_waits_the_same_delay(
+    crashing_clock: Any, flavor: Flavor, calls: Any
+) -> None:
     """The crash happens before any time passes: the resumed call waits its whole (same) jittered delay."""
     policy = RetryPolicy(max_attempts=3, initial_interval=100.0, jitter=True)
     fetch = flavor.task(name="fetch", retry=policy)(flaky(calls, "fetch", failures=1))
     flow = one_task_flow(flavor, MemoryStore(), fetch)
-    with CrashingClock(at=1.0) as clock:
-        with pytest.raises(Crash):
+    with crashing_clock(at=1.0) as clock:
+        with pytest.raises(crashing_clock.Crash):
             flavor.invoke(flow, "go", thread_id="t")
         assert flavor.invoke(flow, None, thread_id="t") == 2
     assert len(clock.asked) == 2 and 50.0 <= clock.asked[0] < 150.0
@@ -229,16 +209,16 @@ def test_a_sub_entrypoint_call_does_not_inherit_the_callers_policy(flavor: Flavo
 
 
 def test_a_crash_during_a_backoff_resumes_with_the_rest_of_the_delay_and_the_attempts_counted(
-    flavor: Flavor, calls: Any
+    crashing_clock: Any, flavor: Flavor, calls: Any
 ) -> None:
     policy = RetryPolicy(max_attempts=5, initial_interval=100.0, backoff_factor=2.0, max_interval=1e4, jitter=False)
     fetch = flavor.task(name="fetch", retry=policy)(flaky(calls, "fetch", failures=99))
     flow = one_task_flow(flavor, MemoryStore(), fetch)
-    with CrashingClock(at=100.0) as clock:
-        with pytest.raises(Crash):
+    with crashing_clock(at=100.0) as clock:
+        with pytest.raises(crashing_clock.Crash):
             flavor.invoke(flow, "go", thread_id="t")
         state = flow.get_state(thread_id="t")
-        assert state.status == "failed" and isinstance(state.error, Crash)
+        assert state.status == "failed" and isinstance(state.error, crashing_clock.Crash)
         assert rows(flow, "t") == [("0", "retry", 1, "fetch attempt 1")]
         assert clock.slept == []
 
@@ -256,13 +236,15 @@ def test_a_crash_during_a_backoff_resumes_with_the_rest_of_the_delay_and_the_att
     ]
 
 
-def test_a_crash_later_in_the_backoff_still_counts_every_attempt(flavor: Flavor, calls: Any) -> None:
+def test_a_crash_later_in_the_backoff_still_counts_every_attempt(
+    crashing_clock: Any, flavor: Flavor, calls: Any
+) -> None:
     """Crash in the third wait (after attempt 3); the resume runs attempts 4 and 5 only."""
     policy = RetryPolicy(max_attempts=5, initial_interval=1.0, backoff_factor=10.0, max_interval=1e4, jitter=False)
     fetch = flavor.task(name="fetch", retry=policy)(flaky(calls, "fetch", failures=99))
     flow = one_task_flow(flavor, MemoryStore(), fetch)
-    with CrashingClock(at=100.0) as clock:
-        with pytest.raises(Crash):
+    with crashing_clock(at=100.0) as clock:
+        with pytest.raises(crashing_clock.Crash):
             flavor.invoke(flow, "go", thread_id="t")
         assert clock.slept == [1.0, 10.0] and calls["fetch"] == 3
         clock.advance(40.0)
@@ -275,12 +257,14 @@ def test_a_crash_later_in_the_backoff_still_counts_every_attempt(flavor: Flavor,
     ]  # fmt: skip
 
 
-def test_a_backoff_that_elapsed_while_crashed_is_not_waited_again(flavor: Flavor, calls: Any) -> None:
+def test_a_backoff_that_elapsed_while_crashed_is_not_waited_again(
+    crashing_clock: Any, flavor: Flavor, calls: Any
+) -> None:
     policy = RetryPolicy(max_attempts=3, initial_interval=100.0, jitter=False)
     fetch = flavor.task(name="fetch", retry=policy)(flaky(calls, "fetch", failures=1))
     flow = one_task_flow(flavor, MemoryStore(), fetch)
-    with CrashingClock(at=100.0) as clock:
-        with pytest.raises(Crash):
+    with crashing_clock(at=100.0) as clock:
+        with pytest.raises(crashing_clock.Crash):
             flavor.invoke(flow, "go", thread_id="t")
         clock.advance(500.0)
         assert flavor.invoke(flow, None, thread_id="t") == 2
