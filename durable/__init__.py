@@ -34,6 +34,7 @@ from .errors import (
     StoreError,
     TaskTimeoutError,
     ThreadBusyError,
+    ThreadExistsError,
     ThreadNotFoundError,
     UnfinishedRunError,
     UsageError,
@@ -41,6 +42,7 @@ from .errors import (
 from .stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
+    from ._admin import JournalDiff, ThreadPage, Threads
     from ._check import Finding, check
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
@@ -54,6 +56,9 @@ _LAZY = {
     "PostgresStore": ".stores.postgres",
     "check": "._check",
     "Finding": "._check",
+    "Threads": "._admin",
+    "ThreadPage": "._admin",
+    "JournalDiff": "._admin",
 }
 
 
@@ -79,6 +84,7 @@ __all__ = [
     "IntegrityError",
     "Interrupt",
     "Interrupted",
+    "JournalDiff",
     "JournalEntry",
     "JsonSerializer",
     "Keyring",
@@ -103,8 +109,11 @@ __all__ = [
     "TaskFuture",
     "TaskTimeoutError",
     "ThreadBusyError",
+    "ThreadExistsError",
     "ThreadNotFoundError",
+    "ThreadPage",
     "ThreadState",
+    "Threads",
     "UnfinishedRunError",
     "UsageError",
     "Worker",

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import copy_context
 from functools import partial
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
 
@@ -28,6 +28,9 @@ from ._urls import resolve_store
 from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, UsageError
 from .stores._base import Store
+
+if TYPE_CHECKING:
+    from ._admin import Threads
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -401,6 +404,14 @@ class Entrypoint(Generic[I, O]):
         """
         store = self.checkpointer
         return drive(cancel_flow(self._spec, _thread_id(thread_id, config), self._ring), store)  # type: ignore[no-any-return]
+
+    @property
+    def threads(self) -> Threads:
+        """A `Threads` handle on this entrypoint's store, listing only its runs: list, inspect, fork, export..."""
+        from ._admin import Threads
+
+        store = self.checkpointer
+        return Threads(store, secret=self._secret if self._secret is not None else store.secret, entrypoint=self.name)
 
     def get_state(
         self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None

@@ -48,6 +48,12 @@ def _resume(run: Run, spec: TaskSpec, key: str, attempt: int, policy: RetryPolic
     return tries, last.finished_at + policy.delay(tries, _seed(run, key)) - _clock.clock.time()
 
 
+def _retrying(run: Run, spec: TaskSpec, key: str, attempt: int, exc: Exception, delay: float) -> None:
+    from ._observe import retrying  # logging is imported on the first retry, not with durable
+
+    retrying(run.observer, spec.name, key, attempt, exc, delay)
+
+
 def _seed(run: Run, key: str) -> str:
     return f"{run.thread_id}\x00{run.run_id}\x00{key}"
 
@@ -74,10 +80,14 @@ def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | No
             tries += 1
             if policy is not None and policy.should_retry(exc, tries):
                 run.write(_retry_row(run, spec, key, attempt, digest, exc, started))
-                _clock.clock.sleep(policy.delay(tries, _seed(run, key)))
+                delay = policy.delay(tries, _seed(run, key))
+                _retrying(run, spec, key, attempt, exc, delay)
+                _clock.clock.sleep(delay)
                 attempt += 1
                 continue
             run.write(run._error_row(spec, key, attempt, digest, exc, started))
+            if run.observer is not None:
+                run.observer.task(spec.name, key, attempt, started, exc)
             raise
         return run._record_ok(spec, key, attempt, digest, value, started)
 
@@ -102,14 +112,20 @@ async def aexecute(
             tries += 1
             if policy is not None and policy.should_retry(exc, tries):
                 await run.awrite(_retry_row(run, spec, key, attempt, digest, exc, started))
-                await _clock.clock.asleep(policy.delay(tries, _seed(run, key)))
+                delay = policy.delay(tries, _seed(run, key))
+                _retrying(run, spec, key, attempt, exc, delay)
+                await _clock.clock.asleep(delay)
                 attempt += 1
                 continue
             await run.awrite(run._error_row(spec, key, attempt, digest, exc, started))
+            if run.observer is not None:
+                run.observer.task(spec.name, key, attempt, started, exc)
             raise
         row = run._ok_row(spec, key, attempt, digest, value, started)
         _faults.hit("after_body")
         await run.awrite(row)
+        if run.observer is not None:
+            run.observer.task(spec.name, key, attempt, started, None)
         run.replay.note_recorded(key)
         _faults.hit("after_commit")
         if run.sink is not None:

@@ -177,6 +177,10 @@ def invoke_flow(
         )
         run.default_retry = spec.retry
         run.suspend_after = suspend_after
+        from . import _observe  # logging is imported by the first run, not by `import durable`
+
+        observer = run.observer = _observe.run_started(spec.name, thread_id, run.run_id, not lease.started, len(rows))
+        ended = partial(_observe.run_ended, observer, spec.name, thread_id, run.run_id)
         kwargs: dict[str, Any] = {}
         if spec.takes_previous:
             prev = run_row.previous
@@ -215,6 +219,7 @@ def invoke_flow(
             except BaseException as exc:
                 if run.lost is not None:
                     raise run.lost from None  # the lease is gone: nothing more can be recorded
+                ended("failed", exc)
                 failed = RunOutcome(
                     "failed",
                     error=codec.dump_error(exc, run.run_id, "#error", ""),
@@ -228,14 +233,21 @@ def invoke_flow(
                 _context.current.reset(token)
                 heartbeat.remove(lease)
             yield from _finish(run, outcome)
-        except LeaseLostError:
+        except LeaseLostError as lost:
             # Taken over, or cancelled: a cancellation says so.
             now: ThreadRow | None = yield _Op("get_thread", (thread_id,))
             cancelled = _cancelled(codec, now, run.run_id)
+            ended("stopped", cancelled or lost)
             if cancelled is not None:
                 raise cancelled from None
             raise
         released = True
+        if isinstance(paused, Interrupted):
+            ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
+        elif paused is not None:
+            ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
+        else:
+            ended("completed", None)
         if isinstance(paused, Interrupted):
             if sink is not None:
                 sink("updates", {"__interrupt__": paused.interrupts})

@@ -30,6 +30,8 @@ from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 if TYPE_CHECKING:
     import asyncio
 
+    from ._observe import Observer
+
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
@@ -102,6 +104,7 @@ class Run:
         self.suspend_after: float | None = None
         self.lost: LeaseLostError | None = None  # a write was refused: the run stops at its next task call
         self.stopped = threading.Event()  # set with `lost` (a durable sleep waits on it)
+        self.observer: Observer | None = None  # logs and traces tasks, when someone listens
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -135,6 +138,8 @@ class Run:
         digest = digest_call(args, kwargs)
         row, attempt = self.replay.lookup(key, spec.name, digest)
         if row is not None:
+            if self.observer is not None:
+                self.observer.replayed(spec.name, key, row.attempt)
             if self.stream_replayed and self.sink is not None and row.status == OK:
                 replayed = self._replayed(row, spec.name)
                 self.sink("updates", {spec.name: replayed.result()})
@@ -184,6 +189,8 @@ class Run:
             _context.task.reset(ctx)
             _context.current.reset(token)
             self.write(self._error_row(spec, key, attempt, digest, exc, started))
+            if self.observer is not None:
+                self.observer.task(spec.name, key, attempt, started, exc)
             raise
         except BaseException:
             drain(scope)
@@ -211,6 +218,8 @@ class Run:
         if _faults._armed is not None:
             _faults.hit("after_body")
         self.write(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        if self.observer is not None:
+            self.observer.task(spec.name, key, attempt, started, None)
         if self.replay.retrying:
             self.replay.note_recorded(key)
         if _faults._armed is not None:

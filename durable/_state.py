@@ -60,11 +60,21 @@ class ThreadState:
     wake_at: float | None = None  # suspended in a durable sleep until then (a worker resumes it)
 
 
-def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id: str) -> ThreadState:
+def read_state(
+    store: Store, serde: Serializer, ring: Keyring | None, thread_id: str, run_id: int | None = None
+) -> ThreadState:
+    """The thread's latest run (or run ``run_id``), its values read with ``serde`` and ``ring``."""
     thread = store.get_thread(thread_id)
     if thread is None or thread.run is None:
         raise ThreadNotFoundError(thread_id)
     run = thread.run
+    if run_id is not None and run_id != run.run_id:
+        found = [r for r in store.list_runs(thread_id) if r.run_id == run_id]
+        if not found:
+            from .errors import ConfigurationError
+
+            raise ConfigurationError(f"thread {thread_id!r} has no run #{run_id}")
+        run = found[0]
     rows = store.load_journal(thread.tid, run.run_id)
     if run.stamp is not None and (reason := serde.incompatible(run.stamp)) is not None:
         raise IncompatibleJournalError(thread_id, run.stamp, serde.stamp(), reason)
@@ -84,8 +94,8 @@ def read_state(store: Store, serde: Serializer, ring: Keyring | None, thread_id:
         interrupts=_interrupts(codec, r, run.interrupts) if run.status == "interrupted" else (),
         started_at=run.started_at,
         finished_at=run.finished_at,
-        owner=thread.owner,
-        lease_expires=thread.lease_expires,
+        owner=thread.owner if run is thread.run else None,
+        lease_expires=thread.lease_expires if run is thread.run else None,
         recoveries=run.recoveries,
         wake_at=run.wake_at,
     )

@@ -9,6 +9,7 @@ The tree::
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
     ├── ResumeError               a Command that answers nothing pending, or not what is pending
     ├── ThreadBusyError           another executor holds the thread's lease
+    ├── ThreadExistsError         an import or fork names a thread the store already has
     ├── LeaseLostError            our lease was taken over; our writes are refused
     ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
     ├── RunCancelledError         the run was cancelled (`Entrypoint.cancel`); it is failed and resumable
@@ -79,6 +80,19 @@ class UnfinishedRunError(DurableError):
 
 class ResumeError(DurableError):
     """A `Command` that does not fit the thread's pending interrupts; nothing was recorded."""
+
+
+class ThreadExistsError(DurableError):
+    """An import or a fork would create a thread that the store already has; nothing was written."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        super().__init__(
+            f"thread {thread_id!r} already exists in this store: delete it first, or choose another thread id"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id,))
 
 
 class ThreadBusyError(DurableError):

@@ -110,6 +110,38 @@ class ThreadRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """A thread in a listing: its latest run, without the run's values."""
+
+    thread_id: str
+    run_id: int
+    entrypoint: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None
+    owner: str | None
+    lease_expires: float | None
+    wake_at: float | None
+    recoveries: int
+    error_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadFilter:
+    """Which threads `Store.list_threads` returns: by their latest run's status, entrypoint and start time.
+
+    ``after`` is the ``(started_at, thread_id)`` of the last thread of the previous page.
+    """
+
+    status: RunStatus | None = None
+    entrypoint: str | None = None
+    since: float | None = None  # started at or after
+    until: float | None = None  # started before
+    after: tuple[float, str] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """A run to start in the claim's own transaction, if the thread's latest run has finished (or none exists)."""
 
@@ -146,6 +178,13 @@ class RunOutcome:
     retry_keys: tuple[str, ...] = ()
     interrupts: bytes | None = None
     wake_at: float | None = None  # with status "running": suspended in a durable sleep until then
+
+
+def summary(thread_id: str, run: RunRow, owner: str | None, lease_expires: float | None) -> ThreadSummary:
+    return ThreadSummary(
+        thread_id, run.run_id, run.entrypoint, run.status, run.started_at, run.finished_at,
+        owner, lease_expires, run.wake_at, run.recoveries, run.error_text,
+    )  # fmt: skip
 
 
 def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
@@ -246,6 +285,35 @@ class Store(abc.ABC):
         same transaction. The leases belong to ``owner``;
         ``lease.thread.run`` is the run. Concurrent callers never get the same
         run (Postgres skips rows another worker is locking).
+        """
+
+    # -- operating on threads (listing, deleting, copying); not on any run's path --------------
+
+    @abc.abstractmethod
+    def list_threads(self, where: ThreadFilter) -> list[ThreadSummary]:
+        """Threads whose latest run matches ``where``, newest start first (then thread id, descending)."""
+
+    @abc.abstractmethod
+    def list_runs(self, thread_id: str) -> list[RunRow]:
+        """Every run of the thread, oldest first (empty for an unknown thread)."""
+
+    @abc.abstractmethod
+    def delete_thread(self, thread_id: str) -> bool:
+        """Delete the thread, its runs and its journal; ``False`` if unknown.
+
+        Raises `ThreadBusyError` while an executor holds a live lease on it.
+        """
+
+    @abc.abstractmethod
+    def prune(self, finished_before: float, statuses: Sequence[str], limit: int) -> list[str]:
+        """Delete up to ``limit`` threads whose latest run has one of ``statuses`` and finished before
+        ``finished_before``, and that nobody holds; returns their ids (call again until it is empty)."""
+
+    @abc.abstractmethod
+    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+        """Create a thread holding these runs and journal rows ``(run_id, row)``, unleased, in one transaction.
+
+        Raises `ThreadExistsError` if the store has the thread already.
         """
 
     @abc.abstractmethod

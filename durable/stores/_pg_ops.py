@@ -26,8 +26,19 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, outcome_params, run_row
+from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
+from ._base import (
+    JournalRow,
+    Lease,
+    NewRun,
+    RunOutcome,
+    RunRow,
+    ThreadFilter,
+    ThreadRow,
+    ThreadSummary,
+    outcome_params,
+    run_row,
+)
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "rowcount"]
@@ -109,7 +120,7 @@ class SQL:
         self.threads = f"{s}.durable_threads"
         self.runs = f"{s}.durable_runs"
         self.journal = f"{s}.durable_journal"
-        run_cols = (
+        self.run_cols = run_cols = (
             "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
             "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"
         )
@@ -330,3 +341,91 @@ def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[Non
     if n != 1:
         raise LeaseLostError(lease.thread_id)
     yield from release(q, lease)
+
+
+# -- operating on threads ---------------------------------------------------------------------------
+
+
+def list_threads(q: SQL, where: ThreadFilter) -> Op[list[ThreadSummary]]:
+    from ._sqlite_ops import filtered  # the same conditions, in this dialect's placeholder
+
+    base = (
+        "SELECT t.thread_id, r.run_id, r.entrypoint, r.status, r.started_at, r.finished_at, t.owner, "
+        "extract(epoch FROM t.lease_expires - now())::float8, r.wake_at, r.recoveries, r.error_text "
+        f"FROM {q.threads} t JOIN {q.runs} r ON r.tid = t.tid AND r.run_id = t.last_run"
+    )
+    sql, params = filtered(base, where, "%s")
+    rows = yield Stmt(sql, params, "all")
+    return [ThreadSummary(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _local(r[7]), r[8], r[9], r[10]) for r in rows]
+
+
+def list_runs(q: SQL, thread_id: str) -> Op[list[RunRow]]:
+    rows = yield Stmt(
+        f"SELECT {q.run_cols} FROM {q.runs} r JOIN {q.threads} t ON t.tid = r.tid "
+        "WHERE t.thread_id = %s ORDER BY r.run_id",
+        (thread_id,),
+        "all",
+    )
+    return [run for r in rows if (run := run_row(r)) is not None]
+
+
+def _delete(q: SQL, tids: list[int]) -> Op[None]:
+    for table in (q.journal, q.runs, q.threads):
+        yield Stmt(f"DELETE FROM {table} WHERE tid = ANY(%s)", (tids,))
+
+
+def delete_thread(q: SQL, thread_id: str) -> Op[bool]:
+    row = yield Stmt(
+        f"SELECT tid, owner, extract(epoch FROM lease_expires - now())::float8 FROM {q.threads} "
+        "WHERE thread_id = %s FOR UPDATE",
+        (thread_id,),
+        "one",
+    )
+    if row is None:
+        return False
+    tid, owner, remaining = row
+    if owner is not None and remaining is not None and remaining > 0:
+        raise ThreadBusyError(thread_id, owner, remaining)
+    yield from _delete(q, [tid])
+    return True
+
+
+def prune(q: SQL, finished_before: float, statuses: Sequence[str], limit: int) -> Op[list[str]]:
+    rows = yield Stmt(
+        f"SELECT t.tid, t.thread_id FROM {q.threads} t JOIN {q.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
+        "WHERE r.status = ANY(%s) AND r.finished_at < %s AND (t.owner IS NULL OR t.lease_expires <= now()) "
+        "LIMIT %s FOR UPDATE OF t SKIP LOCKED",
+        (list(statuses), finished_before, limit),
+        "all",
+    )
+    if rows:
+        yield from _delete(q, [r[0] for r in rows])
+    return [r[1] for r in rows]
+
+
+def import_thread(
+    q: SQL, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+) -> Op[None]:
+    made = yield Stmt(
+        f"INSERT INTO {q.threads} (thread_id, last_run) VALUES (%s, %s) "
+        "ON CONFLICT (thread_id) DO NOTHING RETURNING tid",
+        (thread_id, max((r.run_id for r in runs), default=0)),
+        "one",
+    )
+    if made is None:
+        raise ThreadExistsError(thread_id)
+    tid = made[0]
+    if runs:
+        yield Stmt(
+            f"INSERT INTO {q.runs} (tid, run_id, entrypoint, status, input, previous, output, save, error, "
+            "error_text, retry_keys, interrupts, started_at, finished_at, stamp, recoveries, wake_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
+                 ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at)
+                for r in runs
+            ],
+            many=True,
+        )  # fmt: skip
+    if journal:
+        yield Stmt(q.insert, [row_params(tid, run_id, row) for run_id, row in journal], many=True)

@@ -13,8 +13,19 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError
-from ._base import JournalRow, Lease, NewRun, RunOutcome, RunRow, ThreadRow, outcome_params, run_row
+from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
+from ._base import (
+    JournalRow,
+    Lease,
+    NewRun,
+    RunOutcome,
+    RunRow,
+    ThreadFilter,
+    ThreadRow,
+    ThreadSummary,
+    outcome_params,
+    run_row,
+)
 
 T = TypeVar("T")
 Fetch = Literal["one", "all", "lastrowid", "rowcount"]
@@ -261,6 +272,13 @@ def append_params(lease: Lease, run_id: int, r: JournalRow) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _row_params(tid: int, run_id: int, r: JournalRow) -> tuple[Any, ...]:
+    return (
+        tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload,
+        r.started_at, int((r.finished_at - r.started_at) * 1e6),
+    )  # fmt: skip
+
+
 _INSERT_SQL = (
     "INSERT INTO durable_journal (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
     "duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -279,7 +297,7 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
     held = yield Stmt(f"SELECT {_HELD}", (lease.tid, lease.fence, lease.owner), "one")
     if not held[0]:
         raise LeaseLostError(lease.thread_id)
-    yield Stmt(_INSERT_SQL, [append_params(lease, run_id, r)[:10] for r in rows], many=True)
+    yield Stmt(_INSERT_SQL, [_row_params(lease.tid, run_id, r) for r in rows], many=True)
 
 
 def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
@@ -291,3 +309,105 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     if n != 1:
         raise LeaseLostError(lease.thread_id)
     yield from release(lease)
+
+
+# -- operating on threads ---------------------------------------------------------------------------
+
+_SUMMARY = (
+    "SELECT t.thread_id, r.run_id, r.entrypoint, r.status, r.started_at, r.finished_at, t.owner, t.lease_expires, "
+    "r.wake_at, r.recoveries, r.error_text FROM durable_threads t "
+    "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run"
+)
+
+
+def list_threads(where: ThreadFilter) -> Op[list[ThreadSummary]]:
+    sql, params = filtered(_SUMMARY, where, "?")
+    rows = yield Stmt(sql, params, "all")
+    return [ThreadSummary(*r) for r in rows]
+
+
+def filtered(base: str, where: ThreadFilter, mark: str) -> tuple[str, list[Any]]:
+    """``base`` with the filter's conditions, order and limit (in the dialect's placeholder ``mark``)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for cond, value in (
+        ("r.status = {}", where.status),
+        ("r.entrypoint = {}", where.entrypoint),
+        ("r.started_at >= {}", where.since),
+        ("r.started_at < {}", where.until),
+    ):
+        if value is not None:
+            conds.append(cond.format(mark))
+            params.append(value)
+    if where.after is not None:
+        conds.append(f"(r.started_at < {mark} OR (r.started_at = {mark} AND t.thread_id < {mark}))")
+        params += [where.after[0], where.after[0], where.after[1]]
+    sql = base + (" WHERE " + " AND ".join(conds) if conds else "")
+    return f"{sql} ORDER BY r.started_at DESC, t.thread_id DESC LIMIT {mark}", [*params, where.limit]
+
+
+def list_runs(thread_id: str) -> Op[list[RunRow]]:
+    rows = yield Stmt(
+        f"SELECT {_RUN_COLUMNS} FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid "
+        "WHERE t.thread_id = ? ORDER BY r.run_id",
+        (thread_id,),
+        "all",
+    )
+    return [run for r in rows if (run := run_row(r)) is not None]
+
+
+def _delete(tids: Sequence[int]) -> Op[None]:
+    for table in ("durable_journal", "durable_runs", "durable_threads"):
+        yield Stmt(f"DELETE FROM {table} WHERE tid = ?", [(tid,) for tid in tids], many=True)
+
+
+def delete_thread(thread_id: str) -> Op[bool]:
+    row = yield Stmt("SELECT tid, owner, lease_expires FROM durable_threads WHERE thread_id = ?", (thread_id,), "one")
+    if row is None:
+        return False
+    tid, owner, expires = row
+    now = time.time()
+    if owner is not None and (expires or 0.0) > now:
+        raise ThreadBusyError(thread_id, owner, (expires or now) - now)
+    yield from _delete([tid])
+    return True
+
+
+def prune(finished_before: float, statuses: Sequence[str], limit: int) -> Op[list[str]]:
+    marks = ", ".join("?" * len(statuses))
+    rows = yield Stmt(
+        "SELECT t.tid, t.thread_id FROM durable_threads t "
+        "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
+        f"WHERE r.status IN ({marks}) AND r.finished_at < ? AND (t.owner IS NULL OR t.lease_expires <= ?) LIMIT ?",
+        (*statuses, finished_before, time.time(), limit),
+        "all",
+    )
+    if rows:
+        yield from _delete([r[0] for r in rows])
+    return [r[1] for r in rows]
+
+
+def import_thread(thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> Op[None]:
+    exists = yield Stmt("SELECT 1 FROM durable_threads WHERE thread_id = ?", (thread_id,), "one")
+    if exists is not None:
+        raise ThreadExistsError(thread_id)
+    now = time.time()
+    tid = yield Stmt(
+        "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at) "
+        "VALUES (?, NULL, NULL, 0, ?, ?, ?)",
+        (thread_id, max((r.run_id for r in runs), default=0), now, now),
+        "lastrowid",
+    )
+    yield Stmt(
+        "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, output, save, error, error_text, "
+        "retry_keys, interrupts, started_at, finished_at, stamp, recoveries, wake_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
+             ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at)
+            for r in runs
+        ],
+        many=True,
+    )  # fmt: skip
+    if journal:
+        yield Stmt(_INSERT_SQL, [_row_params(tid, run_id, row) for run_id, row in journal], many=True)

@@ -10,8 +10,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import LeaseLostError, StoreError, ThreadBusyError
-from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
+from ..errors import LeaseLostError, StoreError, ThreadBusyError, ThreadExistsError
+from ._base import (
+    AsyncSession,
+    JournalRow,
+    Lease,
+    NewRun,
+    RunOutcome,
+    RunRow,
+    Store,
+    ThreadFilter,
+    ThreadRow,
+    ThreadSummary,
+    summary,
+)
 
 
 @dataclass
@@ -41,6 +53,7 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
         self._by_tid: dict[int, _Thread] = {}
+        self._last_tid = 0
 
     def __repr__(self) -> str:
         return f"MemoryStore(threads={len(self._threads)})"
@@ -55,6 +68,11 @@ class MemoryStore(Store):
             raise LeaseLostError(lease.thread_id)
         return t
 
+    def _new(self, thread_id: str) -> _Thread:
+        self._last_tid += 1
+        t = self._threads[thread_id] = self._by_tid[self._last_tid] = _Thread(thread_id, self._last_tid)
+        return t
+
     def get_thread(self, thread_id: str) -> ThreadRow | None:
         with self._lock:
             t = self._threads.get(thread_id)
@@ -65,9 +83,7 @@ class MemoryStore(Store):
         with self._lock:
             t = self._threads.get(thread_id)
             if t is None:
-                t = _Thread(thread_id, len(self._by_tid) + 1)
-                self._threads[thread_id] = t
-                self._by_tid[t.tid] = t
+                t = self._new(thread_id)
             free = t.owner is None or (t.lease_expires or 0.0) <= now or t.owner in (owner, steal_from)
             if not free:
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
@@ -193,6 +209,69 @@ class MemoryStore(Store):
                 wake_at=outcome.wake_at,
             )
             t.owner = t.lease_expires = None
+
+    def list_threads(self, where: ThreadFilter) -> list[ThreadSummary]:
+        with self._lock:
+            found = [
+                summary(t.thread_id, run, t.owner, t.lease_expires)
+                for t in self._threads.values()
+                if (run := t.runs.get(t.last_run)) is not None
+                and (where.status is None or run.status == where.status)
+                and (where.entrypoint is None or run.entrypoint == where.entrypoint)
+                and (where.since is None or run.started_at >= where.since)
+                and (where.until is None or run.started_at < where.until)
+                and (where.after is None or (run.started_at, t.thread_id) < where.after)
+            ]
+        found.sort(key=lambda s: (s.started_at, s.thread_id), reverse=True)
+        return found[: where.limit]
+
+    def list_runs(self, thread_id: str) -> list[RunRow]:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            return [] if t is None else [t.runs[k] for k in sorted(t.runs)]
+
+    def _drop(self, t: _Thread) -> None:
+        del self._threads[t.thread_id], self._by_tid[t.tid]
+
+    def delete_thread(self, thread_id: str) -> bool:
+        now = time.time()
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is None:
+                return False
+            if t.owner is not None and (t.lease_expires or 0.0) > now:
+                raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
+            self._drop(t)
+            return True
+
+    def prune(self, finished_before: float, statuses: Sequence[str], limit: int) -> list[str]:
+        now = time.time()
+        with self._lock:
+            doomed = [
+                t
+                for t in self._threads.values()
+                if (run := t.runs.get(t.last_run)) is not None
+                and run.status in statuses
+                and run.finished_at is not None
+                and run.finished_at < finished_before
+                and (t.owner is None or (t.lease_expires or 0.0) <= now)
+            ][: max(limit, 0)]
+            for t in doomed:
+                self._drop(t)
+            return [t.thread_id for t in doomed]
+
+    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+        with self._lock:
+            if thread_id in self._threads:
+                raise ThreadExistsError(thread_id)
+            t = self._new(thread_id)
+            for run in runs:
+                t.runs[run.run_id] = run
+                t.journal[run.run_id] = []
+            for run_id, row in journal:
+                t.journal.setdefault(run_id, []).append(row)
+                t.recorded.add((run_id, row.key, row.attempt))
+            t.last_run = max(t.runs, default=0)
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:

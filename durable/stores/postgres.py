@@ -26,7 +26,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, LeaseLostError, StoreError
 from . import _pg_ops as ops
-from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
+from ._base import (
+    AsyncSession,
+    JournalRow,
+    Lease,
+    NewRun,
+    RunOutcome,
+    RunRow,
+    Store,
+    ThreadFilter,
+    ThreadRow,
+    ThreadSummary,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -181,6 +192,23 @@ class PostgresStore(Store):
     def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
         q = self._sql
         return self._run(lambda: ops.cancel_run(q, thread_id, run_id, outcome), write=True, retry=False)
+
+    def list_threads(self, where: ThreadFilter) -> list[ThreadSummary]:
+        return self._run(lambda: ops.list_threads(self._sql, where), write=False, retry=True)
+
+    def list_runs(self, thread_id: str) -> list[RunRow]:
+        return self._run(lambda: ops.list_runs(self._sql, thread_id), write=False, retry=True)
+
+    def delete_thread(self, thread_id: str) -> bool:
+        return self._run(lambda: ops.delete_thread(self._sql, thread_id), write=True, retry=False)
+
+    def prune(self, finished_before: float, statuses: Sequence[str], limit: int) -> list[str]:
+        if not statuses or limit < 1:
+            return []
+        return self._run(lambda: ops.prune(self._sql, finished_before, statuses, limit), write=True, retry=False)
+
+    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+        self._run(lambda: ops.import_thread(self._sql, thread_id, runs, journal), write=True, retry=False)
 
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         q, lease, due = self._sql, self.lease_seconds, time.time() if now is None else now

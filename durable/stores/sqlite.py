@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import ConfigurationError, LeaseLostError, SchemaVersionError, StoreError
 from . import _sqlite_ops as ops
-from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
+from ._base import (
+    AsyncSession,
+    JournalRow,
+    Lease,
+    NewRun,
+    RunOutcome,
+    RunRow,
+    Store,
+    ThreadFilter,
+    ThreadRow,
+    ThreadSummary,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -151,6 +162,23 @@ class SQLiteStore(Store):
 
     def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
         return self._run(ops.cancel_run(thread_id, run_id, outcome), write=True)
+
+    def list_threads(self, where: ThreadFilter) -> list[ThreadSummary]:
+        return self._run(ops.list_threads(where), write=False)
+
+    def list_runs(self, thread_id: str) -> list[RunRow]:
+        return self._run(ops.list_runs(thread_id), write=False)
+
+    def delete_thread(self, thread_id: str) -> bool:
+        return self._run(ops.delete_thread(thread_id), write=True)
+
+    def prune(self, finished_before: float, statuses: Sequence[str], limit: int) -> list[str]:
+        if not statuses or limit < 1:
+            return []
+        return self._run(ops.prune(finished_before, statuses, limit), write=True)
+
+    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+        self._run(ops.import_thread(thread_id, runs, journal), write=True)
 
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         if not entrypoints or limit < 1:
