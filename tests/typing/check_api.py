@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from typing_extensions import assert_type
 
@@ -12,12 +13,15 @@ from durable import (
     Entrypoint,
     Finding,
     Interrupted,
+    JournalDiff,
     MemoryStore,
     NonRetryableError,
     PostgresStore,
     RetryPolicy,
     TaskContext,
     TaskFuture,
+    ThreadPage,
+    Threads,
     Worker,
     WorkerStats,
     entrypoint,
@@ -108,3 +112,15 @@ async def _asleep() -> None:
 assert_type(timed.cancel(thread_id="t"), bool)
 assert_type(durable.check("myapp.flows:pipeline"), list[Finding])
 task(timeout="soon")  # type: ignore[call-overload]
+
+
+# Operating threads.
+threads = Threads("sqlite:///ops.db")
+page = threads.list(status="failed", limit=10)
+assert_type(page, ThreadPage)
+assert_type(page.next_cursor, str | None)
+assert_type(threads.fork("t", at=3, overrides={"2": 5}), str)
+assert_type(threads.export("t"), dict[str, Any])
+assert_type(threads.diff("a", "b"), list[JournalDiff])
+assert_type(pipeline.threads, Threads)
+threads.list(status="done")  # type: ignore[arg-type]
