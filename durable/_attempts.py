@@ -8,7 +8,7 @@ over otherwise, for the blocking driver (`execute`) and the async one
    crash interrupted the backoff: count the attempts already made and wait out
    only what is left of the delay (the jitter is drawn from the call's identity,
    so the delay is the same one).
-2. Run an attempt in its own scope and `TaskContext`, within ``timeout``.
+2. Run an attempt in its own scope (which `task_context` reads), within ``timeout``.
 3. On an error the policy retries, journal it as a ``RETRY`` row, sleep, go again;
    otherwise journal the outcome, as every task does.
 """
@@ -22,7 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _clock, _context, _faults
-from ._context import Scope, TaskContext
+from ._context import Scope
 from ._futures import pool
 from ._retry import RetryPolicy
 from .errors import TaskTimeoutError
@@ -140,9 +140,8 @@ def _attempt(run: Run, spec: TaskSpec, key: str, attempt: int, args: Args, kwarg
     """
     from ._run import drain
 
-    scope = Scope(run, key + ".")
+    scope = Scope(run, key + ".", spec.name, attempt)
     token = _context.current.set(scope)
-    ctx = _context.task.set(TaskContext(run.thread_id, run.run_id, key, spec.name, attempt))
     timed_out = False
     try:
         if spec.is_async:
@@ -158,21 +157,18 @@ def _attempt(run: Run, spec: TaskSpec, key: str, attempt: int, args: Args, kwarg
     finally:
         if not timed_out:  # an abandoned body may still be starting children: do not wait for them
             drain(scope)
-        _context.task.reset(ctx)
         _context.current.reset(token)
 
 
 async def _aattempt(run: Run, spec: TaskSpec, key: str, attempt: int, args: Args, kwargs: Kwargs) -> Any:
     from ._run import adrain
 
-    scope = Scope(run, key + ".")
+    scope = Scope(run, key + ".", spec.name, attempt)
     token = _context.current.set(scope)
-    ctx = _context.task.set(TaskContext(run.thread_id, run.run_id, key, spec.name, attempt))
     try:
         return await _bounded(spec, key, spec.fn(*args, **kwargs))
     finally:
         await adrain(scope)
-        _context.task.reset(ctx)
         _context.current.reset(token)
 
 

@@ -26,11 +26,14 @@ class Scope:
     scope, so no lock is needed.
     """
 
-    __slots__ = ("deferred", "n", "outstanding", "prefix", "run")
+    __slots__ = ("attempt", "deferred", "n", "outstanding", "prefix", "run", "task")
 
-    def __init__(self, run: Run, prefix: str) -> None:
+    def __init__(self, run: Run, prefix: str, task: str = "", attempt: int = 0) -> None:
         self.run = run
         self.prefix = prefix
+        # The task whose body this scope numbers the calls of ("" in the entrypoint's body), for task_context().
+        self.task = task
+        self.attempt = attempt
         self.n = 0
         # Sync futures not started yet: the next call or wait starts them (see TaskFuture).
         self.deferred: TaskFuture[Any] | None = None
@@ -83,20 +86,18 @@ class TaskContext:
 
 _NAMESPACE = uuid.UUID("5f0c7f52-3b1e-4d43-9d0e-6a1d7c6e2b10")  # durable's; never change it
 
-task: ContextVar[TaskContext | None] = ContextVar("durable_task", default=None)
-
-
 def task_context() -> TaskContext:
     """The running task's `TaskContext` (thread, run, key, attempt, idempotency key).
 
     Raises `UsageError` outside a task body: the entrypoint's own code has no key of its own.
     """
-    ctx = task.get()
-    if ctx is None:
+    scope = current.get()
+    if scope is None or not scope.task:
         from .errors import UsageError
 
         raise UsageError(
             "task_context() is only available inside a @task body (where a call has a key and attempts); "
             "call it from the task that talks to the outside world"
         )
-    return ctx
+    run = scope.run
+    return TaskContext(run.thread_id, run.run_id, scope.prefix[:-1], scope.task, scope.attempt)

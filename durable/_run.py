@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _attempts, _context, _faults
 from ._codec import Codec
-from ._context import Scope, TaskContext
+from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture
@@ -179,14 +179,12 @@ class Run:
         if _faults._armed is not None:
             _faults.hit("before_body")
         started = time.time()
-        scope = Scope(self, key + ".")
+        scope = Scope(self, key + ".", spec.name, attempt)
         token = _context.current.set(scope)
-        ctx = _context.task.set(TaskContext(self.thread_id, self.run_id, key, spec.name, attempt))
         try:
             value = spec.fn(*args, **kwargs)
         except Exception as exc:
             drain(scope)
-            _context.task.reset(ctx)
             _context.current.reset(token)
             self.write(self._error_row(spec, key, attempt, digest, exc, started))
             if self.observer is not None:
@@ -194,12 +192,10 @@ class Run:
             raise
         except BaseException:
             drain(scope)
-            _context.task.reset(ctx)
             _context.current.reset(token)
             raise
         if scope.deferred is not None or scope.outstanding:
             drain(scope)
-        _context.task.reset(ctx)
         _context.current.reset(token)
         return self._record_ok(spec, key, attempt, digest, value, started)
 
