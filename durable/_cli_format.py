@@ -1,0 +1,335 @@
+"""Output helpers for the ``durable`` operator commands: tables, previews, times, JSON, progress.
+
+Tables are drawn with `rich` only when it is importable *and* stdout is a terminal; pipes, files
+and tests get plain aligned text, so output stays greppable and stable. Progress goes to stderr,
+and only when stderr is a terminal, so it never mixes into what a script reads from stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TextIO
+
+from .errors import ConfigurationError
+
+PREVIEW_WIDTH = 60
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+def _rich_available() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- parsing ------------------------------------------------------------------------------------------
+
+
+def parse_span(text: str, what: str) -> float:
+    """Seconds from ``30s``, ``30m``, ``2h``, ``3d``, ``1w`` or a bare number of seconds."""
+    match = _SPAN.match(text)
+    if match is None:
+        raise ConfigurationError(f"{what} {text!r}: use a duration such as 30s, 30m, 2h, 3d or 1w")
+    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+
+
+def parse_when(text: str, what: str, now: float | None = None) -> float:
+    """Seconds since the epoch from an ISO datetime (local time when it has no offset) or an age
+    such as ``2h`` (that long before ``now``)."""
+    stripped = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", stripped):
+        return float(stripped)  # a bare number: seconds since the epoch, as --json prints times
+    if _SPAN.match(stripped):
+        return (time.time() if now is None else now) - parse_span(stripped, what)
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ConfigurationError(
+            f"{what} {text!r}: use an ISO datetime (2024-05-01T12:00) or an age such as 30m, 2h or 3d"
+        ) from None
+    return moment.timestamp()  # a naive datetime is read as local time, as the listing prints it
+
+
+def json_arg(name: str) -> Any:
+    """An argparse ``type`` reading JSON, so a malformed value is a usage error naming the argument."""
+
+    def parse(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} {text!r} is not JSON ({exc}); quote strings: '\"yes\"'") from None
+
+    return parse
+
+
+def override_arg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: use KEY=JSON, such as 3='\"fixed\"' or 2.1=42")
+    return key, json_arg(f"the value for key {key!r}")(value)
+
+
+# -- export files ---------------------------------------------------------------------------------------------
+
+MANY_FORMAT = "durable.threads"
+
+
+def read_bundles(path: str) -> list[dict[str, Any]]:
+    """The thread bundles of an export file (one bundle, or several under ``durable.threads``)."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path!r} is not JSON ({exc}): give a file `durable export` wrote") from None
+    if isinstance(document, dict) and document.get("format") == MANY_FORMAT:
+        if document.get("version") != 1 or not isinstance(document.get("threads"), list):
+            raise ConfigurationError(f"{path!r}: a {MANY_FORMAT!r} file this durable does not read (version 1)")
+        return list(document["threads"])
+    return [document]  # one bundle: Threads.import_bundle says what is wrong with it, if anything
+
+
+# -- formatting ---------------------------------------------------------------------------------------
+
+
+def iso(ts: float | None) -> str:
+    """A timestamp as a local ISO datetime to the second ("" for none)."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def span(seconds: float | None) -> str:
+    """A duration for people: ``850ms``, ``12.3s``, ``4m05s``, ``2h10m``, ``3d04h``."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def truncate(text: str, width: int = PREVIEW_WIDTH) -> str:
+    """One line of at most ``width`` characters (newlines shown as ``\\n``, the cut marked with ``...``)."""
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def preview(value: Any, width: int = PREVIEW_WIDTH) -> str:
+    """A short repr of a value; a repr that raises is reported rather than crashing a listing."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a user's __repr__ must not take the whole command down
+        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return truncate(text, width)
+
+
+def error_line(exc: BaseException | None) -> str:
+    """``Type: message`` (first line of the message), as a journal table shows an error."""
+    if exc is None:
+        return ""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
+def first_line(text: str | None) -> str:
+    """The telling line of a stored error text: a traceback's last line (``Type: message``), else the first."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def jsonable(value: Any) -> Any:
+    """The value itself when JSON can carry it unchanged, else its repr (so ``--json`` never fails)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return preview(value, width=10_000)
+    return value
+
+
+def emit_json(data: Any, out: TextIO | None = None) -> None:
+    """One JSON document on stdout (the contract of every ``--json``)."""
+    stream = out or sys.stdout
+    stream.write(json.dumps(data, indent=2, default=repr) + "\n")
+
+
+# -- tables ---------------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None) -> None:
+    """Rows under headers on stdout: a rich table on a terminal with `rich`, aligned plain text otherwise."""
+    out = sys.stdout
+    if _rich_available() and out.isatty():
+        _rich_table(headers, rows, title)
+        return
+    if title:
+        out.write(title + "\n")
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
+    for line in (headers, *rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
+
+
+def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(*headers, title=title, title_justify="left", header_style="bold")
+    for row in rows:
+        grid.add_row(*(Text(cell) for cell in row))  # Text: a value's "[...]" is not rich markup
+    Console().print(grid)
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> None:
+    """``name: value`` lines, names aligned, empty values left out."""
+    shown = [(k, v) for k, v in pairs if v]
+    width = max((len(k) for k, _ in shown), default=0)
+    for key, value in shown:
+        sys.stdout.write(f"{(key + ':').ljust(width + 1)} {value}\n")
+
+
+# -- progress ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """Yields ``update(done)``: a progress bar (rich) or a counter line on stderr when it is a terminal,
+    else a no-op, so redirected runs and tests see nothing but the result."""
+    err = sys.stderr
+    if not err.isatty():
+        yield lambda done: None
+        return
+    if _rich_available():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda done: bar.update(task, completed=done)
+        return
+
+    def update(done: int) -> None:
+        err.write(f"\r{label}: {done}" + (f"/{total}" if total is not None else ""))
+        err.flush()
+
+    try:
+        yield update
+    finally:
+        err.write("\r\033[K")  # clear the counter line: the result follows on stdout
+        err.flush()
+
+
+# -- shaping the library's records ------------------------------------------------------------------------
+
+THREAD_HEADERS = ("THREAD", "ENTRYPOINT", "STATUS", "RUN", "STARTED", "TOOK", "HELD BY / WAKES", "RECOV", "ERROR")
+
+
+def summary_row(s: Any, now: float) -> list[str]:
+    """A `ThreadSummary` (or `ThreadState`) as a row under `THREAD_HEADERS`."""
+    if s.finished_at is not None:
+        took = span(s.finished_at - s.started_at)
+    else:
+        took = f"{span(max(0.0, now - s.started_at))} so far"
+    if s.wake_at is not None and s.status == "running":
+        held = f"sleeping until {iso(s.wake_at)}"
+    elif s.owner:
+        left = (s.lease_expires or 0.0) - now
+        held = f"{s.owner} (lease {span(left)} left)" if left > 0 else f"{s.owner} (lease expired)"
+    else:
+        held = ""
+    return [
+        s.thread_id, s.entrypoint, s.status, str(s.run_id), iso(s.started_at), took, held,
+        str(s.recoveries or ""), truncate(first_line(s.error_text)),
+    ]  # fmt: skip
+
+
+def summary_json(s: Any) -> dict[str, Any]:
+    """A `ThreadSummary` for ``--json``: its fields, times as seconds since the epoch."""
+    return {
+        "thread_id": s.thread_id, "entrypoint": s.entrypoint, "status": s.status, "run_id": s.run_id,
+        "started_at": s.started_at, "finished_at": s.finished_at, "owner": s.owner,
+        "lease_expires": s.lease_expires, "wake_at": s.wake_at, "recoveries": s.recoveries,
+        "error_text": s.error_text,
+    }  # fmt: skip
+
+
+ENTRY_HEADERS = ("KEY", "TASK", "STATUS", "ATTEMPT", "MS", "RESULT")
+
+
+def entry_row(e: Any) -> list[str]:
+    """A `JournalEntry` as a row under `ENTRY_HEADERS`: an error as ``Type: message``, else the result's repr."""
+    shown = truncate(error_line(e.error)) if e.error is not None else preview(e.result)
+    return [e.key, e.task, e.status, str(e.attempt), f"{e.duration * 1000:.0f}", shown]
+
+
+def state_json(st: Any) -> dict[str, Any]:
+    """A `ThreadState` for ``--json``: values as JSON when they are JSON-able, else their repr."""
+    return {
+        **summary_json(st),
+        "output": jsonable(st.output),
+        "error": error_line(st.error) or None,
+        "interrupts": [{"id": i.id, "value": jsonable(i.value)} for i in st.interrupts],
+        "entries": [
+            {
+                "key": e.key, "task": e.task, "status": e.status, "attempt": e.attempt,
+                "started_at": e.started_at, "finished_at": e.finished_at,
+                "duration_ms": round(e.duration * 1000, 3), "result": jsonable(e.result),
+                "error": error_line(e.error) or None,
+            }
+            for e in st.entries
+        ],
+    }  # fmt: skip
+
+
+def state_header(st: Any) -> list[tuple[str, str]]:
+    """The ``name: value`` lines above a thread's journal."""
+    now = time.time()
+    row = dict(zip(THREAD_HEADERS, summary_row(st, now), strict=True))
+    return [
+        ("thread", st.thread_id), ("status", st.status), ("entrypoint", st.entrypoint), ("run", str(st.run_id)),
+        ("started", iso(st.started_at)), ("finished", iso(st.finished_at)), ("took", row["TOOK"]),
+        ("held by", row["HELD BY / WAKES"]), ("recoveries", str(st.recoveries or "")),
+        ("output", preview(st.output) if st.status == "completed" else ""),
+        ("error", truncate(error_line(st.error)) or truncate(first_line(st.error_text))),
+    ]  # fmt: skip
+
+
+def diff_side(side: tuple[str, str, int, str] | None) -> dict[str, Any] | None:
+    """One side of a `JournalDiff` for ``--json`` (``None``: the key is absent there)."""
+    if side is None:
+        return None
+    task, status, attempt, digest = side
+    return {"task": task, "status": status, "attempt": attempt, "digest": digest}
+
+
+def diff_cell(side: tuple[str, str, int, str] | None) -> str:
+    """One side of a `JournalDiff` in a table."""
+    return "(absent)" if side is None else f"{side[0]} {side[1]} #{side[2]} {side[3]}"
