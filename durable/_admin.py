@@ -21,10 +21,11 @@ from typing import Any
 from ._codec import Codec, Keyring, Secret, keyring
 from ._engine import cancel_flow, drive
 from ._interrupts import Interrupt
+from ._leases import new_owner, owner_is_dead, retire
 from ._serde import JsonSerializer, PickleSerializer, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
-from .errors import ConfigurationError, ThreadNotFoundError
+from .errors import ConfigurationError, ThreadBusyError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadSummary
 
 BUNDLE_FORMAT = "durable.thread"
@@ -153,7 +154,21 @@ class Threads:
         return bool(drive(cancel_flow(spec, thread_id, self._ring), self.store))
 
     def delete(self, thread_id: str) -> bool:
-        """Delete the thread, its runs and journal (`ThreadBusyError` while it runs); ``False`` if unknown."""
+        """Delete the thread, its runs and journal (`ThreadBusyError` while it runs); ``False`` if unknown.
+
+        A lease held by a dead process on this machine does not stop it (as it would not stop a resume).
+        """
+        try:
+            return self.store.delete_thread(thread_id)
+        except ThreadBusyError as busy:
+            dead = busy.owner
+            if dead is None or not owner_is_dead(dead):
+                raise
+        owner = new_owner()
+        try:
+            self.store.release(self.store.claim(thread_id, owner, dead))
+        finally:
+            retire(owner)
         return self.store.delete_thread(thread_id)
 
     def prune(

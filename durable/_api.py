@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import threading
@@ -216,6 +217,18 @@ class Entrypoint(Generic[I, O]):
     def name(self) -> str:
         """The name runs are recorded under."""
         return self._spec.name
+
+    def using(self, checkpointer: Store | str) -> Entrypoint[I, O]:
+        """The same entrypoint journaling to another store (a store or URL): to resume or inspect a thread
+        that was exported, or moved, elsewhere. Its name, serializer, secret and policies stay."""
+        if not isinstance(checkpointer, Store | str):
+            raise ConfigurationError(f"using({checkpointer!r}): pass a store or a URL string")
+        other: Entrypoint[I, O] = copy.copy(self)
+        other._checkpointer = checkpointer
+        other._store = None
+        other._store_lock = threading.Lock()
+        other._ring = keyring(self._secret) if self._secret is not None else None
+        return other
 
     @property
     def checkpointer(self) -> Store:

@@ -86,6 +86,7 @@ class TaskContext:
 
 _NAMESPACE = uuid.UUID("5f0c7f52-3b1e-4d43-9d0e-6a1d7c6e2b10")  # durable's; never change it
 
+
 def task_context() -> TaskContext:
     """The running task's `TaskContext` (thread, run, key, attempt, idempotency key).
 

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 log = logging.getLogger("durable")
+log.addHandler(logging.NullHandler())  # a library's convention: silent until the application configures logging
 
 _trace: Any = None  # the opentelemetry.trace module, False when it is not installed
 

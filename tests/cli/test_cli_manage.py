@@ -119,10 +119,8 @@ def test_delete_and_prune(cli: Any) -> None:
     gone = cli("delete", "paused", "ghost", "--json", code=1)
     assert gone.json == {"deleted": ["paused"], "missing": ["ghost"], "failed": []}
     assert gone.stderr == "durable delete: no thread 'ghost' in this store\n"
-    # The crashed run's lease outlives its dead process: delete refuses it until it is cancelled.
-    busy = cli("delete", "crashed", "--json", code=1)
-    assert busy.json["failed"][0]["thread_id"] == "crashed" and "is being run by" in busy.stderr
-    assert cli("cancel", "crashed", "--json").json["cancelled"] is True
+    # The crashed run's lease outlives its process, but a dead owner on this machine does not stop a delete
+    # (as it would not stop a resume).
     assert cli("delete", "crashed").stdout == "deleted crashed\n"
     assert cli("threads").stdout == "no threads match\n"
 
