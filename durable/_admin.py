@@ -382,7 +382,9 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         return None
     try:
         started_at, thread_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(started_at), str(thread_id)
+        if not isinstance(thread_id, str):
+            raise TypeError(thread_id)
+        return float(started_at), thread_id
     except (ValueError, TypeError, binascii.Error):
         raise ConfigurationError(f"cursor={cursor!r} is not a cursor a listing returned") from None
 
@@ -454,6 +456,8 @@ def _parse_bundle(bundle: Mapping[str, Any]) -> tuple[str, list[RunRow], list[tu
         raise ConfigurationError(
             f"the bundle is malformed ({type(exc).__name__}: {exc}); nothing was imported"
         ) from None
+    if not runs:
+        raise ConfigurationError("the bundle has no runs; nothing was imported")
     if any(r.status not in ("running", "interrupted", "completed", "failed") for r in runs):
         raise ConfigurationError("the bundle has a run with an unknown status; nothing was imported")
     known = {r.run_id for r in runs}

@@ -264,6 +264,9 @@ class MemoryStore(Store):
         with self._lock:
             if thread_id in self._threads:
                 raise ThreadExistsError(thread_id)
+            slots = [(run_id, row.key, row.attempt) for run_id, row in journal]
+            if len(set(slots)) != len(slots):
+                raise StoreError(f"thread {thread_id!r}: the import repeats a journal slot; nothing was imported")
             t = self._new(thread_id)
             for run in runs:
                 t.runs[run.run_id] = run

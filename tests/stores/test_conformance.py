@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 
-from durable import LeaseLostError, StoreError, ThreadBusyError
-from durable.stores import JournalRow, NewRun, RunOutcome, Store
+from durable import LeaseLostError, StoreError, ThreadBusyError, ThreadExistsError
+from durable.stores import JournalRow, NewRun, RunOutcome, RunRow, Store
+from durable.stores._base import ThreadFilter
 
 BACKENDS = ("memory", "sqlite", "postgres")
+BLOCKING_ONLY = (
+    "renew", "reserve", "lease_seconds", "list_threads", "list_runs", "delete_thread", "prune", "import_thread",
+)  # fmt: skip
 
 
 class AsyncOps:
@@ -26,8 +30,8 @@ class AsyncOps:
         self.session = self.loop.run_until_complete(self._cm.__aenter__())
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("renew", "reserve", "lease_seconds"):
-            return getattr(self.store, name)  # the heartbeat and the workers use the blocking API only
+        if name in BLOCKING_ONLY:
+            return getattr(self.store, name)  # the heartbeat, the workers and `Threads` use the blocking API only
         method = getattr(self.session, name)
         return lambda *args: self.loop.run_until_complete(method(*args))
 
@@ -384,3 +388,272 @@ def test_a_run_finished_meanwhile_is_never_reserved_again(store: Any) -> None:
     for t in threads:
         t.join(60)
     assert sorted(carried) == sorted(f"t{i}" for i in range(60))
+
+
+# -- operating on threads: listing, deleting, pruning, importing ------------------------------------
+
+T0 = 1_700_000_000.0  # a fixed start time for imported runs, so listings' order is decided by the test
+
+
+def run_at(
+    run_id: int = 1,
+    started_at: float = T0,
+    status: str = "completed",
+    entrypoint: str = "ep",
+    finished_at: float | None = None,
+) -> RunRow:
+    """A run as an import would bring it, started at ``started_at`` (finished a second later unless running)."""
+    done = None if status == "running" else (finished_at if finished_at is not None else started_at + 1)
+    return RunRow(
+        run_id=run_id, entrypoint=entrypoint, status=status, input=b"Pin%d" % run_id, previous=None,  # type: ignore[arg-type]
+        started_at=started_at, output=b"Pout" if status == "completed" else None, finished_at=done, stamp="pickle 5",
+    )  # fmt: skip
+
+
+def imported(store: Any, thread_id: str, *runs: RunRow) -> None:
+    store.import_thread(thread_id, list(runs or (run_at(),)), [])
+
+
+def listed(store: Any, **where: Any) -> list[str]:
+    return [s.thread_id for s in store.list_threads(ThreadFilter(**where))]
+
+
+def test_list_threads_newest_first_then_thread_id_descending(store: Any) -> None:
+    """Threads are listed by their latest run's start, newest first; equal starts by thread id, descending."""
+    imported(store, "old", run_at(started_at=T0))
+    imported(store, "b", run_at(started_at=T0 + 10))
+    imported(store, "c", run_at(started_at=T0 + 10))
+    imported(store, "a", run_at(started_at=T0 + 10))
+    imported(store, "new", run_at(started_at=T0 + 20))
+    # A thread is placed by its latest run, not its first.
+    imported(store, "second-run", run_at(1, started_at=T0 - 100), run_at(2, started_at=T0 + 5))
+    assert listed(store) == ["new", "c", "b", "a", "second-run", "old"]
+    summary = store.list_threads(ThreadFilter(limit=100))[-2]
+    assert (summary.thread_id, summary.run_id, summary.started_at) == ("second-run", 2, T0 + 5)
+    assert (summary.status, summary.entrypoint, summary.finished_at, summary.owner) == ("completed", "ep", T0 + 6, None)
+
+
+def test_list_threads_skips_threads_without_a_run(store: Any) -> None:
+    """A thread only claimed (no run yet) has nothing to list; a started run is listed with its lease."""
+    store.claim("bare", "me")
+    start(store, "live", "me")
+    (summary,) = store.list_threads(ThreadFilter())
+    assert (summary.thread_id, summary.status, summary.owner) == ("live", "running", "me")
+    assert summary.lease_expires is not None and summary.lease_expires > time.time()
+
+
+def test_list_threads_filters(store: Any) -> None:
+    """status, entrypoint, since (inclusive) and until (exclusive) each narrow the listing, and combine."""
+    imported(store, "done", run_at(started_at=T0, status="completed"))
+    imported(store, "failed", run_at(started_at=T0 + 1, status="failed"))
+    imported(store, "paused", run_at(started_at=T0 + 2, status="interrupted"))
+    imported(store, "running", run_at(started_at=T0 + 3, status="running"))
+    imported(store, "other", run_at(started_at=T0 + 4, entrypoint="other-ep"))
+    # status and entrypoint look at the latest run only
+    imported(store, "was-failed", run_at(1, started_at=T0 - 9, status="failed"), run_at(2, started_at=T0 + 5))
+    assert listed(store, status="completed") == ["was-failed", "other", "done"]
+    assert listed(store, status="failed") == ["failed"]
+    assert listed(store, status="interrupted") == ["paused"]
+    assert listed(store, status="running") == ["running"]
+    assert listed(store, entrypoint="other-ep") == ["other"]
+    assert listed(store, entrypoint="nobody") == []
+    assert listed(store, since=T0 + 2) == ["was-failed", "other", "running", "paused"]
+    assert listed(store, until=T0 + 2) == ["failed", "done"]
+    assert listed(store, since=T0 + 1, until=T0 + 4) == ["running", "paused", "failed"]
+    assert listed(store, status="completed", entrypoint="ep", since=T0 + 1) == ["was-failed"]
+
+
+def test_list_threads_limit(store: Any) -> None:
+    """At most ``limit`` threads, the newest ones."""
+    for i in range(5):
+        imported(store, f"t{i}", run_at(started_at=T0 + i))
+    assert listed(store, limit=2) == ["t4", "t3"]
+    assert listed(store, limit=1) == ["t4"]
+    assert len(listed(store, limit=50)) == 5
+
+
+def test_list_threads_keyset_pages_have_no_gaps_or_duplicates(store: Any) -> None:
+    """Paging with ``after`` = the last thread's (started_at, thread_id) visits every thread once, in order,
+    even when many threads share a start time and a page boundary falls among them."""
+    expected = []
+    for i, started in enumerate([T0, T0, T0, T0 + 1, T0 + 1, T0 + 2, T0 + 2, T0 + 2, T0 + 2, T0 + 3]):
+        imported(store, f"t{i:02d}", run_at(started_at=started))
+        expected.append((started, f"t{i:02d}"))
+    expected.sort(reverse=True)
+    seen: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        page = store.list_threads(ThreadFilter(after=after, limit=3))
+        pages += 1
+        if not page:
+            break
+        seen += [s.thread_id for s in page]
+        after = (page[-1].started_at, page[-1].thread_id)
+    assert seen == [tid for _, tid in expected]
+    assert pages == 5  # 3 + 3 + 3 + 1, then an empty page
+    # after combines with the filters
+    assert listed(store, after=(T0 + 2, "t07"), since=T0 + 1, limit=10) == ["t06", "t05", "t04", "t03"]
+
+
+def test_list_runs_oldest_first(store: Any) -> None:
+    """Every run of the thread, oldest first, with its values; an unknown thread has none."""
+    lease = start(store)
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"S1"))
+    lease = store.claim("t", "me", None, NewRun("ep", b"Pin2"))
+    store.finish_run(lease, 2, RunOutcome("failed", error=b"Perr", error_text="Boom"))
+    runs = store.list_runs("t")
+    assert [(r.run_id, r.status, r.input) for r in runs] == [(1, "completed", b"Pin"), (2, "failed", b"Pin2")]
+    assert (runs[0].output, runs[0].save, runs[1].previous, runs[1].error_text) == (b"P1", b"S1", b"S1", "Boom")
+    assert runs[1] == store.get_thread("t").run
+    assert store.list_runs("nope") == []
+    store.claim("bare", "me")
+    assert store.list_runs("bare") == []
+
+
+def test_delete_thread_removes_thread_runs_and_journal(store: Any) -> None:
+    """A deleted thread is gone with its runs and journal; other threads stay; the id can be used afresh."""
+    lease = start(store)
+    store.append(lease, 1, [row("0"), row("1")])
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1"))
+    other = start(store, "other", "you")
+    store.append(other, 1, [row("0")])
+    assert store.delete_thread("t") is True
+    assert store.get_thread("t") is None
+    assert store.list_runs("t") == []
+    assert store.load_journal(lease.tid, 1) == []
+    assert listed(store) == ["other"]
+    assert [r.key for r in store.load_journal(other.tid, 1)] == ["0"]
+    assert store.delete_thread("t") is False
+    again = start(store)  # a new thread of that id starts at run 1 with an empty journal
+    assert again.thread.run.run_id == 1 and store.load_journal(again.tid, 1) == []
+
+
+def test_delete_unknown_thread_is_false(store: Any) -> None:
+    assert store.delete_thread("nope") is False
+
+
+def test_delete_refuses_a_live_lease(store: Any) -> None:
+    """While an executor holds a live lease the thread is not deleted (ThreadBusyError), and nothing changes."""
+    lease = start(store)
+    store.append(lease, 1, [row("0")])
+    with pytest.raises(ThreadBusyError) as info:
+        store.delete_thread("t")
+    assert info.value.owner == "me"
+    assert store.get_thread("t").run.status == "running"
+    assert [r.key for r in store.load_journal(lease.tid, 1)] == ["0"]
+    store.append(lease, 1, [row("1")])  # the executor carries on
+    store.release(lease)
+    assert store.delete_thread("t") is True
+
+
+def test_delete_takes_an_expired_lease(make_store: Callable[..., Any]) -> None:
+    """A lease nobody renewed no longer protects the thread."""
+    store = make_store(lease_seconds=0.05)
+    lease = start(store)
+    time.sleep(0.08)
+    assert store.delete_thread("t") is True
+    assert store.get_thread("t") is None and store.load_journal(lease.tid, 1) == []
+
+
+def test_prune_deletes_finished_threads_before_the_cutoff(store: Any) -> None:
+    """Only threads whose latest run has one of the statuses and finished before the cutoff go; ids returned."""
+    imported(store, "old-done", run_at(started_at=T0, finished_at=T0 + 1))
+    imported(store, "old-failed", run_at(started_at=T0, status="failed", finished_at=T0 + 1))
+    imported(store, "old-paused", run_at(started_at=T0, status="interrupted", finished_at=T0 + 1))
+    imported(store, "running", run_at(started_at=T0, status="running"))
+    imported(store, "new-done", run_at(started_at=T0, finished_at=T0 + 100))
+    imported(store, "at-cutoff", run_at(started_at=T0, finished_at=T0 + 50))  # before means strictly before
+    # judged by the latest run: an old completed run followed by a running one stays
+    imported(store, "resumed", run_at(1, started_at=T0, finished_at=T0 + 1), run_at(2, T0 + 2, "running"))
+    assert store.prune(T0 + 50, ["completed"], 100) == ["old-done"]
+    assert store.get_thread("old-done") is None
+    assert sorted(store.prune(T0 + 50, ["completed", "failed"], 100)) == ["old-failed"]
+    assert store.prune(T0 + 50, ["completed", "failed"], 100) == []
+    assert sorted(listed(store)) == ["at-cutoff", "new-done", "old-paused", "resumed", "running"]
+    assert store.prune(T0 + 50.5, ["completed"], 100) == ["at-cutoff"]
+
+
+def test_prune_skips_live_leases_and_respects_the_limit(store: Any) -> None:
+    """A finished thread someone holds a live lease on is kept; at most ``limit`` go per call."""
+    for i in range(5):
+        lease = start(store, f"t{i}", f"owner{i}")
+        store.finish_run(lease, 1, RunOutcome("completed", output=b"P"))
+    held = store.claim("t0", "holder")  # a completed thread claimed again: its run stays completed
+    cutoff = time.time() + 60
+    first = store.prune(cutoff, ["completed"], 2)
+    assert len(first) == 2 and "t0" not in first
+    rest = store.prune(cutoff, ["completed"], 2)
+    assert len(rest) == 2 and "t0" not in rest
+    assert store.prune(cutoff, ["completed"], 2) == []
+    assert sorted(first + rest) == ["t1", "t2", "t3", "t4"]
+    assert listed(store) == ["t0"]
+    store.release(held)
+    assert store.prune(cutoff, ["completed"], 2) == ["t0"]
+
+
+def test_import_thread_round_trips(store: Any) -> None:
+    """An imported thread has the runs and journal rows it was given, and no lease: anyone can claim it."""
+    runs = [
+        run_at(1, started_at=T0),
+        replace_run(run_at(2, started_at=T0 + 5, status="failed"), error=b"Perr", error_text="Boom",
+                    retry_keys=("1", "2.0"), previous=b"Psave", recoveries=2, save=None),
+    ]  # fmt: skip
+    journal = [
+        (1, row("0", payload=b"Pa")),
+        (1, row("1", payload=b"Pb")),
+        (2, row("0", payload=b"Pa2")),
+        (2, row("1", 1, payload=b"Pfirst")),
+        (2, row("1", 2, payload=b"P" + bytes(range(256)))),
+        (2, JournalRow("2", 1, "other", 1, None, b"Pexc", T0 + 6, T0 + 6.5)),
+    ]
+    store.import_thread("t", runs, journal)
+    assert store.list_runs("t") == runs
+    thread = store.get_thread("t")
+    assert thread.run == runs[1] and thread.owner is None
+    assert same_rows(store.load_journal(thread.tid, 1), [r for i, r in journal if i == 1])
+    assert same_rows(store.load_journal(thread.tid, 2), [r for i, r in journal if i == 2])
+    lease = store.claim("t", "me")  # resumes the failed run
+    assert lease.fence > thread.fence and not lease.started
+    assert store.get_thread("t").run.status == "running"
+    store.append(lease, 2, [row("3")])  # writes under the new lease are accepted
+    store.finish_run(lease, 2, RunOutcome("completed", output=b"P"))
+    assert store.claim("t", "me", None, NewRun("ep", b"Pin3")).thread.run.run_id == 3  # numbering continues
+
+
+def replace_run(run: RunRow, **changes: Any) -> RunRow:
+    import dataclasses
+
+    return dataclasses.replace(run, **changes)
+
+
+def test_import_into_an_existing_thread_is_refused(store: Any) -> None:
+    """ThreadExistsError when the id is taken, and the existing thread is left exactly as it was."""
+    lease = start(store)
+    store.append(lease, 1, [row("0", payload=b"Pmine")])
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"Pmine"))
+    before = (store.get_thread("t"), store.list_runs("t"), store.load_journal(lease.tid, 1))
+    with pytest.raises(ThreadExistsError):
+        store.import_thread("t", [run_at(1), run_at(2)], [(1, row("0", payload=b"Ptheirs")), (2, row("9"))])
+    assert (store.get_thread("t"), store.list_runs("t"), store.load_journal(lease.tid, 1)) == before
+    assert store.load_journal(lease.tid, 2) == []
+    store.claim("bare", "me")  # a thread without runs exists too
+    with pytest.raises(ThreadExistsError):
+        store.import_thread("bare", [run_at()], [])
+    assert store.list_runs("bare") == []
+
+
+def test_an_imported_running_run_is_left_for_a_worker(store: Any) -> None:
+    """An imported unfinished run is held by nobody: a worker reserves it like a submitted run."""
+    store.import_thread("t", [run_at(1, status="running")], [(1, row("0"))])
+    (lease,) = store.reserve("worker", ["ep"], 10)
+    assert lease.thread_id == "t" and lease.thread.run.run_id == 1
+    store.append(lease, 1, [row("1")])
+    assert sorted(r.key for r in store.load_journal(lease.tid, 1)) == ["0", "1"]
+
+
+def test_import_with_a_repeated_journal_slot_imports_nothing(store: Any) -> None:
+    """A (run, key, attempt) given twice fails the whole import, as a repeated slot fails an append."""
+    with pytest.raises(StoreError):
+        store.import_thread("t", [run_at()], [(1, row("0")), (1, row("0", payload=b"Pother"))])
+    assert store.get_thread("t") is None
