@@ -84,9 +84,8 @@ def main() -> None:
     elsewhere = Path(tempfile.mkdtemp()) / "elsewhere.db"
     Threads(f"sqlite:///{elsewhere}").import_bundle(bundle)
     moved = order.using(f"sqlite:///{elsewhere}")
-    print(
-        f"\norder-cy moved to {elsewhere.name}, answered there: {moved.invoke(Command(resume=True), thread_id='order-cy')}"
-    )
+    answered = moved.invoke(Command(resume=True), thread_id="order-cy")
+    print(f"\norder-cy moved to {elsewhere.name}, answered there: {answered}")
 
     env = {**os.environ, "DURABLE_URL": URL}
     for command in (["threads"], ["show", "order-bob-fixed"]):
