@@ -187,6 +187,20 @@ def summary(thread_id: str, run: RunRow, owner: str | None, lease_expires: float
     )  # fmt: skip
 
 
+RUN_INSERT_COLUMNS = (
+    "tid, run_id, entrypoint, status, input, previous, output, save, error, error_text, retry_keys, interrupts, "
+    "started_at, finished_at, stamp, recoveries, wake_at"
+)
+
+
+def run_params(tid: int, r: RunRow) -> tuple[Any, ...]:
+    """A whole run's values in `RUN_INSERT_COLUMNS` order (an import writes runs as they were)."""
+    return (
+        tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
+        ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at,
+    )  # fmt: skip
+
+
 def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
     """The SQL stores' ``finish_run`` parameters: the outcome's columns, then the run and the fencing check."""
     return (

@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
 from ._base import (
+    RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
     NewRun,
@@ -37,6 +38,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
     outcome_params,
+    run_params,
     run_row,
 )
 
@@ -416,16 +418,8 @@ def import_thread(
         raise ThreadExistsError(thread_id)
     tid = made[0]
     if runs:
-        yield Stmt(
-            f"INSERT INTO {q.runs} (tid, run_id, entrypoint, status, input, previous, output, save, error, "
-            "error_text, retry_keys, interrupts, started_at, finished_at, stamp, recoveries, wake_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
-                 ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at)
-                for r in runs
-            ],
-            many=True,
-        )  # fmt: skip
+        marks = ", ".join(["%s"] * 17)
+        rows = [run_params(tid, r) for r in runs]
+        yield Stmt(f"INSERT INTO {q.runs} ({RUN_INSERT_COLUMNS}) VALUES ({marks})", rows, many=True)
     if journal:
         yield Stmt(q.insert, [row_params(tid, run_id, row) for run_id, row in journal], many=True)

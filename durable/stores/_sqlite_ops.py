@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
 from ._base import (
+    RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
     NewRun,
@@ -24,6 +25,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
     outcome_params,
+    run_params,
     run_row,
 )
 
@@ -398,16 +400,11 @@ def import_thread(thread_id: str, runs: Sequence[RunRow], journal: Sequence[tupl
         (thread_id, max((r.run_id for r in runs), default=0), now, now),
         "lastrowid",
     )
+    marks = ", ".join("?" * 17)
     yield Stmt(
-        "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, output, save, error, error_text, "
-        "retry_keys, interrupts, started_at, finished_at, stamp, recoveries, wake_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
-             ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at)
-            for r in runs
-        ],
+        f"INSERT INTO durable_runs ({RUN_INSERT_COLUMNS}) VALUES ({marks})",
+        [run_params(tid, r) for r in runs],
         many=True,
-    )  # fmt: skip
+    )
     if journal:
         yield Stmt(_INSERT_SQL, [_row_params(tid, run_id, row) for run_id, row in journal], many=True)
