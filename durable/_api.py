@@ -28,7 +28,7 @@ from ._stream import StreamMode, stream_async, stream_sync
 from ._urls import resolve_store
 from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, UsageError
-from .stores._base import Store
+from .stores._base import Lease, Store
 
 if TYPE_CHECKING:
     from ._admin import Threads
@@ -279,7 +279,7 @@ class Entrypoint(Generic[I, O]):
         durability: Durability,
         sink: Sink | None,
         on: Store | None = None,
-        steal_from: str | None = None,
+        reserved: Lease | None = None,
         suspend_after: float | None = None,
     ) -> Any:
         _check_durability(durability)
@@ -291,11 +291,11 @@ class Entrypoint(Generic[I, O]):
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )
-            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, steal_from, suspend_after))
+            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, reserved, suspend_after))
         store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
-            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, steal_from, suspend_after)
+            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, reserved, suspend_after)
             return drive(flow, store)
         finally:
             _context.current.reset(token)
@@ -321,21 +321,21 @@ class Entrypoint(Generic[I, O]):
         durability: Durability,
         sink: Sink | None,
         on: Store | None = None,
-        steal_from: str | None = None,
+        reserved: Lease | None = None,
         suspend_after: float | None = None,
     ) -> Any:
         _check_durability(durability)
         if not self._spec.is_async:
             import asyncio
 
-            call = partial(self._invoke, input, tid, durability, sink, on, steal_from, suspend_after)
+            call = partial(self._invoke, input, tid, durability, sink, on, reserved, suspend_after)
             return await asyncio.get_running_loop().run_in_executor(None, copy_context().run, call)
         store, ring = self._ring_for(on)
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
                 flow = invoke_flow(
-                    self._spec, store, input, tid, durability, session, sink, ring, steal_from, suspend_after
+                    self._spec, store, input, tid, durability, session, sink, ring, reserved, suspend_after
                 )
                 return await adrive(flow, session)
         finally:

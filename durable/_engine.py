@@ -93,15 +93,16 @@ def invoke_flow(
     session: AsyncSession | None = None,
     sink: Sink | None = None,
     ring: Keyring | None = None,
-    steal_from: str | None = None,
+    reserved: Lease | None = None,
     suspend_after: float | None = None,
 ) -> Flow:
-    """Invoke ``spec`` on a thread. ``steal_from`` names an owner whose lease the claim may take
-    (a worker's reservation of the run); with ``suspend_after``, a durable sleep at least that long
-    ends the invoke with `Suspended` and leaves the run to a worker."""
+    """Invoke ``spec`` on a thread. ``reserved`` is a lease a worker's `Store.reserve` took on the
+    thread's run: the invoke runs under it, with no claim of its own (its owner stays the worker's).
+    With ``suspend_after``, a durable sleep at least that long ends the invoke with `Suspended` and
+    leaves the run to a worker."""
     codec = Codec(spec.serde, ring, thread_id)
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
-    thread = yield _Op("get_thread", (thread_id,))
+    thread = reserved.thread if reserved is not None else (yield _Op("get_thread", (thread_id,)))
     try:
         kind = plan(thread_id, thread, given)
     except (UnfinishedRunError, ResumeError):
@@ -127,18 +128,23 @@ def invoke_flow(
     what = f"the input of {spec.name!r}"
     input_blob = codec.dump(input, "*", "#input", "", what) if given == "new" else b""
 
-    owner = new_owner()
+    owner = reserved.owner if reserved is not None else new_owner()
+    owns = reserved is None  # a reservation's owner is the worker's, and outlives this run
     # New input starts its run in the claim's own transaction (one commit, not two).
     new_run = NewRun(spec.name, input_blob, spec.serde.stamp()) if given == "new" else None
     try:
-        try:
-            lease: Lease = yield _Op("claim", (thread_id, owner, steal_from, new_run))
-        except ThreadBusyError as busy:
-            if busy.owner is None or not owner_is_dead(busy.owner):
-                raise
-            lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
+        if reserved is not None:
+            lease: Lease = reserved
+        else:
+            try:
+                lease = yield _Op("claim", (thread_id, owner, None, new_run))
+            except ThreadBusyError as busy:
+                if busy.owner is None or not owner_is_dead(busy.owner):
+                    raise
+                lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
     except BaseException:
-        retire(owner)
+        if owns:
+            retire(owner)
         raise
     released = False
     try:
@@ -264,7 +270,8 @@ def invoke_flow(
             if not released:  # finish_run gives the lease up with the outcome, in one commit
                 yield _Op("release", (lease,))
         finally:
-            retire(owner)
+            if owns:
+                retire(owner)
 
 
 def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None) -> Flow:

@@ -192,7 +192,7 @@ class Worker:
                 if run.recoveries:
                     log.warning("recovering run #%d of thread %r (its executor died; recovery %d of %d)",
                                 run.run_id, thread_id, run.recoveries, self.dead_letter_after - 1)  # fmt: skip
-                out = self._resume(ep, thread_id, lease.owner)
+                out = self._resume(ep, thread_id, lease)
                 outcome = (
                     "interrupted"
                     if isinstance(out, Interrupted)
@@ -216,12 +216,12 @@ class Worker:
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         return outcome
 
-    def _resume(self, ep: Entrypoint[Any, Any], thread_id: str, reserved_by: str) -> Any:
+    def _resume(self, ep: Entrypoint[Any, Any], thread_id: str, reserved: Lease) -> Any:
         # A sleep much longer than a poll is better spent without the run: the worker lets it go, and
         # whichever worker polls after it is due resumes it.
         suspend = max(1.0, 2 * self.poll_interval)
         if not ep._spec.is_async:
-            return ep._invoke(None, thread_id, self.durability, None, self.store, reserved_by, suspend)
+            return ep._invoke(None, thread_id, self.durability, None, self.store, reserved, suspend)
         # One event loop per worker thread, kept between runs, so async connections are reused.
         loop = getattr(self._loops, "loop", None)
         if loop is None:
@@ -230,7 +230,7 @@ class Worker:
             loop = self._loops.loop = asyncio.new_event_loop()
             self._opened.append(loop)
         return loop.run_until_complete(
-            ep._ainvoke(None, thread_id, self.durability, None, self.store, reserved_by, suspend)
+            ep._ainvoke(None, thread_id, self.durability, None, self.store, reserved, suspend)
         )
 
     def _dead_letter(self, ep: Entrypoint[Any, Any], lease: Lease) -> None:
