@@ -143,6 +143,8 @@ class Worker:
         log.info("worker %s carrying %s on %r", owner, sorted(self.entrypoints), self.store)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="durable-worker")
         inflight: set[Future[Outcome]] = set()
+        # A store that can announce work (Postgres) wakes us at once; polling still finds anything missed.
+        unlisten = None if until_idle else self.store.listen_for_work(self._wake)
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -159,6 +161,8 @@ class Worker:
                 # Jitter keeps a fleet of workers from polling in lockstep.
                 self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))
         finally:
+            if unlisten is not None:
+                unlisten()
             pool.shutdown(wait=True)
             self._close_loops()
             retire(owner)

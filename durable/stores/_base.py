@@ -15,8 +15,9 @@ give each async run its own connection.
 from __future__ import annotations
 
 import abc
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
@@ -333,6 +334,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def asession(self) -> AbstractAsyncContextManager[AsyncSession]:
         """Open an async session for one run (the async paths use it instead of the methods above)."""
+
+    def listen_for_work(self, wake: threading.Event) -> Callable[[], None] | None:
+        """Set ``wake`` whenever a run is left for a worker, until the returned function is called.
+
+        ``None`` (the default): this store cannot tell, and workers find work by polling alone.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store reopens them if it is used again."""

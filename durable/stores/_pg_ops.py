@@ -22,6 +22,7 @@ the journal.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -119,6 +120,8 @@ class SQL:
     def __init__(self, schema: str) -> None:
         s = '"' + schema.replace('"', '""') + '"'
         self.schema = s
+        # Where releases announce work to idle workers (LISTEN takes an identifier: keep it plain and short).
+        self.channel = "durable_work_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
         self.threads = f"{s}.durable_threads"
         self.runs = f"{s}.durable_runs"
         self.journal = f"{s}.durable_journal"
@@ -295,10 +298,14 @@ def renew(q: SQL, lease: Lease, lease_seconds: float) -> Op[bool]:
 
 
 def release(q: SQL, lease: Lease) -> Op[None]:
+    # A run let go unfinished (submitted, or left by an executor that gave up) is work for a worker:
+    # tell the listening ones (the notice goes out when the transaction commits).
     yield Stmt(
-        f"UPDATE {q.threads} SET owner = NULL, lease_expires = NULL, updated_at = now() "
-        "WHERE tid = %s AND fence = %s AND owner = %s",
-        (lease.tid, lease.fence, lease.owner),
+        f"WITH freed AS (UPDATE {q.threads} SET owner = NULL, lease_expires = NULL, updated_at = now() "
+        "WHERE tid = %s AND fence = %s AND owner = %s RETURNING tid, last_run) "
+        f"SELECT pg_notify(%s, '') FROM freed JOIN {q.runs} r ON r.tid = freed.tid AND r.run_id = freed.last_run "
+        "WHERE r.status = 'running'",
+        (lease.tid, lease.fence, lease.owner, q.channel),
     )
 
 

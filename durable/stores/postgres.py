@@ -173,6 +173,12 @@ class PostgresStore(Store):
                 raise _store_error(self, exc) from exc
         raise AssertionError("unreachable")
 
+    def listen_for_work(self, wake: threading.Event) -> Callable[[], None] | None:
+        from ._pg_listen import listen
+
+        self._get_pool()  # the schema exists, and the server answers, before a listener relies on it
+        return listen(self.dsn, self._sql.channel, wake, self.connect_timeout)
+
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None

@@ -231,3 +231,29 @@ def test_worker_configuration_errors(store: Store, calls: Any) -> None:
     with pytest.raises(ConfigurationError, match="different stores"):
         Worker([flow, elsewhere])
     assert Worker([flow, elsewhere], checkpointer=store).store is store
+
+
+def test_on_postgres_an_idle_worker_hears_of_a_submit_at_once(pg_schema: tuple[str, str], calls: Any) -> None:
+    """A release of unfinished work is announced (NOTIFY): a worker polling every minute picks it up in moments."""
+    from durable import PostgresStore
+
+    dsn, schema = pg_schema
+    store = PostgresStore(dsn, schema=schema)
+    flow = plain_summing(store, calls, "notified")
+    worker = Worker([flow], poll_interval=60.0)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        time.sleep(0.5)  # past its first look at an empty store: from here on it waits a minute between polls
+        submitted = time.monotonic()
+        flow.submit(3, thread_id="n")
+        while worker.stats.completed < 1 and time.monotonic() - submitted < 20:
+            time.sleep(0.02)
+        took = time.monotonic() - submitted
+    finally:
+        worker.stop()
+        runner.join(30)
+        store.close()
+    assert worker.stats.completed == 1, "the worker never picked the run up"
+    assert took < 10, f"picked up after {took:.1f} s: the notice did not wake the worker"
+    assert flow.invoke(None, thread_id="n") == 6
