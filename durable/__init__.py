@@ -8,7 +8,7 @@ with ``None`` replays them from the journal and runs only the unfinished tail.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._api import Entrypoint, Task, entrypoint, task
+from ._api import Entrypoint, entrypoint
 from ._codec import Keyring
 from ._context import TaskContext, task_context
 from ._futures import TaskFuture
@@ -17,6 +17,7 @@ from ._retry import RetryPolicy
 from ._serde import JsonSerializer, PickleSerializer, ReplayedError, Serializer
 from ._state import JournalEntry, ThreadState
 from ._steps import asleep, now, random, sleep, uuid4
+from ._task import Task, task
 from .errors import (
     ArgumentsChangedError,
     ConfigurationError,

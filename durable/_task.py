@@ -1,0 +1,135 @@
+"""The `task` decorator: a call inside a run is journaled by its key; outside a run it just runs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+
+import wrapt
+
+from . import _attempts, _context
+from ._futures import TaskFuture
+from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
+from ._run import TaskSpec
+from .errors import ConfigurationError
+
+P = ParamSpec("P")
+Q = ParamSpec("Q")
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+# -- task -------------------------------------------------------------------------------------------
+
+
+class Task(Protocol[P, R]):
+    """A decorated task: calling it returns a `TaskFuture` at once. The plain function is ``__wrapped__``."""
+
+    __wrapped__: Callable[..., Any]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Task[P, R]: ...
+    @overload
+    def __get__(self: Task[Concatenate[S, Q], R], instance: S, owner: type[Any] | None = None) -> Task[Q, R]: ...
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        """A task defined in a class binds like a method (``obj.task(...)`` passes ``obj`` first)."""
+        ...
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *, name: str | None = None, retry: RetryPolicy | None = None, timeout: float | None = None
+) -> _TaskDecorator: ...
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Mark a function whose result is recorded in the journal.
+
+    Inside a run, a call returns a `TaskFuture` at once and is keyed by its
+    call order; on replay a recorded call returns its recorded result (or
+    raises its recorded error) without running. Outside a run the function
+    just runs. ``name`` (default: the function's qualified name) is what the
+    journal records and checks on replay; ``retry`` retries it before its
+    error is final (each failed attempt is journaled). ``timeout`` (seconds)
+    bounds each attempt with `TaskTimeoutError`: an async body is cancelled;
+    a sync body runs in a thread of its own, which is abandoned (Python cannot
+    stop a thread), so make a hung sync call time out by itself where you can.
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigurationError(f"timeout={timeout!r}: pass a positive number of seconds")
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        if not callable(func):
+            raise ConfigurationError(f"@task decorates a function, not {func!r}")
+        spec = TaskSpec(
+            name=name or _qualname(func),
+            fn=func,
+            is_async=inspect.iscoroutinefunction(func),
+            retry=retry,
+            timeout=None if timeout is None else float(timeout),
+        )
+        return wrapt.FunctionWrapper(func, partial(_call_task, spec))
+
+    return decorate if fn is None else decorate(fn)
+
+
+def _call_task(
+    spec: TaskSpec, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TaskFuture[Any]:
+    if instance is not None:
+        args = (instance, *args)
+    scope = _context.current.get()
+    if scope is not None:
+        return scope.run.call(spec, scope, args, kwargs)
+    return _call_plain(spec, args, kwargs)
+
+
+def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture[Any]:
+    """Outside a run: no journal, the function runs now (or, if async, on the running loop).
+
+    Its retry policy and timeout apply as in a run, so a unit test sees the same behaviour.
+    """
+    fn = spec.fn if spec.timeout is None else partial(_attempts.bounded_call, spec)
+    if spec.is_async:
+        import asyncio
+
+        coro = call_with_retry_async(spec.retry, fn, args, kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            return TaskFuture.wrap(loop.create_task(coro))
+        runner: Callable[[], Any] = partial(asyncio.run, coro)
+    else:
+        runner = partial(call_with_retry, spec.retry, fn, args, kwargs)
+    try:
+        return TaskFuture.resolved(runner())
+    except Exception as exc:
+        return TaskFuture.failed(exc)
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
