@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._codec import Codec, Keyring, Secret, keyring
+from ._core import latest_rows
 from ._engine import cancel_flow, drive
 from ._interrupts import Interrupt
 from ._leases import new_owner, owner_is_dead, retire
@@ -249,12 +251,8 @@ class Threads:
         new = Codec(old.serde, self._ring, new_id)
         thread = self.store.get_thread(thread_id)
         assert thread is not None
-        latest: dict[str, JournalRow] = {}
-        for row in self.store.load_journal(thread.tid, target.run_id):
-            if _top(row.key) < cut:
-                latest[row.key] = (
-                    row if row.key not in latest or row.attempt > latest[row.key].attempt else latest[row.key]
-                )
+        recorded_rows = self.store.load_journal(thread.tid, target.run_id)
+        latest = latest_rows(row for row in recorded_rows if _top(row.key) < cut)
         kept = [
             row._replace(payload=_reseal(old, new, row.payload, target.run_id, row.key, row.name))
             for row in latest.values()
@@ -316,12 +314,7 @@ class Threads:
             which = self.export(which)
         _, runs, rows = _parse_bundle(which)
         last = runs[-1].run_id if runs else 0
-        latest: dict[str, JournalRow] = {}
-        for run_id, row in rows:
-            if run_id == last and (row.key not in latest or row.attempt > latest[row.key].attempt):
-                latest[row.key] = row
-        import hashlib
-
+        latest = latest_rows(row for run_id, row in rows if run_id == last)
         return {
             k: (
                 r.name,

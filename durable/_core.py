@@ -66,6 +66,16 @@ def plan(thread_id: str, thread: ThreadRow | None, given: InputKind) -> Plan:
     return "answer"
 
 
+def latest_rows(rows: Iterable[JournalRow]) -> dict[str, JournalRow]:
+    """Each key's row with the highest attempt: what the call at that key ended with (so far)."""
+    latest: dict[str, JournalRow] = {}
+    for row in rows:
+        seen = latest.get(row.key)
+        if seen is None or row.attempt > seen.attempt:
+            latest[row.key] = row
+    return latest
+
+
 class Replay:
     """The journal of one run, loaded once, answering "is this call recorded?".
 
@@ -80,13 +90,8 @@ class Replay:
     def __init__(
         self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
     ) -> None:
-        latest: dict[str, JournalRow] = {}
         self._rows = rows = list(rows) if not isinstance(rows, list) else rows
-        for row in rows:
-            seen = latest.get(row.key)
-            if seen is None or row.attempt > seen.attempt:
-                latest[row.key] = row
-        self._latest = latest
+        self._latest = latest_rows(rows)
         self._retry = frozenset(retry_keys)
         self.retrying = bool(self._retry)
         # Keys to retry whose re-run recorded a result this time: only those stop being retried.

@@ -246,12 +246,7 @@ class PostgresStore(Store):
         else:
             tried = 0
         psycopg, _ = _psycopg()
-        q, tries = self._sql, [tried]
-
-        def make() -> Gen[None]:
-            tries[0] += 1
-            return ops.append_one(q, lease, run_id, rows[0]) if len(rows) == 1 else ops.append(q, lease, run_id, rows)
-
+        make, tries = _appender(self._sql, lease, run_id, rows, tried)
         try:
             self._run(make, write=len(rows) != 1, retry=True)
         except StoreError as exc:
@@ -321,12 +316,7 @@ class _AsyncPgSession:
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         psycopg, _ = _psycopg()
-        q, tries = self._store._sql, [0]
-
-        def make() -> Gen[None]:
-            tries[0] += 1
-            return ops.append_one(q, lease, run_id, rows[0]) if len(rows) == 1 else ops.append(q, lease, run_id, rows)
-
+        make, tries = _appender(self._store._sql, lease, run_id, rows, 0)
         try:
             await self.run(make, write=len(rows) != 1, retry=True)
         except StoreError as exc:
@@ -453,6 +443,20 @@ async def _adrive(conn: psycopg.AsyncConnection[Any], gen: Gen[T]) -> T:
             stmt = gen.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def _appender(
+    q: ops.SQL, lease: Lease, run_id: int, rows: Sequence[JournalRow], tried: int
+) -> tuple[Callable[[], Gen[None]], list[int]]:
+    """The append operation, made afresh for each try, and the count of tries (``tried`` made already):
+    after more than one, a duplicate of the very same rows means an earlier try's commit landed."""
+    tries = [tried]
+
+    def make() -> Gen[None]:
+        tries[0] += 1
+        return ops.append_one(q, lease, run_id, rows[0]) if len(rows) == 1 else ops.append(q, lease, run_id, rows)
+
+    return make, tries
 
 
 def _same(stored: list[JournalRow], rows: Sequence[JournalRow]) -> bool:
