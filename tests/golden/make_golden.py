@@ -18,7 +18,8 @@ install of the checkout from shadowing it; v1 was written so, from e6b9eca)::
 A scenario this `durable` cannot journal (a `SerializationError`) is listed under ``unsupported`` in the
 manifest instead of being written.
 
-Each directory holds, per serializer the package has (pickle, and json once it exists), three threads:
+Each directory holds, per serializer the package has (pickle, and json once it exists), three threads; and,
+from schema v4 on, the same three signed with `SECRET` (files ``signed-<serializer>-<scenario>.db``):
 
 - ``completed``: a fan-out of three tasks, a task calling two child tasks, and a task whose error the
   entrypoint caught (a recorded error);
@@ -56,6 +57,8 @@ INPUTS: dict[str, Any] = {"completed": 3, "failed": 5, "paused": "ship the quart
 REVIEWERS = ("ann", "bob", "cy")
 FIRST_ANSWER = {"bob": "approve"}  # given before the journal was saved
 LAST_ANSWERS = {"ann": "approve", "cy": "changes"}  # what the test answers
+# The key the signed journals are signed with (a test key: it is public).
+SECRET = {"golden-2026": b"golden-journal-key-0123456789abcdef"}
 
 DRAFT = {"doc": INPUTS["paused"], "words": 5}
 EXPECTED: dict[str, Any] = {
@@ -180,8 +183,8 @@ def build(store: Any, serializer: Any, hooks: Hooks) -> dict[str, Any]:
     return {"completed": completed, "failed": failed, "paused": paused}
 
 
-def _write(path: Path, serializer: Any, scenario: str) -> None:
-    store = SQLiteStore(path)
+def _write(path: Path, serializer: Any, scenario: str, secret: Any = None) -> None:
+    store = SQLiteStore(path, secret=secret)
     eps = build(store, serializer, Hooks(outage=True))
     ep, thread_id = eps[scenario], THREADS[scenario]
     if scenario == "completed":
@@ -253,13 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     journals: dict[str, dict[str, Any]] = manifest.get("journals", {})
     unsupported: dict[str, str] = {}
-    for name, serializer in serializers().items():
+    for (name, serializer), signed in [(item, signed) for signed in (False, True) for item in serializers().items()]:
         for scenario in SCENARIOS:
-            path = out / f"{name}-{scenario}.db"
+            path = out / f"{'signed-' if signed else ''}{name}-{scenario}.db"
             if path.exists():
                 continue
             try:
-                _write(path, serializer, scenario)
+                _write(path, serializer, scenario, SECRET if signed else None)
             except durable.SerializationError as exc:
                 for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     leftover.unlink(missing_ok=True)
@@ -271,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scenario": scenario,
                 "thread_id": THREADS[scenario],
                 "stamp": _stamp(path),
+                "signed": signed,
                 "commit": args.commit or _commit(),
             }
     manifest = {

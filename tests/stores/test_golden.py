@@ -61,7 +61,8 @@ def _cases(scenario: str) -> Any:
 
 @pytest.fixture(autouse=True)
 def _no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The golden journals are unsigned: a key in the environment would (rightly) refuse them.
+    # The unsigned golden journals would (rightly) be refused under a key from the environment; the signed
+    # ones are opened with the key they were signed with.
     monkeypatch.delenv("DURABLE_SECRET", raising=False)
 
 
@@ -74,7 +75,7 @@ def open_copy(tmp_path: Path) -> Iterator[Any]:
         assert not Path(f"{golden}-wal").exists(), f"{golden} has a WAL next to it: the golden file is incomplete"
         copy = tmp_path / golden.name
         shutil.copyfile(golden, copy)
-        stores.append(SQLiteStore(copy))
+        stores.append(SQLiteStore(copy, secret=MAKER.SECRET if info.get("signed") else None))
         hooks = MAKER.Hooks(outage=False)
         return MAKER.build(stores[-1], MAKER.serializers()[info["serializer"]], hooks), hooks
 
