@@ -3,13 +3,15 @@
 The tree::
 
     DurableError
-    ├── ConfigurationError        bad options, a missing thread id, an unknown store URL
+    ├── ConfigurationError        bad options, a missing or malformed thread id, an unknown store URL
+    │   └── JournalNotFoundError      a read-only command named a journal (file, schema) that does not exist
     ├── UsageError                an API used the wrong way (a sync wait on an async task, ...)
     ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
     ├── ResumeError               a Command that answers nothing pending, or not what is pending
     ├── ThreadBusyError           another executor holds the thread's lease
     ├── ThreadExistsError         an import or fork names a thread the store already has
+    ├── EntrypointMismatchError   a thread is invoked by another entrypoint than the one it belongs to
     ├── LeaseLostError            our lease was taken over; our writes are refused
     ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
     ├── RunCancelledError         the run was cancelled (`Entrypoint.cancel`); it is failed and resumable
@@ -23,7 +25,8 @@ The tree::
         └── SchemaVersionError        the database was written by a newer `durable`
 
 `NonRetryableError` is not raised by `durable`: a task raises it (or a subclass) to
-say that no retry policy should try it again.
+say that no retry policy should try it again. `InsecureJournalWarning` is a warning,
+not an error: a journal file that others can write to.
 
 Each message says what happened and what to do next. Errors with their own
 ``__init__`` define ``__reduce__`` so they survive pickling (they are journaled
@@ -41,6 +44,24 @@ class DurableError(Exception):
 
 class ConfigurationError(DurableError, ValueError):
     """An option, URL or argument is invalid; nothing was run or written."""
+
+
+class JournalNotFoundError(ConfigurationError):
+    """A read-only command was pointed at a journal that does not exist; nothing was created."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(
+            f"there is no durable journal at {where}: check the path (or the URL and its schema); "
+            f"read-only commands never create one"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.where,))
+
+
+class InsecureJournalWarning(UserWarning):
+    """A journal file that other users can write to (or that another user owns): they could change what runs."""
 
 
 class UsageError(DurableError, TypeError):
@@ -93,6 +114,23 @@ class ThreadExistsError(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.thread_id,))
+
+
+class EntrypointMismatchError(DurableError):
+    """A thread belongs to the entrypoint that started it; another one was invoked on it. Nothing was recorded."""
+
+    def __init__(self, thread_id: str, recorded: str, called: str) -> None:
+        self.thread_id = thread_id
+        self.recorded = recorded
+        self.called = called
+        super().__init__(
+            f"thread {thread_id!r} belongs to entrypoint {recorded!r}, not {called!r}: invoke {recorded!r} on it "
+            f"(if you renamed the entrypoint, give it @entrypoint(name={recorded!r})), or use another thread id. "
+            f"Nothing was recorded"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.recorded, self.called))
 
 
 class ThreadBusyError(DurableError):
