@@ -13,8 +13,11 @@ from .stores.sqlite import SQLiteStore
 DEFAULT_URL = "sqlite:///durable.db"
 
 
-def resolve_store(checkpointer: Store | str | None) -> Store:
-    """A store object as given; a URL; else ``$DURABLE_URL``; else ``durable.db`` in the working directory."""
+def resolve_store(checkpointer: Store | str | None, *, read_only: bool = False) -> Store:
+    """A store object as given; a URL; else ``$DURABLE_URL``; else ``durable.db`` in the working directory.
+
+    ``read_only`` opens a URL's journal read-only: it must exist, and nothing is created or migrated.
+    """
     if isinstance(checkpointer, Store):
         return checkpointer
     if checkpointer is None:
@@ -24,10 +27,10 @@ def resolve_store(checkpointer: Store | str | None) -> Store:
             f"checkpointer={checkpointer!r}: pass a store (SQLiteStore(...), MemoryStore()) or a URL "
             f"such as 'sqlite:///app.db' or 'memory://'"
         )
-    return store_from_url(checkpointer)
+    return store_from_url(checkpointer, read_only=read_only)
 
 
-def store_from_url(url: str) -> Store:
+def store_from_url(url: str, *, read_only: bool = False) -> Store:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options ``?synchronous=FULL&lease_seconds=...``), ``memory://``,
     ``postgresql://user@host:5432/db`` (options ``?schema=...&lease_seconds=...``; the rest go to libpq)."""
     parts = urlsplit(url)
@@ -37,7 +40,18 @@ def store_from_url(url: str) -> Store:
         return MemoryStore()
     if scheme == "sqlite":
         # SQLAlchemy's convention: three slashes then a relative path, four for an absolute one.
-        path = (parts.netloc + parts.path)[1:] if parts.path.startswith("/") else parts.netloc + parts.path
+        if parts.netloc:
+            # "sqlite://dir/x.db": the host was most likely the path's first directory ("localhost" as in a
+            # file URL means this machine). Opening some other file than that would be worse than refusing.
+            host = parts.netloc
+            meant = (parts.path if host.lower() == "localhost" else host + parts.path).lstrip("/") or "app.db"
+            rest = f"?{parts.query}" if parts.query else ""
+            raise ConfigurationError(
+                f"{url!r} has a host part ({host!r}), which a SQLite URL cannot have: write "
+                f"'sqlite:///{meant}{rest}' (three slashes) for the path {meant!r} relative to the working "
+                f"directory, or 'sqlite:////{meant}{rest}' (four slashes) for the absolute path '/{meant}'"
+            )
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise ConfigurationError(f"{url!r} names no file: use 'sqlite:///app.db' or 'sqlite:////abs/app.db'")
         sync = options.pop("synchronous", "NORMAL").upper()
@@ -46,18 +60,16 @@ def store_from_url(url: str) -> Store:
             raise ConfigurationError(
                 f"{url!r}: unknown option(s) {sorted(options)}; the known ones are 'synchronous' and 'lease_seconds'"
             )
-        return SQLiteStore(path, synchronous=sync, lease_seconds=lease)  # type: ignore[arg-type]
+        return SQLiteStore(path, synchronous=sync, lease_seconds=lease, read_only=read_only)  # type: ignore[arg-type]
     if scheme in ("postgres", "postgresql"):
         from .stores.postgres import PostgresStore
 
-        # Our own options come off the URL; everything else is libpq's (sslmode, connect_timeout, ...).
-        ours = {k: options.pop(k) for k in ("schema", "lease_seconds") if k in options}
-        query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k not in ours)
-        dsn = parts._replace(query=query).geturl()
-        lease = _seconds(url, ours.get("lease_seconds", "30"))
-        return PostgresStore(dsn, schema=ours.get("schema", "public"), lease_seconds=lease)
+        # The store takes its own options (schema, lease_seconds) off the URL; the rest are libpq's, as written.
+        return PostgresStore(url, read_only=read_only)
+    from .stores._pg_dsn import redact  # a mistyped postgres:// URL may carry a password
+
     raise ConfigurationError(
-        f"checkpointer URL {url!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db', "
+        f"checkpointer URL {redact(url, url)!r} has an unknown scheme {parts.scheme!r}: use 'sqlite:///path.db', "
         f"'postgresql://user@host/db' or 'memory://'"
     )
 

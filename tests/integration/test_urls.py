@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from durable import ConfigurationError, MemoryStore, SQLiteStore, Store
+from durable._urls import store_from_url
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
 
@@ -157,6 +158,8 @@ BAD_URLS = {
     "bad-synchronous": "sqlite:///x.db?synchronous=SOMETIMES",
     "bad-lease": "sqlite:///x.db?lease_seconds=soon",
     "zero-lease": "sqlite:///x.db?lease_seconds=0",
+    "sqlite-with-a-host": "sqlite://dir/x.db",
+    "sqlite-with-localhost": "sqlite://localhost/x.db",
 }
 
 
@@ -190,3 +193,53 @@ def test_a_store_object_is_used_as_given(flavor: Flavor, made: Any, store: Store
     flow = made(checkpointer=store)
     assert flavor.invoke(flow, 1, thread_id="t") == 2
     assert flow.checkpointer is store
+
+
+def test_relative_sqlite_url_may_name_a_subdirectory(flavor: Flavor, made: Any, cwd: Path) -> None:
+    """``"sqlite:///dir/x.db"`` is ``dir/x.db`` under the working directory."""
+    (cwd / "dir").mkdir()
+    flow = made(checkpointer="sqlite:///dir/x.db")
+    assert flavor.invoke(flow, 2, thread_id="t") == 4
+    assert Path(flow.checkpointer.path) == cwd / "dir" / "x.db"
+
+
+HOSTS = {
+    "dir": ("sqlite://dir/x.db", "'sqlite:///dir/x.db'", "'sqlite:////dir/x.db'"),
+    "nested": ("sqlite://data/jobs/x.db", "'sqlite:///data/jobs/x.db'", "'sqlite:////data/jobs/x.db'"),
+    "localhost": ("sqlite://localhost/x.db", "'sqlite:///x.db'", "'sqlite:////x.db'"),
+    "options": (
+        "sqlite://dir/x.db?synchronous=FULL",
+        "'sqlite:///dir/x.db?synchronous=FULL'",
+        "'sqlite:////dir/x.db?synchronous=FULL'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("url", "relative", "absolute"), HOSTS.values(), ids=HOSTS.keys())
+def test_a_sqlite_url_with_a_host_shows_the_two_right_spellings(
+    cwd: Path, url: str, relative: str, absolute: str
+) -> None:
+    """``sqlite://dir/x.db`` is a ConfigurationError showing the three-slash and four-slash spellings of the path."""
+    with pytest.raises(ConfigurationError, match="host part") as info:
+        store_from_url(url)
+    assert relative in str(info.value)
+    assert absolute in str(info.value)
+
+
+PATH_CHARACTERS = {
+    "nul": ("sqlite:///bad\x00name.db", "NUL character"),
+    "lone-surrogate": ("sqlite:///bad\ud800.db", "lone surrogate"),
+}
+
+
+@pytest.mark.parametrize(("url", "message"), PATH_CHARACTERS.values(), ids=PATH_CHARACTERS.keys())
+def test_a_sqlite_url_with_a_path_sqlite_cannot_open_raises_configuration_error(
+    flavor: Flavor, made: Any, cwd: Path, url: str, message: str
+) -> None:
+    """A NUL character or a lone surrogate in a SQLite URL's path raises ConfigurationError; nothing is written."""
+    with pytest.raises(ConfigurationError, match=message):
+        store_from_url(url)
+    flow = made(checkpointer=url)
+    with pytest.raises(ConfigurationError, match=message):
+        flavor.invoke(flow, 1, thread_id="t")
+    assert os.listdir(cwd) == []
