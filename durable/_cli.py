@@ -20,14 +20,22 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
+from . import _cli_format as fmt
 from ._cli_threads import _add_admin_commands, _run_admin
 from .errors import ConfigurationError, DurableError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own, with its usage errors `clean`: they quote arguments, which may be pasted thread ids."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(fmt.clean(message))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="durable", description="Durable execution for plain Python.")
+    parser = _Parser(prog="durable", description="Durable execution for plain Python.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     worker = commands.add_parser(
@@ -70,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _worker(args)
     except DurableError as exc:
-        print(f"durable {args.command}: {exc}", file=sys.stderr)
+        fmt.fail(args.command, exc)
         return 1
 
 
@@ -113,7 +121,7 @@ def _check(args: argparse.Namespace) -> int:
         for ep in entrypoints:
             findings.update(check(ep))
     except DurableError as exc:
-        print(f"durable check: {exc}", file=sys.stderr)
+        fmt.fail("check", exc)
         return 2
     ordered = sorted(findings)
     if args.json:
