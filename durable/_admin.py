@@ -1,10 +1,10 @@
-"""`Threads`: find, inspect, fork, export, import, diff, delete and prune the threads of a store.
+"""`Threads`: find, inspect, fork, export, import, diff, delete, prune and re-sign the threads of a store.
 
-Nothing here needs the workflow's code. A run records the serializer it was
-journaled with (its stamp), so values are read with that serializer, and with
-the keyring of ``secret`` (or ``$DURABLE_SECRET``) when the journal is signed.
-Exports and imports move the stored bytes as they are: a signed journal stays
-signed, and nothing is deserialized on the way.
+Nothing here needs the workflow's code, and nothing here lets the journal decide how it is read:
+values are shown by the rules of `_peek` (JSON always; a pickle only when its signature verified
+under the key given, or with ``unsafe_unpickle=True``; otherwise described, not run). Exports and
+imports move the stored bytes as they are: a signed journal stays signed; an import verifies every
+value first when a key is given, and lands its thread resumable by hand, never running by itself.
 """
 
 from __future__ import annotations
@@ -19,27 +19,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._codec import Codec, Keyring, Secret, keyring
+from ._bundle import STATUS_NAMES
+from ._bundle import parse as parse_bundle
+from ._bundle import to_json as bundle_json
+from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, Secret, keyring, new_nonce
 from ._core import latest_rows
 from ._engine import cancel_flow, drive
+from ._ids import check_thread_id
 from ._interrupts import Interrupt
 from ._leases import new_owner, owner_is_dead, retire
-from ._serde import JsonSerializer, PickleSerializer, Serializer
+from ._peek import ToolReader
+from ._reseal import RUN_VALUES, map_values, resealer, verifier
+from ._serde import TAG_JSON, JsonSerializer, PickleSerializer, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
-from .errors import ConfigurationError, ThreadBusyError, ThreadNotFoundError
-from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadSummary
-
-BUNDLE_FORMAT = "durable.thread"
-BUNDLE_VERSION = 1
-_STATUS_NAMES = {OK: "ok", ERROR: "error", ANSWER: "answer", RETRY: "retry"}
-_STATUS_CODES = {v: k for k, v in _STATUS_NAMES.items()}
-_RUN_BLOBS = ("input", "previous", "output", "save", "error", "interrupts")
-# The slot each run-level blob is signed under: (run, key); "*" is the run number for inputs.
-_RUN_SLOTS = {
-    "input": ("*", "#input"), "output": (None, "#output"), "save": (None, "#save"), "error": (None, "#error"),
-    "interrupts": (None, "#interrupts"), "previous": ("prev", "#save"),
-}  # fmt: skip
+from .errors import ConfigurationError, DurableError, ThreadBusyError, ThreadNotFoundError
+from .stores._base import OK, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadRow, ThreadSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +61,44 @@ class JournalDiff:
 
 
 def serializer_for(stamp: str | None) -> Serializer:
-    """The serializer a run's stamp names (runs without a stamp were pickled)."""
+    """The serializer a run's stamp names, for *writing* a value into that run (reads never trust it)."""
     if stamp is not None and stamp.split(" ", 1)[0] == "json":
         return JsonSerializer()
     return PickleSerializer()
+
+
+@dataclass(frozen=True, slots=True)
+class ResignReport:
+    """What `Threads.resign` did: the threads re-signed, those skipped while running, those it refused and why."""
+
+    resigned: tuple[str, ...]
+    busy: tuple[str, ...]
+    failed: Mapping[str, str]
 
 
 class Threads:
     """Operate on the threads of one store: ``Threads("sqlite:///app.db")``, ``Threads(store)``, or
     ``pipeline.threads`` (limited to that entrypoint's runs).
 
-    ``secret`` reads (and, for forks and imports, writes) a signed journal; default ``$DURABLE_SECRET``.
+    ``secret`` checks (and, for forks, imports and `resign`, signs) a signed journal; default
+    ``$DURABLE_SECRET``. Values read back are unpickled only when their signature verified under it:
+    ``unsafe_unpickle=True`` unpickles unsigned ones too, which runs whatever code they hold (only for
+    a journal you trust as you trust your code). Others come back as `durable.SealedValue`.
     """
 
     def __init__(
-        self, store: Store | str | None = None, *, secret: Secret | None = None, entrypoint: str | None = None
+        self,
+        store: Store | str | None = None,
+        *,
+        secret: Secret | None = None,
+        entrypoint: str | None = None,
+        unsafe_unpickle: bool = False,
     ):
         self.store = resolve_store(store)
         self._ring: Keyring | None = keyring(secret if secret is not None else self.store.secret)
         self.entrypoint = entrypoint
+        self.unsafe_unpickle = unsafe_unpickle
+        self.signed_unread = 0  # signed values shown sealed because no key was given (the CLI says so)
 
     def __repr__(self) -> str:
         return f"Threads({self.store!r})"
@@ -125,9 +139,19 @@ class Threads:
             cursor = page.next_cursor
 
     def state(self, thread_id: str, *, run_id: int | None = None) -> ThreadState:
-        """A thread's latest run (or run ``run_id``) with its journal entries, as `Entrypoint.get_state` gives."""
-        stamp = self._stamp(thread_id, run_id)
-        return read_state(self.store, serializer_for(stamp), self._ring, thread_id, run_id)
+        """A thread's latest run (or run ``run_id``) with its journal entries, as `Entrypoint.get_state` gives,
+        except that values nothing vouches for come back as `SealedValue` (see the class docstring)."""
+
+        def reader(thread: ThreadRow, run: RunRow) -> ToolReader:
+            made = ToolReader(self._ring, thread.thread_id, thread.nonce, run.entrypoint, self.unsafe_unpickle)
+            readers.append(made)
+            return made
+
+        readers: builtins.list[ToolReader] = []
+        try:
+            return read_state(self.store, thread_id, reader, run_id)
+        finally:
+            self.signed_unread += sum(r.signed_unread for r in readers)
 
     def runs(self, thread_id: str) -> builtins.list[RunRow]:
         """Every run of the thread, oldest first (raw rows: statuses, times, errors; values still encoded)."""
@@ -148,12 +172,9 @@ class Threads:
     # -- changing -----------------------------------------------------------------------------------
 
     def cancel(self, thread_id: str) -> bool:
-        """`Entrypoint.cancel` without the entrypoint (its serializer is read from the run's stamp)."""
-        from ._engine import EntrypointSpec
-
+        """`Entrypoint.cancel` without the entrypoint (the error is written with the run's serializer)."""
         serde = serializer_for(self._stamp(thread_id, None))
-        spec = EntrypointSpec("", _no_body, False, False, serde, "raise")
-        return bool(drive(cancel_flow(spec, thread_id, self._ring), self.store))
+        return bool(drive(cancel_flow(None, serde, thread_id, self._ring), self.store))
 
     def delete(self, thread_id: str) -> bool:
         """Delete the thread, its runs and journal (`ThreadBusyError` while it runs); ``False`` if unknown.
@@ -195,30 +216,93 @@ class Threads:
                 progress(total)
         return total
 
+    def resign(
+        self,
+        thread_ids: Sequence[str] | None = None,
+        *,
+        sign_unsigned: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ResignReport:
+        """Re-sign threads (default: every thread) with this keyring's write key, in the current signature format.
+
+        Each value is checked first, with every key of the keyring, and a thread with a value that
+        fails is left as it is (reported in ``failed``). Threads written before thread nonces
+        existed get one, after which a version-1 signature is refused there. Unsigned values (a journal
+        written before a key was set) are signed only with ``sign_unsigned=True``: that vouches for
+        them, so do it on a journal you trust. Running threads are skipped (``busy``): run it again.
+        To retire a key, re-sign with a keyring whose write key is the new one, then drop the old key.
+        """
+        if self._ring is None:
+            raise ConfigurationError(
+                "resign needs the key to sign with: set DURABLE_SECRET (new key first, then the old ones: "
+                "new=...,old=...), or pass secret="
+            )
+        ids = thread_ids if thread_ids is not None else [t.thread_id for t in self.all()]
+        done: builtins.list[str] = []
+        busy: builtins.list[str] = []
+        failed: dict[str, str] = {}
+        for n, thread_id in enumerate(ids, 1):
+            try:
+                (done if self._resign_one(thread_id, sign_unsigned) else busy).append(thread_id)
+            except DurableError as exc:
+                failed[thread_id] = str(exc)
+            if progress is not None:
+                progress(n)
+        return ResignReport(tuple(done), tuple(busy), failed)
+
+    def _resign_one(self, thread_id: str, sign_unsigned: bool) -> bool:
+        for _ in range(3):
+            thread = self.store.get_thread(thread_id)
+            if thread is None:
+                raise ThreadNotFoundError(thread_id)
+            if thread.owner is not None and (thread.lease_expires or 0.0) > time.time():
+                return False
+            runs, rows = self._values(thread)
+            if not sign_unsigned and _unsigned(runs, rows):
+                raise ConfigurationError(
+                    f"thread {thread_id!r} has unsigned values (it was journaled before a key was set): re-sign "
+                    f"it with sign_unsigned=True (durable resign --sign-unsigned) if you trust this journal"
+                )
+            nonce = thread.nonce or new_nonce()
+            old = Codec(JsonSerializer(), self._ring, thread_id, thread.nonce, "")
+            new = old.for_thread(nonce)
+            runs, rows = map_values(runs, rows, resealer(old, new, sign_unsigned=sign_unsigned, allow_v1=True,
+                                                         what="resign"))  # fmt: skip
+            if self.store.rewrite_thread(thread, nonce, runs, rows):
+                return True
+        return False
+
     # -- moving -------------------------------------------------------------------------------------
 
     def export(self, thread_id: str) -> dict[str, Any]:
         """A portable, versioned JSON-ready bundle of the thread: every run and journal row, bytes as stored."""
-        runs = self.runs(thread_id)
         thread = self.store.get_thread(thread_id)
-        assert thread is not None
-        rows = [(run.run_id, row) for run in runs for row in self.store.load_journal(thread.tid, run.run_id)]
-        return {
-            "format": BUNDLE_FORMAT,
-            "version": BUNDLE_VERSION,
-            "exported_at": time.time(),
-            "thread_id": thread_id,
-            "runs": [_run_to_json(run) for run in runs],
-            "journal": [_row_to_json(run_id, row) for run_id, row in rows],
-        }
+        if thread is None or thread.run is None:
+            raise ThreadNotFoundError(thread_id)
+        runs, rows = self._values(thread)
+        return bundle_json(thread_id, thread.nonce, runs, rows)
 
-    def import_bundle(self, bundle: Mapping[str, Any]) -> str:
+    def import_bundle(self, bundle: Mapping[str, Any], *, runnable: bool = False) -> str:
         """Create the bundle's thread in this store (`ThreadExistsError` if it has one); returns its id.
 
-        An imported unfinished run is resumable here with ``invoke(None, thread_id=...)``.
+        Every field is checked first (a malformed bundle is a `ConfigurationError`), and with a key every
+        value is verified (`IntegrityError`): nothing is written unless all of it passes. An unfinished run
+        lands failed-and-resumable, so no worker runs it until someone resumes it with
+        ``invoke(None, thread_id=...)``; ``runnable=True`` keeps it as it was (a migration between stores).
         """
-        thread_id, runs, rows = _parse_bundle(bundle)
-        self.store.import_thread(thread_id, runs, rows)
+        thread_id, nonce, runs, rows = parse_bundle(bundle)
+        if self._ring is not None:
+            # The bundle's slots name the entrypoints of its runs; verification checks those too.
+            codec = Codec(JsonSerializer(), self._ring, thread_id, nonce, "")
+            map_values(runs, rows, verifier(codec))
+        last = runs[-1]
+        if not runnable and last.status == "running":
+            runs[-1] = replace(
+                last, status="failed", wake_at=None, finished_at=time.time(),
+                error_text=f"imported from a bundle while running; nothing runs until it is resumed: "
+                f"invoke(None, thread_id={thread_id!r}) or durable resume MODULE:ENTRYPOINT {thread_id}",
+            )  # fmt: skip
+        self.store.import_thread(thread_id, runs, rows, nonce)
         return thread_id
 
     def fork(
@@ -236,27 +320,37 @@ class Threads:
         calls before ``at``; ``overrides`` replace recorded results by key (``{"3": fixed}``).
         The new thread's run is failed-and-resumable: ``invoke(None, thread_id=new)`` replays
         the copied prefix and runs the rest with today's code. The original is untouched.
+        Every copied value is verified (with the key) and re-signed for the new thread: a value
+        that fails its check stops the fork, so a forged row is never laundered into a new thread.
         """
         import uuid
 
-        new_id = new_thread_id or f"{thread_id}-fork-{uuid.uuid4().hex[:8]}"
+        new_id = check_thread_id(new_thread_id or f"{thread_id}-fork-{uuid.uuid4().hex[:8]}")
         if new_id == thread_id:
             raise ConfigurationError("new_thread_id must differ from the thread being forked")
         cut = _top(at)
-        runs = [r for r in self.runs(thread_id) if run_id is None or r.run_id <= run_id]
+        thread = self.store.get_thread(thread_id)
+        if thread is None or thread.run is None:
+            raise ThreadNotFoundError(thread_id)
+        every, journal = self._values(thread)
+        runs = [r for r in every if run_id is None or r.run_id <= run_id]
         if not runs or (run_id is not None and runs[-1].run_id != run_id):
             raise ConfigurationError(f"thread {thread_id!r} has no run #{run_id}")
         target = runs[-1]
-        old = Codec(serializer_for(target.stamp), self._ring, thread_id)
-        new = Codec(old.serde, self._ring, new_id)
-        thread = self.store.get_thread(thread_id)
-        assert thread is not None
-        recorded_rows = self.store.load_journal(thread.tid, target.run_id)
-        latest = latest_rows(row for row in recorded_rows if _top(row.key) < cut)
-        kept = [
-            row._replace(payload=_reseal(old, new, row.payload, target.run_id, row.key, row.name))
-            for row in latest.values()
-        ]
+        latest = latest_rows(row for rid, row in journal if rid == target.run_id and _top(row.key) < cut)
+        kept = [(rid, row) for rid, row in journal if rid < target.run_id]
+        kept += [(target.run_id, row) for row in sorted(latest.values(), key=lambda r: (_sort_key(r.key), r.attempt))]
+        forked = replace(
+            target, status="failed", output=None, save=None, error=None, interrupts=None, retry_keys=(),
+            error_text=f"forked from thread {thread_id!r} run #{target.run_id} at key {cut}: "
+            f"resume it with invoke(None, thread_id={new_id!r})",
+            finished_at=time.time(), wake_at=None, recoveries=0,
+        )  # fmt: skip
+        old = Codec(JsonSerializer(), self._ring, thread_id, thread.nonce, "")
+        nonce = new_nonce()
+        new = Codec(JsonSerializer(), self._ring, new_id, nonce, "")
+        runs, kept = map_values([*runs[:-1], forked], kept,
+                                resealer(old, new, sign_unsigned=False, allow_v1=False, what="fork"))  # fmt: skip
         for key, value in (overrides or {}).items():
             recorded = latest.get(key)
             if recorded is None:
@@ -264,21 +358,18 @@ class Threads:
                     f"override for key {key!r}: the fork keeps no recorded call there (keys before {cut} are kept: "
                     f"{sorted(latest, key=_sort_key)})"
                 )
-            payload = new.dump(value, target.run_id, key, recorded.name, f"the override for key {key!r}")
-            kept = [r for r in kept if r.key != key]
+            # Written in the format the recorded value has, which is what the workflow reads.
+            serde = JsonSerializer() if _inner(recorded.payload)[:1] == TAG_JSON else serializer_for(target.stamp)
+            writer = Codec(serde, self._ring, new_id, nonce, target.entrypoint)
+            attempt = recorded.attempt + 1
+            payload = writer.dump(value, target.run_id, key, f"the override for key {key!r}", recorded.name,
+                                  attempt=attempt, status=OK, digest=recorded.digest)  # fmt: skip
             now = time.time()
-            kept.append(JournalRow(key, recorded.attempt + 1, recorded.name, OK, recorded.digest, payload, now, now))
-        copied = [_reseal_run(old, new, r) for r in runs[:-1]]
-        forked = _reseal_run(old, new, target)
-        forked = replace(
-            forked, status="failed", output=None, save=None, error=None, interrupts=None, retry_keys=(),
-            error_text=f"forked from thread {thread_id!r} run #{target.run_id} at key {cut}: "
-            f"resume it with invoke(None, thread_id={new_id!r})",
-            finished_at=time.time(), wake_at=None, recoveries=0,
-        )  # fmt: skip
-        journal = [(r.run_id, row) for r in copied for row in self._resealed_journal(thread.tid, r, old, new)]
-        journal += [(target.run_id, row) for row in sorted(kept, key=lambda r: (_sort_key(r.key), r.attempt))]
-        self.store.import_thread(new_id, [*copied, forked], journal)
+            kept = [(rid, r) for rid, r in kept if not (rid == target.run_id and r.key == key)]
+            kept.append(
+                (target.run_id, JournalRow(key, attempt, recorded.name, OK, recorded.digest, payload, now, now))
+            )
+        self.store.import_thread(new_id, runs, kept, nonce)
         return new_id
 
     def diff(self, left: str | Mapping[str, Any], right: str | Mapping[str, Any]) -> builtins.list[JournalDiff]:
@@ -292,6 +383,12 @@ class Threads:
 
     # -- helpers ------------------------------------------------------------------------------------
 
+    def _values(self, thread: ThreadRow) -> tuple[builtins.list[RunRow], builtins.list[tuple[int, JournalRow]]]:
+        """Every run of the thread and every journal row, as stored."""
+        runs = self.store.list_runs(thread.thread_id)
+        rows = [(run.run_id, row) for run in runs for row in self.store.load_journal(thread.tid, run.run_id)]
+        return runs, rows
+
     def _stamp(self, thread_id: str, run_id: int | None) -> str | None:
         thread = self.store.get_thread(thread_id)
         if thread is None or thread.run is None:
@@ -303,22 +400,16 @@ class Threads:
                 return run.stamp
         raise ConfigurationError(f"thread {thread_id!r} has no run #{run_id}")
 
-    def _resealed_journal(self, tid: int, run: RunRow, old: Codec, new: Codec) -> builtins.list[JournalRow]:
-        return [
-            row._replace(payload=_reseal(old, new, row.payload, run.run_id, row.key, row.name))
-            for row in self.store.load_journal(tid, run.run_id)
-        ]
-
     def _latest_rows(self, which: str | Mapping[str, Any]) -> dict[str, tuple[str, str, int, str]]:
         if isinstance(which, str):
             which = self.export(which)
-        _, runs, rows = _parse_bundle(which)
+        _, _, runs, rows = parse_bundle(which)
         last = runs[-1].run_id if runs else 0
         latest = latest_rows(row for run_id, row in rows if run_id == last)
         return {
             k: (
                 r.name,
-                _STATUS_NAMES.get(r.status, str(r.status)),
+                STATUS_NAMES.get(r.status, str(r.status)),
                 r.attempt,
                 hashlib.sha256(_inner(r.payload)).hexdigest()[:12],
             )
@@ -326,13 +417,15 @@ class Threads:
         }
 
 
-def _no_body(_: Any) -> None:  # pragma: no cover - a cancel never runs a body
-    raise AssertionError
+def _unsigned(runs: Sequence[RunRow], rows: Sequence[tuple[int, JournalRow]]) -> bool:
+    """Whether any value of these runs and rows is unsigned."""
+    blobs = [getattr(run, field) for run in runs for field in RUN_VALUES] + [row.payload for _, row in rows]
+    return any(blob is not None and blob[:1] not in (SIGNED, SIGNED_V1) for blob in blobs)
 
 
 def _inner(blob: bytes) -> bytes:
     """The serialized value inside a blob, without its signature (which differs between threads)."""
-    if blob[:1] == b"S" and len(blob) > 1:
+    if blob[:1] in (SIGNED, SIGNED_V1) and len(blob) > 1:
         return blob[34 + blob[1] :]
     return blob
 
@@ -346,24 +439,6 @@ def _top(key: int | str) -> int:
 
 def _sort_key(key: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in key.split("."))
-
-
-def _reseal(old: Codec, new: Codec, blob: bytes, run: object, key: str, name: str) -> bytes:
-    if old.keyring is None and blob[:1] != b"S":
-        return blob
-    return new.seal(old.open(blob, run, key, name), run, key, name)
-
-
-def _reseal_run(old: Codec, new: Codec, run: RunRow) -> RunRow:
-    changes: dict[str, Any] = {}
-    for field in _RUN_BLOBS:
-        blob = getattr(run, field)
-        if blob is None:
-            continue
-        slot_run, key = _RUN_SLOTS[field]
-        where = run.run_id - 1 if slot_run == "prev" else (slot_run or run.run_id)
-        changes[field] = _reseal(old, new, blob, where, key, "")
-    return replace(run, **changes)
 
 
 def _encode_cursor(started_at: float, thread_id: str) -> str:
@@ -380,80 +455,3 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         return float(started_at), thread_id
     except (ValueError, TypeError, binascii.Error):
         raise ConfigurationError(f"cursor={cursor!r} is not a cursor a listing returned") from None
-
-
-def _b64(blob: bytes | None) -> str | None:
-    return None if blob is None else base64.b64encode(blob).decode()
-
-
-def _unb64(text: Any, what: str) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        return base64.b64decode(str(text).encode(), validate=True)
-    except (ValueError, binascii.Error):
-        raise ConfigurationError(f"the bundle's {what} is not base64") from None
-
-
-def _run_to_json(run: RunRow) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "run_id": run.run_id, "entrypoint": run.entrypoint, "status": run.status, "started_at": run.started_at,
-        "finished_at": run.finished_at, "error_text": run.error_text, "retry_keys": list(run.retry_keys),
-        "stamp": run.stamp, "recoveries": run.recoveries, "wake_at": run.wake_at,
-    }  # fmt: skip
-    for field in _RUN_BLOBS:
-        data[field] = _b64(getattr(run, field))
-    return data
-
-
-def _row_to_json(run_id: int, row: JournalRow) -> dict[str, Any]:
-    return {
-        "run_id": run_id, "key": row.key, "attempt": row.attempt, "task": row.name,
-        "status": _STATUS_NAMES.get(row.status, str(row.status)), "digest": _b64(row.digest),
-        "payload": _b64(row.payload), "started_at": row.started_at, "finished_at": row.finished_at,
-    }  # fmt: skip
-
-
-def _parse_bundle(bundle: Mapping[str, Any]) -> tuple[str, list[RunRow], list[tuple[int, JournalRow]]]:
-    """Validate a bundle and turn it into rows, or raise `ConfigurationError` saying what is wrong."""
-    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
-        raise ConfigurationError(f"not a durable thread bundle (its 'format' must be {BUNDLE_FORMAT!r})")
-    version = bundle.get("version")
-    if version != BUNDLE_VERSION:
-        raise ConfigurationError(
-            f"bundle version {version!r} is not one this durable reads ({BUNDLE_VERSION}): upgrade durable-exec"
-        )
-    try:
-        thread_id = str(bundle["thread_id"])
-        runs = [
-            RunRow(
-                run_id=int(r["run_id"]), entrypoint=str(r["entrypoint"]), status=r["status"],
-                input=_unb64(r["input"], "run input") or b"", previous=_unb64(r.get("previous"), "previous"),
-                started_at=float(r["started_at"]), output=_unb64(r.get("output"), "output"),
-                save=_unb64(r.get("save"), "save"), error=_unb64(r.get("error"), "error"),
-                error_text=r.get("error_text"), retry_keys=tuple(r.get("retry_keys") or ()),
-                finished_at=r.get("finished_at"), interrupts=_unb64(r.get("interrupts"), "interrupts"),
-                stamp=r.get("stamp"), recoveries=int(r.get("recoveries") or 0), wake_at=r.get("wake_at"),
-            )
-            for r in bundle["runs"]
-        ]  # fmt: skip
-        rows = [
-            (int(j["run_id"]), JournalRow(
-                str(j["key"]), int(j["attempt"]), str(j["task"]), _STATUS_CODES[j["status"]],
-                _unb64(j.get("digest"), "digest"), _unb64(j["payload"], "payload") or b"",
-                float(j["started_at"]), float(j["finished_at"]),
-            ))
-            for j in bundle["journal"]
-        ]  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"the bundle is malformed ({type(exc).__name__}: {exc}); nothing was imported"
-        ) from None
-    if not runs:
-        raise ConfigurationError("the bundle has no runs; nothing was imported")
-    if any(r.status not in ("running", "interrupted", "completed", "failed") for r in runs):
-        raise ConfigurationError("the bundle has a run with an unknown status; nothing was imported")
-    known = {r.run_id for r in runs}
-    if any(run_id not in known for run_id, _ in rows):
-        raise ConfigurationError("the bundle has journal rows of a run it does not contain; nothing was imported")
-    return thread_id, sorted(runs, key=lambda r: r.run_id), rows

@@ -16,11 +16,12 @@ from . import _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
 from ._engine import EntrypointSpec, adrive, cancel_flow, drive, invoke_flow, submit_flow
+from ._ids import check_thread_id
 from ._interrupts import Command, Interrupted
 from ._retry import RetryPolicy
 from ._run import Sink, TaskSpec
 from ._serde import DEFAULT_SERIALIZER, Serializer
-from ._state import ThreadState, read_state
+from ._state import ThreadState, app_reader, read_state
 from ._stream import StreamMode, stream_async, stream_sync
 from ._task import _qualname
 from ._urls import resolve_store
@@ -241,7 +242,7 @@ class Entrypoint(Generic[I, O]):
         """
         tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
         store = self.checkpointer
-        return drive(submit_flow(self._spec, input, tid, self._ring), store)  # type: ignore[no-any-return]
+        return drive(submit_flow(self._spec, input, tid, self._ring, store), store)  # type: ignore[no-any-return]
 
     async def asubmit(
         self,
@@ -254,7 +255,8 @@ class Entrypoint(Generic[I, O]):
         tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
         store = self.checkpointer
         async with store.asession() as session:
-            return await adrive(submit_flow(self._spec, input, tid, self._ring), session)  # type: ignore[no-any-return]
+            flow = submit_flow(self._spec, input, tid, self._ring, store)
+            return await adrive(flow, session)  # type: ignore[no-any-return]
 
     def stream(
         self,
@@ -300,7 +302,8 @@ class Entrypoint(Generic[I, O]):
         run. Returns ``False`` if there was nothing to cancel (the last run had finished).
         """
         store = self.checkpointer
-        return drive(cancel_flow(self._spec, _thread_id(thread_id, config), self._ring), store)  # type: ignore[no-any-return]
+        flow = cancel_flow(self.name, self._spec.serde, _thread_id(thread_id, config), self._ring)
+        return drive(flow, store)  # type: ignore[no-any-return]
 
     @property
     def threads(self) -> Threads:
@@ -315,7 +318,7 @@ class Entrypoint(Generic[I, O]):
     ) -> ThreadState:
         """The thread's status, output or error, and journal entries. Raises `ThreadNotFoundError`."""
         store = self.checkpointer
-        return read_state(store, self._spec.serde, self._ring, _thread_id(thread_id, config))
+        return read_state(store, _thread_id(thread_id, config), app_reader(self._spec.serde, self._ring))
 
 
 class _EntrypointDecorator(Protocol):
@@ -403,9 +406,7 @@ def _thread_id(thread_id: str | uuid.UUID | None, config: Mapping[str, Any] | No
     chosen = thread_id if thread_id is not None else from_config
     if chosen is None:
         raise ConfigurationError("no thread id: pass thread_id='...' (the journal is kept per thread)")
-    if not isinstance(chosen, str | uuid.UUID | int) or isinstance(chosen, bool) or str(chosen) == "":
-        raise ConfigurationError(f"thread id {chosen!r}: use a non-empty string (or a UUID)")
-    return str(chosen)
+    return check_thread_id(chosen)
 
 
 def _check_durability(durability: str) -> None:

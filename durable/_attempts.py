@@ -61,7 +61,7 @@ def _seed(run: Run, key: str) -> str:
 def _retry_row(
     run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
 ) -> JournalRow:
-    payload = run.codec.dump_error(exc, run.run_id, key, spec.name)
+    payload = run.codec.dump_error(exc, run.run_id, key, spec.name, attempt=attempt, status=RETRY, digest=digest)
     return JournalRow(key, attempt, spec.name, RETRY, digest, payload, started, _clock.clock.time())
 
 

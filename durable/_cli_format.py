@@ -3,15 +3,22 @@
 Tables are drawn with `rich` only when it is importable *and* stdout is a terminal; pipes, files
 and tests get plain aligned text, so output stays greppable and stable. Progress goes to stderr,
 and only when stderr is a terminal, so it never mixes into what a script reads from stdout.
+
+Thread ids, names, values and error texts come from the journal, which someone else wrote: every
+table cell, ``name: value`` line and error line goes through `clean`, so no control character,
+escape sequence or bidi override reaches the terminal (``--json`` output is escaped by `json`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import stat
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +29,10 @@ from .errors import ConfigurationError
 PREVIEW_WIDTH = 60
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+# Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width marks), lone surrogates
+# (which would make the print itself fail) and the Unicode line and paragraph separators.
+_UNSAFE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _rich_available() -> bool:
@@ -79,9 +90,44 @@ def override_arg(text: str) -> tuple[str, Any]:
     return key, json_arg(f"the value for key {key!r}")(value)
 
 
+# -- keys ----------------------------------------------------------------------------------------------
+
+
+def read_secret(path: str) -> Any:
+    """The keyring in a key file (what DURABLE_SECRET would hold; a binary file is one raw key)."""
+    from ._codec import keyring, parse_secret
+
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the key file {path!r}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return keyring(data)  # raw key bytes
+    if not text:
+        raise ConfigurationError(f"the key file {path!r} is empty")
+    return parse_secret(text, f"the key file {path!r}")
+
+
 # -- export files ---------------------------------------------------------------------------------------------
 
 MANY_FORMAT = "durable.threads"
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` to the file ``path``, readable by its owner only (0600 whatever the umask; an existing
+    regular file is tightened too): an export holds a journal's contents."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            # Before anything is written. Only a regular file: `-o /dev/null` must not chmod a device.
+            if hasattr(os, "fchmod") and stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)
+            out.write(text)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def read_bundles(path: str) -> list[dict[str, Any]]:
@@ -133,9 +179,26 @@ def span(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
+def clean(text: str) -> str:
+    """``text`` safe to print on a terminal: control and format characters (ESC, CR, backspace, newline, DEL,
+    C1, bidi overrides, ...) shown as escapes: ``\\n``, ``\\r``, ``\\t``, ``\\x1b``, ``\\u202e``. Idempotent."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case: nothing to escape
+    return "".join(_escape(char) if unicodedata.category(char) in _UNSAFE else char for char in text)
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def truncate(text: str, width: int = PREVIEW_WIDTH) -> str:
-    """One line of at most ``width`` characters (newlines shown as ``\\n``, the cut marked with ``...``)."""
-    text = text.replace("\n", "\\n")
+    """One line of at most ``width`` characters, `clean` (newlines shown as ``\\n``), the cut marked with ``...``."""
+    text = clean(text)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -152,20 +215,25 @@ def error_line(exc: BaseException | None) -> str:
     """``Type: message`` (first line of the message), as a journal table shows an error."""
     if exc is None:
         return ""
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    message = str(exc).strip().split("\n")[0].rstrip()  # "\n" only: a "\r" or "\x0b" is shown by `clean`
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def first_line(text: str | None) -> str:
     """The telling line of a stored error text: a traceback's last line (``Type: message``), else the first."""
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in (text or "").strip().split("\n") if line.strip()]  # as `error_line`
     if not lines:
         return ""
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
 def jsonable(value: Any) -> Any:
-    """The value itself when JSON can carry it unchanged, else its repr (so ``--json`` never fails)."""
+    """The value itself when JSON can carry it unchanged, else its repr (so ``--json`` never fails); a value
+    the tools did not read, as ``{"sealed": {format, type, size, sha256, why, reason}}``."""
+    from ._peek import SealedValue
+
+    if isinstance(value, SealedValue):
+        return value.to_json()
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -188,8 +256,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str |
     if _rich_available() and out.isatty():
         _rich_table(headers, rows, title)
         return
+    headers = [clean(h) for h in headers]
+    rows = [[clean(cell) for cell in row] for row in rows]
     if title:
-        out.write(title + "\n")
+        out.write(clean(title) + "\n")
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
@@ -202,18 +272,25 @@ def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: st
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(*headers, title=title, title_justify="left", header_style="bold")
+    grid = Table(title=Text(clean(title)) if title else None, title_justify="left", header_style="bold")
+    for header in headers:
+        grid.add_column(Text(clean(header)))
     for row in rows:
-        grid.add_row(*(Text(cell) for cell in row))  # Text: a value's "[...]" is not rich markup
+        grid.add_row(*(Text(clean(cell)) for cell in row))  # Text: a value's "[...]" is not rich markup
     Console().print(grid)
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:
-    """``name: value`` lines, names aligned, empty values left out."""
-    shown = [(k, v) for k, v in pairs if v]
+    """``name: value`` lines, names aligned, empty values left out, both `clean`."""
+    shown = [(clean(k), clean(v)) for k, v in pairs if v]
     width = max((len(k) for k, _ in shown), default=0)
     for key, value in shown:
         sys.stdout.write(f"{(key + ':').ljust(width + 1)} {value}\n")
+
+
+def fail(command: str, message: object) -> None:
+    """The line ``durable COMMAND: MESSAGE`` on stderr, `clean` (a message may quote a thread id or a journal)."""
+    print(f"durable {command}: {clean(str(message))}", file=sys.stderr)
 
 
 # -- progress ---------------------------------------------------------------------------------------------

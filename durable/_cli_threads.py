@@ -1,5 +1,10 @@
 """The operator commands of ``durable``: threads, show, interrupts, resume, cancel, fork, export, import,
-delete, prune and diff, on `durable.Threads`. Output helpers are in `_cli_format`."""
+delete, prune, diff and resign, on `durable.Threads`. Output helpers are in `_cli_format`.
+
+The commands that only read (threads, show, interrupts, export, diff, prune --dry-run) open the journal
+read-only: they never create a file or a schema, nor migrate one. Values are shown by `durable.Threads`'
+rules: a pickle is unpickled only when it verified under the key (``DURABLE_SECRET`` or ``--secret-file``),
+or with ``--unsafe-unpickle``; otherwise it is described (format, type, size, digest)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,14 @@ import sys
 from typing import Any
 
 from . import _cli_format as fmt
-from .errors import ConfigurationError, DurableError
+from ._urls import resolve_store
+from .errors import ConfigurationError, DurableError, JournalNotFoundError
+
+_READ_ONLY = {"threads", "show", "interrupts", "export", "diff"}
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    return args.command in _READ_ONLY or (args.command == "prune" and args.dry_run)
 
 
 class _Usage(Exception):
@@ -21,6 +33,15 @@ def _add_admin_commands(commands: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="the store (default: $DURABLE_URL, else sqlite:///durable.db)")
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    common.add_argument(
+        "--secret-file", metavar="FILE",
+        help="read the journal's key from FILE (as DURABLE_SECRET: one key, or id=key,id2=key2; "
+        "base64:... or hex:...), instead of $DURABLE_SECRET",
+    )  # fmt: skip
+    common.add_argument(
+        "--unsafe-unpickle", action="store_true",
+        help="unpickle values that no key verified: a pickle can run code, so only for a journal you trust",
+    )  # fmt: skip
 
     def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], help=help, description=description or help)  # type: ignore[no-any-return]
@@ -76,8 +97,33 @@ def _add_admin_commands(commands: Any) -> None:
     export.add_argument("threads", nargs="+", metavar="THREAD")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
 
-    import_ = command("import", "create the threads of an exported file in the store")
+    import_ = command(
+        "import",
+        "create the threads of an exported file in the store",
+        "Create the threads of an exported file. Every field is checked, and with a key every value is "
+        "verified, before anything is written. An unfinished run lands failed-and-resumable: nothing runs "
+        "until it is resumed (`durable resume`), unless --runnable. A pickle bundle is code: import only "
+        "bundles you trust, or signed ones with the key.",
+    )
     import_.add_argument("file", metavar="FILE", help="a file `durable export` wrote, or - for stdin")
+    import_.add_argument(
+        "--runnable", action="store_true",
+        help="keep unfinished runs runnable, so workers carry them at once (a migration between stores)",
+    )  # fmt: skip
+
+    resign = command(
+        "resign",
+        "re-sign threads with the current key and signature format",
+        "Check every value of the threads (default: all) with the key(s) given, then sign them again with the "
+        "first key, in the current format (with the thread's nonce). Run it after upgrading durable, to retire "
+        "an old key (DURABLE_SECRET=new=...,old=..., then drop old), or with --sign-unsigned to sign a journal "
+        "written before a key was set. Running threads are skipped: run it again.",
+    )
+    resign.add_argument("threads", nargs="*", metavar="THREAD")
+    resign.add_argument(
+        "--sign-unsigned", action="store_true",
+        help="also sign values that have no signature (you vouch for them: only on a journal you trust)",
+    )  # fmt: skip
 
     delete = command("delete", "delete threads, their runs and journals")
     delete.add_argument("threads", nargs="+", metavar="THREAD")
@@ -110,16 +156,25 @@ def _run_admin(args: argparse.Namespace) -> int:
         logging.getLogger("durable").addHandler(logging.NullHandler())
     threads: Threads | None = None
     try:
-        threads = Threads(args.url)
-        return handler(threads, args)
-    except _Usage as exc:
-        print(f"durable {args.command}: {exc}", file=sys.stderr)
+        secret = fmt.read_secret(args.secret_file) if args.secret_file else None
+        store = resolve_store(args.url, read_only=_reads_only(args))
+        threads = Threads(store, secret=secret, unsafe_unpickle=args.unsafe_unpickle)
+        code = handler(threads, args)
+        if threads.signed_unread and not args.json:
+            fmt.fail(
+                args.command,
+                f"note: this journal is signed and no key was given, so {threads.signed_unread} value(s) are "
+                f"shown by size and digest only: give the key with DURABLE_SECRET or --secret-file",
+            )
+        return code
+    except (_Usage, JournalNotFoundError) as exc:
+        fmt.fail(args.command, exc)
         return 2
     except DurableError as exc:
-        print(f"durable {args.command}: {exc}", file=sys.stderr)
+        fmt.fail(args.command, exc)
         return 1
     except KeyboardInterrupt:
-        print(f"durable {args.command}: interrupted", file=sys.stderr)
+        fmt.fail(args.command, "interrupted")
         return 130
     finally:
         if threads is not None:
@@ -194,14 +249,14 @@ def _cmd_resume(threads: Any, args: argparse.Namespace) -> int:
     except DurableError:
         raise
     except Exception as exc:  # the workflow's own failure: report it, as `durable show` would
-        print(f"durable resume: thread {args.thread!r} failed: {fmt.error_line(exc)}", file=sys.stderr)
+        fmt.fail("resume", f"thread {args.thread!r} failed: {fmt.error_line(exc)}")
         return 1
     if isinstance(result, Interrupted):
         pending = [{"id": i.id, "value": fmt.jsonable(i.value)} for i in result.interrupts]
         if args.json:
             fmt.emit_json({"thread_id": args.thread, "status": "interrupted", "interrupts": pending})
         else:
-            print(f"thread {args.thread!r} paused; answer with --resume-json:")
+            print(fmt.clean(f"thread {args.thread!r} paused; answer with --resume-json:"))
             fmt.table(("INTERRUPT", "VALUE"), [[i.id, fmt.preview(i.value)] for i in result.interrupts])
         return 0
     if args.json:
@@ -210,7 +265,7 @@ def _cmd_resume(threads: Any, args: argparse.Namespace) -> int:
         try:
             print(json.dumps(result))
         except (TypeError, ValueError):
-            print(repr(result))
+            print(fmt.clean(repr(result)))
     return 0
 
 
@@ -219,7 +274,8 @@ def _cmd_cancel(threads: Any, args: argparse.Namespace) -> int:
     if args.json:
         fmt.emit_json({"thread_id": args.thread, "cancelled": cancelled})
     else:
-        print(f"cancelled {args.thread}" if cancelled else f"nothing to cancel: {args.thread} has no unfinished run")
+        thread = fmt.clean(args.thread)
+        print(f"cancelled {thread}" if cancelled else f"nothing to cancel: {thread} has no unfinished run")
     return 0
 
 
@@ -229,7 +285,7 @@ def _cmd_fork(threads: Any, args: argparse.Namespace) -> int:
     if args.json:
         fmt.emit_json({"thread_id": new_id, "forked_from": args.thread, "at": args.at})
     else:
-        print(new_id)
+        print(fmt.clean(new_id))
     return 0
 
 
@@ -245,15 +301,11 @@ def _cmd_export(threads: Any, args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    try:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    fmt.write_private(args.output, text)  # 0600: a journal's contents
     if args.json:
         fmt.emit_json({"exported": args.threads, "file": args.output})
     else:
-        print(f"exported {len(bundles)} thread{'s' if len(bundles) != 1 else ''} to {args.output}")
+        print(fmt.clean(f"exported {len(bundles)} thread{'s' if len(bundles) != 1 else ''} to {args.output}"))
     return 0
 
 
@@ -263,18 +315,18 @@ def _cmd_import(threads: Any, args: argparse.Namespace) -> int:
     with fmt.progress("importing", len(bundles)) as update:
         for done, bundle in enumerate(bundles, 1):
             try:
-                imported.append(threads.import_bundle(bundle))
+                imported.append(threads.import_bundle(bundle, runnable=args.runnable))
             except DurableError as exc:  # one bad or existing thread does not stop the others
                 name = bundle.get("thread_id") if isinstance(bundle, dict) else None
                 failed.append({"thread_id": name, "error": str(exc)})
             update(done)
     for failure in failed:
-        print(f"durable import: {failure['thread_id']!r}: {failure['error']}", file=sys.stderr)
+        fmt.fail("import", f"{failure['thread_id']!r}: {failure['error']}")
     if args.json:
         fmt.emit_json({"imported": imported, "failed": failed})
     else:
         for thread_id in imported:
-            print(f"imported {thread_id}")
+            print(f"imported {fmt.clean(thread_id)}")
     return 1 if failed else 0
 
 
@@ -287,14 +339,14 @@ def _cmd_delete(threads: Any, args: argparse.Namespace) -> int:
             (deleted if threads.delete(thread_id) else missing).append(thread_id)
         except DurableError as exc:  # busy: the others are still deleted
             failed.append({"thread_id": thread_id, "error": str(exc)})
-            print(f"durable delete: {exc}", file=sys.stderr)
+            fmt.fail("delete", exc)
     for thread_id in missing:
-        print(f"durable delete: no thread {thread_id!r} in this store", file=sys.stderr)
+        fmt.fail("delete", f"no thread {thread_id!r} in this store")
     if args.json:
         fmt.emit_json({"deleted": deleted, "missing": missing, "failed": failed})
     else:
         for thread_id in deleted:
-            print(f"deleted {thread_id}")
+            print(f"deleted {fmt.clean(thread_id)}")
     return 1 if missing or failed else 0
 
 
@@ -347,8 +399,23 @@ def _cmd_diff(threads: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_resign(threads: Any, args: argparse.Namespace) -> int:
+    ids = args.threads or None
+    with fmt.progress("re-signing", len(ids) if ids else None) as update:
+        report = threads.resign(ids, sign_unsigned=args.sign_unsigned, progress=update)
+    for thread_id, error in report.failed.items():
+        fmt.fail("resign", f"{thread_id!r}: {error}")
+    for thread_id in report.busy:
+        fmt.fail("resign", f"{thread_id!r} is running: skipped, run resign again once it is not")
+    if args.json:
+        fmt.emit_json({"resigned": list(report.resigned), "busy": list(report.busy), "failed": dict(report.failed)})
+    else:
+        print(f"re-signed {len(report.resigned)} thread{'s' if len(report.resigned) != 1 else ''}")
+    return 1 if report.failed or report.busy else 0
+
+
 _HANDLERS = {
     "threads": _cmd_threads, "show": _cmd_show, "interrupts": _cmd_interrupts, "resume": _cmd_resume,
     "cancel": _cmd_cancel, "fork": _cmd_fork, "export": _cmd_export, "import": _cmd_import, "delete": _cmd_delete,
-    "prune": _cmd_prune, "diff": _cmd_diff,
+    "prune": _cmd_prune, "diff": _cmd_diff, "resign": _cmd_resign,
 }  # fmt: skip

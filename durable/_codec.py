@@ -1,34 +1,61 @@
-"""Signed journal blobs: an HMAC-SHA256 over a blob and the slot it belongs to, checked before it is read.
+"""Signed journal blobs: an HMAC-SHA256 over a blob and all that decides what it means, checked before it is read.
 
 With a key configured (``secret=`` on the entrypoint or the store, or ``DURABLE_SECRET``) every blob
 is stored as::
 
-    b"S" | key id length (1 byte) | key id | HMAC-SHA256 (32 bytes) | the serializer's tagged bytes
+    b"T" | key id length (1 byte) | key id | HMAC-SHA256 (32 bytes) | the serializer's tagged bytes
 
-and the MAC covers the key id, the thread, the run, the journal key, the task name and the tagged
-bytes (so the format too). A blob moved to another slot, two rows swapped, one flipped bit, a key
-that is not in the keyring, or an unsigned blob while a key is configured: each is an
-`IntegrityError`, raised before a single byte is deserialized. The checks are plain ``if``
-statements, so they hold under ``python -O``.
+The MAC (domain ``durable/journal/v2``) covers the key id, the thread id, the thread's nonce, and the
+blob's slot: the run number, the journal key (a call-order key, or ``#input``, ``#output``, ``#save``,
+``#error``, ``#interrupts`` for a run's own values), the task's name (the entrypoint's name for a
+run's values, so a run cannot be dispatched to another entrypoint), the attempt number, the row's
+status (a value, an error, a failed attempt, an answer) and the argument digest, then the tagged
+bytes (so the format too). A blob moved to another slot, a row whose status was flipped (an error
+read as a value), the input of one run given to another, a row of a deleted thread replayed into a
+new thread of the same id (the nonce is new), a flipped bit, a key that is not in the keyring, or an
+unsigned blob while a key is configured: each is an `IntegrityError`, raised before a single byte is
+deserialized. The checks are plain ``if`` statements, so they hold under ``python -O``.
+
+Version 1 (tag ``S``, domain ``durable/journal/v1``) covered the thread, run, key and name only. Its
+blobs still verify on the threads written before version 2 existed (those have no nonce), so old
+journals keep working; `durable resign` (`Threads.resign`) re-signs them in version 2 and gives them a
+nonce, after which a version-1 blob is refused there too.
 
 Key rotation: a keyring holds several keys by id; the first one (or ``write=``) signs, all verify.
-``DURABLE_SECRET`` is either one secret, or ``id1=secret1,id2=secret2`` (the first signs).
+``DURABLE_SECRET`` is one key, or ``id1=key1,id2=key2`` (the first signs); a key is its text's UTF-8
+bytes, or ``base64:...`` / ``hex:...`` for binary keys. No error ever shows a key, or a key id taken
+from the secret.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
+import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._serde import Serializer, dump_error, dump_value, load_value
-from .errors import ConfigurationError, IntegrityError
+from ._serde import Serializer, dump_error, dump_value, load_value, type_name
+from .errors import ConfigurationError, IntegrityError, SerializationError
 
-SIGNED = b"S"
-_DOMAIN = b"durable/journal/v1"
+SIGNED = b"T"  # version 2
+SIGNED_V1 = b"S"
+_DOMAIN = b"durable/journal/v2"
+_DOMAIN_V1 = b"durable/journal/v1"
+_NO_DIGEST = b"\xff\xff\xff\xff"
+_NUMBERS = struct.Struct("<qqq")  # run, attempt, status
+_KEY_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+NONCE_BYTES = 16
+
+
+def new_nonce() -> bytes:
+    """A thread's nonce: random, made when the thread is created, never reused."""
+    return os.urandom(NONCE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -41,14 +68,16 @@ class Keyring:
     def __post_init__(self) -> None:
         if not self.keys or self.write not in self.keys:
             raise ConfigurationError("a Keyring needs at least one key, and its write key among them")
-        for kid, key in self.keys.items():
-            if not kid or len(kid.encode()) > 255 or not isinstance(key, bytes) or len(key) < 16:
+        for n, (kid, key) in enumerate(self.keys.items(), 1):
+            if not isinstance(kid, str) or not kid or len(kid.encode("utf-8", "surrogatepass")) > 255:
+                raise ConfigurationError(f"key #{n} of the keyring: a key id is a string of 1 to 255 bytes")
+            if not isinstance(key, bytes) or len(key) < 16:
                 raise ConfigurationError(
-                    f"key {kid!r}: key ids are 1-255 bytes, keys at least 16 bytes (use os.urandom(32))"
+                    f"key #{n} of the keyring: a key is at least 16 bytes (make one with os.urandom(32))"
                 )
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Keyring(ids={sorted(self.keys)}, write={self.write!r})"
+        return f"Keyring({len(self.keys)} key{'s' if len(self.keys) != 1 else ''})"
 
 
 Secret = str | bytes | Keyring | Mapping[str, bytes]
@@ -58,96 +87,273 @@ def keyring(secret: Secret | None) -> Keyring | None:
     """The keyring for ``secret`` (a key, a mapping of id to key, or a `Keyring`), else ``$DURABLE_SECRET``."""
     if secret is None:
         env = os.environ.get("DURABLE_SECRET")
-        if not env:
-            return None
-        if "=" in env:
-            pairs = [part.split("=", 1) for part in env.split(",") if part]
-            return Keyring({kid.strip(): key.encode() for kid, key in pairs}, pairs[0][0].strip())
-        secret = env
+        return parse_secret(env, "DURABLE_SECRET") if env else None
     if isinstance(secret, Keyring):
         return secret
     if isinstance(secret, str):
-        secret = secret.encode()
+        return parse_secret(secret, "secret=")
     if isinstance(secret, bytes):
-        # One key: its id is derived from it, so a wrong key is told apart from a tampered blob.
-        return Keyring({hashlib.sha256(secret).hexdigest()[:8]: secret}, hashlib.sha256(secret).hexdigest()[:8])
+        return _one_key(secret, "secret=")
     if isinstance(secret, Mapping):
-        keys = {str(k): (v.encode() if isinstance(v, str) else v) for k, v in secret.items()}
-        return Keyring(keys, next(iter(keys)))
+        keys = {str(k): _key_bytes(v, f"key #{n} of secret=") for n, (k, v) in enumerate(secret.items(), 1)}
+        return Keyring(keys, next(iter(keys))) if keys else Keyring({}, "")
     raise ConfigurationError(
         f"secret={type(secret).__name__}: pass a str or bytes key, a {{id: key}} map, or a Keyring"
     )
 
 
-def _mac(key: bytes, kid: bytes, slot: tuple[str, str, str, str], inner: bytes) -> bytes:
-    mac = hmac.new(key, _DOMAIN, hashlib.sha256)
-    for part in (kid, *(s.encode("utf-8", "surrogatepass") for s in slot)):
-        mac.update(len(part).to_bytes(4, "little"))
-        mac.update(part)
-    mac.update(inner)
-    return mac.digest()
+def parse_secret(text: str, where: str) -> Keyring:
+    """One key, or ``id1=key1,id2=key2`` (the first signs); values may be ``base64:...`` or ``hex:...``.
+
+    A part is read as ``id=key`` only when the id looks like one (letters, digits, ``_.-``) and a key
+    follows, so a base64 key whose padding ends in ``=`` is one key, not an id with an empty key.
+    """
+    parts = text.split(",")
+    pairs = [_pair(part) for part in parts]
+    if all(pair is not None for pair in pairs):
+        keys: dict[str, bytes] = {}
+        for n, pair in enumerate(pairs, 1):
+            assert pair is not None
+            kid, value = pair
+            if kid in keys:
+                raise ConfigurationError(f"{where}: key #{n} repeats the id of an earlier key; give each its own id")
+            keys[kid] = _key_bytes(value, f"key #{n} of {where}")
+        return Keyring(keys, next(iter(keys)))
+    if any(pair is not None for pair in pairs):
+        raise ConfigurationError(
+            f"{where} mixes id=key pairs with bare keys: give one key, or id1=key1,id2=key2 "
+            f"(write binary keys as base64:... or hex:...)"
+        )
+    return _one_key(_key_bytes(text, where), where)
+
+
+def _pair(part: str) -> tuple[str, str] | None:
+    kid, sep, value = part.partition("=")
+    kid = kid.strip()
+    if not sep or not _KEY_ID.fullmatch(kid) or not value.strip().strip("="):
+        return None
+    return kid, value.strip()
+
+
+def _key_bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes):
+        key = value
+    elif not isinstance(value, str):
+        raise ConfigurationError(f"{what}: a key is a str or bytes")
+    elif value.startswith("base64:"):
+        try:
+            text = value[7:].strip()
+            key = base64.b64decode(text, altchars=b"-_" if "-" in text or "_" in text else None, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError(f"{what}: the base64: value is not valid base64") from None
+    elif value.startswith("hex:"):
+        try:
+            key = bytes.fromhex(value[4:].strip())
+        except ValueError:
+            raise ConfigurationError(f"{what}: the hex: value is not valid hexadecimal") from None
+    else:
+        try:
+            key = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigurationError(f"{what}: the key is not valid text; write it as base64:... or hex:...") from None
+    if len(key) < 16:
+        raise ConfigurationError(
+            f"{what}: the key is {len(key)} bytes, and keys are at least 16 (make one with os.urandom(32), and "
+            f"give it as base64:...)"
+        )
+    return key
+
+
+def _one_key(key: bytes, where: str) -> Keyring:
+    if len(key) < 16:
+        raise ConfigurationError(f"{where}: the key is {len(key)} bytes, and keys are at least 16")
+    # One key: its id is derived from it, so a wrong key is told apart from a tampered blob.
+    kid = hashlib.sha256(key).hexdigest()[:8]
+    return Keyring({kid: key}, kid)
+
+
+def _lp(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "little") + part
+
+
+def _text(s: str) -> bytes:
+    return s.encode("utf-8", "surrogatepass")
+
+
+class Verified(NamedTuple):
+    """What `Codec.check` found: the tagged bytes inside the blob, and whether a key vouched for them."""
+
+    inner: bytes
+    verified: bool  # signed and checked under a key of the keyring
+    signed: bool
 
 
 class Codec:
     """Serializes the values of one thread's journal, signing and verifying each by its slot.
 
-    A slot is (thread id, run, key, name): for a task result, the run number, its call-order key
-    and the task's name; for a run's own values, a ``#``-key such as ``#output``.
+    ``nonce`` is the thread's (``None``: a thread written before nonces existed, which still accepts
+    version-1 signatures); ``entrypoint`` names the entrypoint the thread's runs belong to, and is
+    signed into each run's own values. ``max_bytes`` bounds every serialized value.
     """
 
-    __slots__ = ("keyring", "serde", "thread_id")
+    __slots__ = ("_bases", "entrypoint", "keyring", "max_bytes", "nonce", "serde", "thread_id")
 
-    def __init__(self, serde: Serializer, ring: Keyring | None, thread_id: str) -> None:
-        self.serde, self.keyring, self.thread_id = serde, ring, thread_id
+    def __init__(
+        self,
+        serde: Serializer,
+        ring: Keyring | None,
+        thread_id: str,
+        nonce: bytes | None,
+        entrypoint: str,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.serde, self.keyring, self.thread_id, self.nonce = serde, ring, thread_id, nonce
+        self.entrypoint, self.max_bytes = entrypoint, max_bytes
+        self._bases: dict[str, Any] = {}
 
-    def seal(self, inner: bytes, run: object, key: str, name: str) -> bytes:
+    def for_thread(self, nonce: bytes | None, entrypoint: str | None = None) -> Codec:
+        """This codec for the same thread as the store says it is (its nonce, its entrypoint)."""
+        if nonce == self.nonce and (entrypoint is None or entrypoint == self.entrypoint):
+            return self
+        return Codec(self.serde, self.keyring, self.thread_id, nonce, entrypoint or self.entrypoint, self.max_bytes)
+
+    # -- the MAC ----------------------------------------------------------------------------------
+
+    def _base(self, kid: str, key: bytes) -> Any:
+        # The part of every MAC that is the same for the whole thread, hashed once and copied per blob.
+        base = self._bases.get(kid)
+        if base is None:
+            head = _DOMAIN + _lp(_text(kid)) + _lp(_text(self.thread_id)) + _lp(self.nonce or b"")
+            base = self._bases[kid] = hmac.new(key, head, hashlib.sha256)
+        return base
+
+    def _mac(
+        self, kid: str, key: bytes, run: int, slot: str, name: str, attempt: int, status: int, digest: bytes | None,
+        inner: bytes,
+    ) -> bytes:  # fmt: skip
+        mac = self._base(kid, key).copy()
+        mac.update(_NUMBERS.pack(run, attempt, status) + _lp(_text(slot)) + _lp(_text(name)))
+        mac.update(_NO_DIGEST if digest is None else _lp(digest))
+        mac.update(inner)
+        return mac.digest()  # type: ignore[no-any-return]
+
+    def _mac_v1(self, key: bytes, kid: bytes, run: int, slot: str, name: str, inner: bytes) -> bytes:
+        # Version 1 signed a run's input under the run "*" and a run's own values under the name "".
+        parts = (str("*" if slot == "#input" else run), slot, "" if slot.startswith("#") else name)
+        mac = hmac.new(key, _DOMAIN_V1, hashlib.sha256)
+        for part in (kid, _text(self.thread_id), *(_text(p) for p in parts)):
+            mac.update(_lp(part))
+        mac.update(inner)
+        return mac.digest()
+
+    # -- sealing and opening ----------------------------------------------------------------------
+
+    def seal(
+        self, inner: bytes, run: int, slot: str, name: str = "", attempt: int = 0, status: int = 0,
+        digest: bytes | None = None,
+    ) -> bytes:  # fmt: skip
+        """Sign ``inner`` for its slot: a journal row's (key, task name, attempt, status, digest), or a
+        run's own value (``#input``...: the name is the entrypoint's)."""
         ring = self.keyring
         if ring is None:
             return inner
-        kid = ring.write.encode()
-        slot = (self.thread_id, str(run), key, name)
-        return SIGNED + bytes([len(kid)]) + kid + _mac(ring.keys[ring.write], kid, slot, inner) + inner
+        kid = ring.write
+        name = name or (self.entrypoint if slot.startswith("#") else name)
+        raw = _text(kid)
+        mac = self._mac(kid, ring.keys[kid], run, slot, name, attempt, status, digest, inner)
+        return SIGNED + bytes([len(raw)]) + raw + mac + inner
 
-    def open(self, blob: bytes, run: object, key: str, name: str) -> bytes:
+    def open(
+        self, blob: bytes, run: int, slot: str, name: str = "", attempt: int = 0, status: int = 0,
+        digest: bytes | None = None,
+    ) -> bytes:  # fmt: skip
         """The tagged bytes inside a verified blob, or `IntegrityError`; nothing is deserialized here."""
-        ring = self.keyring
-        signed = blob[:1] == SIGNED
-        if ring is None:
-            if signed:
-                raise IntegrityError(
-                    f"{self._where(run, key, name)} is signed, but no key is configured: set DURABLE_SECRET "
-                    f"(or secret=) to the key it was written with"
-                )
-            return blob
-        if not signed:
+        checked = self.check(blob, run, slot, name, attempt, status, digest)
+        if self.keyring is not None and not checked.verified:
             raise IntegrityError(
-                f"{self._where(run, key, name)} is not signed while a key is configured: it was written "
-                f"without a key, or altered; it will not be read"
+                f"{self._where(run, slot, name)} is not signed while a key is configured: it was written "
+                f"without a key, or altered; it will not be read (`durable resign --sign-unsigned` signs a "
+                f"journal that was written before a key was set)"
             )
+        if self.keyring is None and checked.signed:
+            raise IntegrityError(
+                f"{self._where(run, slot, name)} is signed, but no key is configured: set DURABLE_SECRET "
+                f"(or secret=) to the key it was written with"
+            )
+        return checked.inner
+
+    def check(
+        self, blob: bytes, run: int, slot: str, name: str = "", attempt: int = 0, status: int = 0,
+        digest: bytes | None = None,
+    ) -> Verified:  # fmt: skip
+        """Verify a signed blob if a key can (`IntegrityError` if it fails); unsigned ones pass unverified."""
+        tag = blob[:1]
+        if tag != SIGNED and tag != SIGNED_V1:
+            return Verified(blob, False, False)
+        ring = self.keyring
         n = blob[1] if len(blob) > 1 else 0
         kid, mac, inner = blob[2 : 2 + n], blob[2 + n : 34 + n], blob[34 + n :]
-        key_bytes = ring.keys.get(kid.decode("utf-8", "replace"))
-        if key_bytes is None or len(mac) != 32:
+        if ring is None:
+            return Verified(inner, False, True)
+        name = name or (self.entrypoint if slot.startswith("#") else name)
+        kid_text = kid.decode("utf-8", "replace")
+        key = ring.keys.get(kid_text)
+        if key is None or len(mac) != 32:
             raise IntegrityError(
-                f"{self._where(run, key, name)} is signed with key id {kid.decode('utf-8', 'replace')!r}, "
-                f"which is not in the keyring ({sorted(ring.keys)}): add that key to read it"
+                f"{self._where(run, slot, name)} is signed with key id {kid_text!r}, which "
+                f"is not in the keyring ({len(ring.keys)} key{'s' if len(ring.keys) != 1 else ''}): add that key "
+                f"to read it"
             )
-        slot = (self.thread_id, str(run), key, name)
-        if not hmac.compare_digest(mac, _mac(key_bytes, kid, slot, inner)):
+        if tag == SIGNED_V1:
+            if self.nonce is not None:
+                raise IntegrityError(
+                    f"{self._where(run, slot, name)} carries a version-1 signature, which this thread never "
+                    f"uses (it was created, or re-signed, with version 2): it was planted; it will not be read"
+                )
+            expected = self._mac_v1(key, kid, run, slot, name, inner)
+        else:
+            expected = self._mac(kid_text, key, run, slot, name, attempt, status, digest, inner)
+        if not hmac.compare_digest(mac, expected):
             raise IntegrityError(
-                f"{self._where(run, key, name)} fails its signature check: it was altered, or moved from "
-                f"another slot; it will not be read"
+                f"{self._where(run, slot, name)} fails its signature check: it was altered, or moved from "
+                f"another slot, run or thread; it will not be read"
             )
+        return Verified(inner, True, True)
+
+    def open_row(self, row: Any, run: int) -> bytes:
+        """`open` for a journal row (a `JournalRow`): its payload, verified for its key, name, attempt and status."""
+        return self.open(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
+
+    def check_row(self, row: Any, run: int) -> Verified:
+        return self.check(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def serialize(self, value: Any, what: str) -> bytes:
+        """The serializer's tagged bytes for ``value``, within ``max_bytes`` (`SerializationError` if not)."""
+        inner = dump_value(self.serde, value, what)
+        if self.max_bytes is not None and len(inner) > self.max_bytes:
+            raise too_large(what, value, len(inner), self.max_bytes)
         return inner
 
-    def dump(self, value: Any, run: object, key: str, name: str, what: str) -> bytes:
-        return self.seal(dump_value(self.serde, value, what), run, key, name)
+    def dump(self, value: Any, run: int, slot: str, what: str, name: str = "", **row: Any) -> bytes:
+        return self.seal(self.serialize(value, what), run, slot, name, **row)
 
-    def dump_error(self, exc: BaseException, run: object, key: str, name: str) -> bytes:
-        return self.seal(dump_error(self.serde, exc), run, key, name)
+    def dump_error(self, exc: BaseException, run: int, slot: str, name: str = "", **row: Any) -> bytes:
+        return self.seal(dump_error(self.serde, exc), run, slot, name, **row)
 
-    def load(self, blob: bytes, run: object, key: str, name: str, what: str) -> Any:
-        return load_value(self.serde, self.open(blob, run, key, name), what)
+    def load(self, blob: bytes, run: int, slot: str, what: str, name: str = "", **row: Any) -> Any:
+        return load_value(self.serde, self.open(blob, run, slot, name, **row), what)
 
-    def _where(self, run: object, key: str, name: str) -> str:
-        return f"the journal entry {key!r} ({name}) of run {run} of thread {self.thread_id!r}"
+    def _where(self, run: object, slot: str, name: str) -> str:
+        what = f"the run's {slot[1:]}" if slot.startswith("#") else f"the journal entry {slot!r} ({name})"
+        return f"{what} of run {run} of thread {self.thread_id!r}"
+
+
+def too_large(what: str, value: Any, size: int, limit: int) -> SerializationError:
+    return SerializationError(
+        what,
+        type_name(value),
+        f"it is {size:,} bytes, over the store's max_result_bytes={limit:,}; pass a reference "
+        f"(a path, a URL, an id) to large data instead",
+    )

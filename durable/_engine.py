@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from . import _context, _faults
-from ._codec import Codec, Keyring
+from ._codec import Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._interrupts import (
@@ -39,17 +39,20 @@ from ._serde import Serializer, error_text
 from ._writers import Durability
 from .errors import (
     DurableError,
+    EntrypointMismatchError,
     IncompatibleJournalError,
+    IntegrityError,
     LeaseLostError,
     ResumeError,
     RunCancelledError,
+    SerializationError,
     StoreError,
     ThreadBusyError,
     ThreadNotFoundError,
     UnfinishedRunError,
     UsageError,
 )
-from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, Store, ThreadRow
+from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,18 @@ Effect = _Op | _Body | _Drain
 Flow = Generator[Effect, Any, Any]
 
 
+_CLAIM_TRIES = 5  # looks at a thread that keeps changing between the look and the claim
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticket:
+    """What a look at the thread decided to claim: a new run (its signed input), or the run there is."""
+
+    codec: Codec
+    new_run: NewRun | None
+    answers: dict[str, bytes] | None  # a Command's answers by journal key, serialized before anything is written
+
+
 def invoke_flow(
     spec: EntrypointSpec,
     store: Store,
@@ -96,80 +111,164 @@ def invoke_flow(
     reserved: Lease | None = None,
     suspend_after: float | None = None,
 ) -> Flow:
-    """Invoke ``spec`` on a thread. ``reserved`` is a lease a worker's `Store.reserve` took on the
-    thread's run: the invoke runs under it, with no claim of its own (its owner stays the worker's).
-    With ``suspend_after``, a durable sleep at least that long ends the invoke with `Suspended` and
-    leaves the run to a worker."""
-    codec = Codec(spec.serde, ring, thread_id)
+    """Invoke ``spec`` on a thread: look at it, claim it, carry its run (`_carry`).
+
+    ``reserved`` is a lease a worker's `Store.reserve` took on the thread's run: the invoke runs
+    under it, with no claim of its own (its owner stays the worker's). With ``suspend_after``, a
+    durable sleep at least that long ends the invoke with `Suspended` and leaves the run to a worker.
+    """
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
-    thread = reserved.thread if reserved is not None else (yield _Op("get_thread", (thread_id,)))
+    if reserved is not None:
+        thread = reserved.thread
+        run = thread.run
+        assert run is not None
+        codec = Codec(spec.serde, ring, thread_id, thread.nonce, spec.name, store.max_result_bytes)
+        return (yield from _carry(spec, store, reserved, _Ticket(codec, None, None), input, given, durability,
+                                  session, sink, suspend_after))  # fmt: skip
+    owner = new_owner()
+    try:
+        for _ in range(_CLAIM_TRIES):
+            looked = yield from _look(spec, store, input, given, thread_id, ring, sink)
+            if not isinstance(looked, _Ticket):
+                return looked  # finished, or still paused: nothing to run
+            lease = yield from _claim(thread_id, owner, looked.new_run)
+            if not (given == "new" and not lease.started and _startable(lease.thread)):
+                return (yield from _carry(spec, store, lease, looked, input, given, durability, session, sink,
+                                          suspend_after))  # fmt: skip
+            # The thread changed between the look and the claim (a run came and went, or it was deleted and
+            # made again): the input was signed for another run number or nonce. Look again.
+            yield _Op("release", (lease,))
+        raise ThreadBusyError(thread_id, None, None)
+    finally:
+        retire(owner)
+
+
+def _look(
+    spec: EntrypointSpec, store: Store, input: Any, given: InputKind, thread_id: str, ring: Keyring | None,
+    sink: Sink | None,
+) -> Flow:  # fmt: skip
+    """Decide what the invocation means before writing anything: a finished or paused run's value is
+    returned at once (nothing to claim); otherwise a `_Ticket`. A bad input or `Command` fails here."""
+    thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
+    check_owner(thread_id, thread, spec.name)
+    nonce = thread.nonce if thread is not None else new_nonce()
+    codec = Codec(spec.serde, ring, thread_id, nonce, spec.name, store.max_result_bytes)
     try:
         kind = plan(thread_id, thread, given)
     except (UnfinishedRunError, ResumeError):
         # A run in progress elsewhere is "busy", not "unfinished" or "not paused": the caller should wait.
         _raise_if_held(thread_id, thread)
         raise
-    if kind != "new":
-        assert thread is not None and thread.run is not None
-        _check_stamp(spec.serde, thread_id, thread.run.stamp)
+    if kind == "new":
+        number = thread.run.run_id + 1 if thread is not None and thread.run is not None else 1
+        blob = codec.dump(input, number, "#input", f"the input of {spec.name!r}")
+        # The run starts in the claim's own transaction (one commit, not two).
+        return _Ticket(codec, NewRun(spec.name, blob, spec.serde.stamp(), number, nonce), None)
+    assert thread is not None and thread.run is not None
+    _check_stamp(spec.serde, thread_id, thread.run.stamp)
     if kind == "paused":
         # A paused run being resumed right now, or whose answers were journaled by a resume that
         # then died, is not paused any more, whatever its status still says.
         _raise_if_held(thread_id, thread)
-        assert thread is not None and thread.run is not None
         recorded: list[JournalRow] = yield _Op("load_journal", (thread.tid, thread.run.run_id))
         if not _answered(codec, thread, recorded):
             return _settled(codec, thread_id, thread, kind, sink)
-        kind = "resume"
     if kind == "finished":
         return _settled(codec, thread_id, thread, kind, sink)
-    if kind == "answer":
-        answers_for(_pending(codec, thread), input.resume, thread_id)  # a bad Command fails before any write
-    what = f"the input of {spec.name!r}"
-    input_blob = codec.dump(input, "*", "#input", "", what) if given == "new" else b""
+    answers = None
+    if kind == "answer":  # a bad Command (or an answer that cannot be stored) fails before any write
+        chosen = answers_for(_pending(codec, thread), input.resume, thread_id)
+        answers = {key: codec.serialize(value, f"the answer to interrupt {key}") for key, value in chosen.items()}
+    return _Ticket(codec, None, answers)
 
-    owner = reserved.owner if reserved is not None else new_owner()
-    owns = reserved is None  # a reservation's owner is the worker's, and outlives this run
-    # New input starts its run in the claim's own transaction (one commit, not two).
-    new_run = NewRun(spec.name, input_blob, spec.serde.stamp()) if given == "new" else None
+
+def _claim(thread_id: str, owner: str, new_run: NewRun | None) -> Flow:
     try:
-        if reserved is not None:
-            lease: Lease = reserved
-        else:
-            try:
-                lease = yield _Op("claim", (thread_id, owner, None, new_run))
-            except ThreadBusyError as busy:
-                if busy.owner is None or not owner_is_dead(busy.owner):
-                    raise
-                lease = yield _Op("claim", (thread_id, owner, busy.owner, new_run))
-    except BaseException:
-        if owns:
-            retire(owner)
-        raise
-    released = False
+        return (yield _Op("claim", (thread_id, owner, None, new_run)))
+    except ThreadBusyError as busy:
+        if busy.owner is None or not owner_is_dead(busy.owner):
+            raise
+        return (yield _Op("claim", (thread_id, owner, busy.owner, new_run)))
+
+
+def _startable(thread: ThreadRow) -> bool:
+    return thread.run is None or thread.run.status == "completed"
+
+
+def check_owner(thread_id: str, thread: ThreadRow | None, name: str) -> None:
+    """A thread belongs to the entrypoint that started it: refuse any other."""
+    run = thread.run if thread is not None else None
+    if run is not None and run.entrypoint != name:
+        raise EntrypointMismatchError(thread_id, run.entrypoint, name)
+
+
+def _carry(
+    spec: EntrypointSpec, store: Store, lease: Lease, ticket: _Ticket, input: Any, given: InputKind,
+    durability: Durability, session: AsyncSession | None, sink: Sink | None, suspend_after: float | None,
+) -> Flow:  # fmt: skip
+    """Under the lease: read the run back (a run that cannot be read fails), then run it (`_execute`).
+
+    Until `_execute` takes the lease over, leaving here in any way lets the lease go.
+    """
+    thread_id = lease.thread_id
+    command = input if given == "command" else None
+    handed_over = False
     try:
         thread = lease.thread
         run_row = thread.run
-        if lease.started:
-            assert run_row is not None
-            rows: list[JournalRow] = []
-        else:
+        codec = ticket.codec.for_thread(thread.nonce)
+        rows: list[JournalRow] = []
+        if not lease.started:
             # Look again: another executor may have moved the thread on while we were claiming it.
+            check_owner(thread_id, thread, spec.name)
             kind = plan(thread_id, thread, given)
             if kind == "finished":
                 return _settled(codec, thread_id, thread, kind, sink)
             assert run_row is not None
-            _check_stamp(spec.serde, thread_id, run_row.stamp)
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
             if kind == "paused" and not _answered(codec, thread, rows):
                 return _settled(codec, thread_id, thread, kind, sink)
-            if kind == "answer":
-                answers = answers_for(_pending(codec, thread), input.resume, thread_id)
-                answered = _answer_rows(codec, run_row.run_id, rows, answers)
-                yield _Op("append", (lease, run_row.run_id, answered))
-                rows += answered
-            input = codec.load(run_row.input, "*", "#input", "", f"the input of thread {thread_id!r}")
+        assert run_row is not None
+        answered: list[JournalRow] = []
+        try:
+            kwargs: dict[str, Any] = {}
+            if not lease.started:
+                _check_stamp(spec.serde, thread_id, run_row.stamp)
+                input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
+            if command is not None:
+                chosen = answers_for(_pending(codec, thread), command.resume, thread_id)
+                answered = _answer_rows(codec, run_row.run_id, rows, chosen, ticket.answers or {})
+            if spec.takes_previous:
+                prev, what = run_row.previous, "the previous run's value"
+                kwargs["previous"] = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", what)
+        except (SerializationError, IntegrityError) as unreadable:
+            # Released, a run that cannot be read would be reserved and released again by every worker, for
+            # ever: it fails instead, saying why, and waits for a person to resume it once it can be read.
+            error = f"{type(unreadable).__name__}: {unreadable}"
+            outcome = RunOutcome("failed", error_text=error, retry_keys=run_row.retry_keys)
+            handed_over = True  # finish_run lets the lease go
+            yield _Op("finish_run", (lease, run_row.run_id, outcome))
+            raise
+        if answered:
+            yield _Op("append", (lease, run_row.run_id, answered))
+            rows += answered
+        handed_over = True
+        return (yield from _execute(spec, store, lease, codec, run_row, rows, input, kwargs, durability, session,
+                                    sink, suspend_after))  # fmt: skip
+    finally:
+        if not handed_over:
+            yield _Op("release", (lease,))
 
+
+def _execute(
+    spec: EntrypointSpec, store: Store, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow],
+    input: Any, kwargs: dict[str, Any], durability: Durability, session: AsyncSession | None, sink: Sink | None,
+    suspend_after: float | None,
+) -> Flow:  # fmt: skip
+    """Run the body on the journal so far, then record how the run ended (which lets the lease go)."""
+    thread_id = lease.thread_id
+    released = False
+    try:
         replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
         run = Run(
             store=store,
@@ -187,12 +286,6 @@ def invoke_flow(
 
         observer = run.observer = _observe.run_started(spec.name, thread_id, run.run_id, not lease.started, len(rows))
         ended = partial(_observe.run_ended, observer, spec.name, thread_id, run.run_id)
-        kwargs: dict[str, Any] = {}
-        if spec.takes_previous:
-            prev = run_row.previous
-            what = "the previous run's value"
-            kwargs["previous"] = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", "", what)
-
         scope = Scope(run, "")
         token = _context.current.set(scope)
         heartbeat.add(store, lease, partial(run.lose, LeaseLostError(thread_id)))
@@ -210,15 +303,17 @@ def invoke_flow(
                 output, save = unwrap_final(result)
                 outcome = RunOutcome(
                     "completed",
-                    output=codec.dump(output, run.run_id, "#output", "", f"the output of {spec.name!r}"),
-                    save=codec.dump(save, run.run_id, "#save", "", f"the saved value of {spec.name!r}"),
+                    output=codec.dump(output, run.run_id, "#output", f"the output of {spec.name!r}"),
+                    save=codec.dump(save, run.run_id, "#save", f"the saved value of {spec.name!r}"),
                 )
             except Pause:
                 # In call order, whichever parallel task happened to pause first.
                 pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
                 paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
-                blob = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "", "the pending interrupts")
-                outcome = RunOutcome("interrupted", interrupts=blob)
+                data = pending_to_data(pending)
+                outcome = RunOutcome(
+                    "interrupted", interrupts=codec.dump(data, run.run_id, "#interrupts", "the pending interrupts")
+                )
             except Suspend as sleeping:
                 paused = Suspended(sleeping.wake_at)
                 outcome = RunOutcome("running", wake_at=sleeping.wake_at)
@@ -228,7 +323,7 @@ def invoke_flow(
                 ended("failed", exc)
                 failed = RunOutcome(
                     "failed",
-                    error=codec.dump_error(exc, run.run_id, "#error", ""),
+                    error=codec.dump_error(exc, run.run_id, "#error"),
                     error_text=error_text(exc),
                     retry_keys=replay.retry_keys_after(exc),
                 )
@@ -248,72 +343,67 @@ def invoke_flow(
                 raise cancelled from None
             raise
         released = True
-        if isinstance(paused, Interrupted):
-            ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
-        elif paused is not None:
-            ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
-        else:
-            ended("completed", None)
-        if isinstance(paused, Interrupted):
-            if sink is not None:
-                sink("updates", {"__interrupt__": paused.interrupts})
-                sink("values", paused)
-            return paused
-        if paused is not None:
-            return paused
-        if sink is not None:
-            sink("updates", {spec.name: output})
-            sink("values", output)
-        return output
     finally:
-        try:
-            if not released:  # finish_run gives the lease up with the outcome, in one commit
-                yield _Op("release", (lease,))
-        finally:
-            if owns:
-                retire(owner)
+        if not released:  # finish_run gives the lease up with the outcome, in one commit
+            yield _Op("release", (lease,))
+    if isinstance(paused, Interrupted):
+        ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
+        if sink is not None:
+            sink("updates", {"__interrupt__": paused.interrupts})
+            sink("values", paused)
+        return paused
+    if paused is not None:
+        ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
+        return paused
+    ended("completed", None)
+    if sink is not None:
+        sink("updates", {spec.name: output})
+        sink("values", output)
+    return output
 
 
-def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None) -> Flow:
+def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None, store: Store) -> Flow:
     """Record a new run with ``input`` and leave it for a worker: claim it, start it, let the lease go."""
     if input is None or isinstance(input, Command):
         raise UsageError(
             f"submit() starts a new run, so it takes new input, not {input!r}: resume a thread's run with "
             f"invoke(None, thread_id=...) or answer it with invoke(Command(resume=...), thread_id=...)"
         )
-    thread = yield _Op("get_thread", (thread_id,))
-    try:
-        plan(thread_id, thread, "new")
-    except UnfinishedRunError:
-        _raise_if_held(thread_id, thread)
-        raise
-    codec = Codec(spec.serde, ring, thread_id)
-    blob = codec.dump(input, "*", "#input", "", f"the input of {spec.name!r}")
     owner = new_owner()
     try:
-        lease: Lease = yield _Op("claim", (thread_id, owner, None, NewRun(spec.name, blob, spec.serde.stamp())))
-        try:
-            if not lease.started:  # another executor started a run since we looked
-                plan(thread_id, lease.thread, "new")
-        finally:
-            yield _Op("release", (lease,))
+        for _ in range(_CLAIM_TRIES):
+            looked = yield from _look(spec, store, input, "new", thread_id, ring, None)
+            assert isinstance(looked, _Ticket)
+            lease: Lease = yield _Op("claim", (thread_id, owner, None, looked.new_run))
+            try:
+                if lease.started:
+                    return thread_id
+                check_owner(thread_id, lease.thread, spec.name)
+                plan(thread_id, lease.thread, "new")  # another executor started a run since we looked: refused
+            finally:
+                yield _Op("release", (lease,))
+        raise ThreadBusyError(thread_id, None, None)
     finally:
         retire(owner)
-    return thread_id
 
 
-def cancel_flow(spec: EntrypointSpec, thread_id: str, ring: Keyring | None) -> Flow:
-    """Fail the thread's unfinished run with `RunCancelledError`; whoever runs it stops at its next write."""
+def cancel_flow(entrypoint: str | None, serde: Serializer, thread_id: str, ring: Keyring | None) -> Flow:
+    """Fail the thread's unfinished run with `RunCancelledError`; whoever runs it stops at its next write.
+
+    ``entrypoint`` is the entrypoint cancelling (`None`: an operator, through `Threads`).
+    """
     thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
     run = thread.run if thread is not None else None
-    if run is None:
+    if thread is None or run is None:
         raise ThreadNotFoundError(thread_id)
+    if entrypoint is not None:
+        check_owner(thread_id, thread, entrypoint)
     if run.status not in ("running", "interrupted"):
         return False
-    codec = Codec(spec.serde, ring, thread_id)
+    codec = Codec(serde, ring, thread_id, thread.nonce, run.entrypoint)
     exc = RunCancelledError(thread_id, run.run_id)
     outcome = RunOutcome(
-        "failed", error=codec.dump_error(exc, run.run_id, "#error", ""), error_text=f"RunCancelledError: {exc}"
+        "failed", error=codec.dump_error(exc, run.run_id, "#error"), error_text=f"RunCancelledError: {exc}"
     )
     return (yield _Op("cancel_run", (thread_id, run.run_id, outcome)))
 
@@ -325,7 +415,7 @@ def _cancelled(codec: Codec, thread: ThreadRow | None, run_id: int) -> RunCancel
     if not (run.error_text or "").startswith("RunCancelledError"):
         return None
     try:
-        error = codec.load(run.error, run_id, "#error", "", "the run's error")
+        error = codec.load(run.error, run_id, "#error", "the run's error")
     except DurableError:
         return None
     return error if isinstance(error, RunCancelledError) else None
@@ -335,7 +425,7 @@ def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, 
     run = thread.run if thread is not None else None
     if run is None or run.interrupts is None:
         return ()
-    return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "", "the pending interrupts"))
+    return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "the pending interrupts"))
 
 
 def _answered(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
@@ -366,14 +456,21 @@ def _settled(codec: Codec, thread_id: str, thread: ThreadRow | None, kind: str, 
     return value
 
 
-def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], answers: dict[str, Any]) -> list[JournalRow]:
+def _answer_rows(
+    codec: Codec, run_id: int, rows: list[JournalRow], answers: dict[str, Any], serialized: dict[str, bytes]
+) -> list[JournalRow]:
+    """The journal rows of these answers (``serialized``: those already serialized, by key)."""
     now = time.time()
     last = {r.key: r.attempt for r in rows if r.key in answers}
-    return [
-        JournalRow(key, last.get(key, 0) + 1, INTERRUPT, ANSWER, None,
-                   codec.dump(value, run_id, key, INTERRUPT, f"the answer to interrupt {key}"), now, now)
-        for key, value in answers.items()
-    ]  # fmt: skip
+    made = []
+    for key, value in answers.items():
+        attempt = last.get(key, 0) + 1
+        inner = serialized.get(key)
+        if inner is None:
+            inner = codec.serialize(value, f"the answer to interrupt {key}")
+        payload = codec.seal(inner, run_id, key, INTERRUPT, attempt, ANSWER)
+        made.append(JournalRow(key, attempt, INTERRUPT, ANSWER, None, payload, now, now))
+    return made
 
 
 def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:
@@ -388,7 +485,7 @@ def _finished_output(codec: Codec, thread_id: str, thread: ThreadRow | None) -> 
     run = thread.run if thread is not None else None
     if run is None or run.output is None:
         raise StoreError(f"thread {thread_id!r} is completed but its output is missing from the store")
-    return codec.load(run.output, run.run_id, "#output", "", f"the output of thread {thread_id!r}")
+    return codec.load(run.output, run.run_id, "#output", f"the output of thread {thread_id!r}")
 
 
 def _finish(run: Run, outcome: RunOutcome) -> Flow:

@@ -15,16 +15,16 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _attempts, _context, _faults
-from ._codec import Codec
+from ._codec import Codec, too_large
 from ._context import Scope
 from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture
 from ._interrupts import INTERRUPT, PendingInterrupt
 from ._retry import RetryPolicy
-from ._serde import dump_value, load_value, type_name
+from ._serde import dump_value, load_value
 from ._writers import DURABILITY_MODES, Durability, make_writer
-from .errors import ConfigurationError, LeaseLostError, SerializationError, UsageError
+from .errors import ConfigurationError, LeaseLostError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Run:
         row, _ = self.replay.lookup(key, INTERRUPT, None)
         if row is None:
             return False, None
-        return True, self.codec.load(row.payload, self.run_id, key, INTERRUPT, f"the answer to interrupt {key}")
+        return True, load_value(self.serde, self.codec.open_row(row, self.run_id), f"the answer to interrupt {key}")
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class Run:
         return fut
 
     def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
-        blob = self.codec.open(row.payload, self.run_id, row.key, name) if self.signed else row.payload
+        blob = self.codec.open_row(row, self.run_id) if self.signed else row.payload
         try:
             value = self.serde.loads(blob)
         except Exception:
@@ -210,7 +210,7 @@ class Run:
         if self.max_bytes is not None and len(payload) > self.max_bytes:
             self._too_large(spec, key, value, len(payload))
         if self.signed:
-            payload = self.codec.seal(payload, self.run_id, key, spec.name)
+            payload = self.codec.seal(payload, self.run_id, key, spec.name, attempt, OK, digest)
         if _faults._armed is not None:
             _faults.hit("after_body")
         self.write(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
@@ -245,20 +245,14 @@ class Run:
             raise
 
     def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:
-        raise SerializationError(
-            f"the result of task {spec.name!r} (key {key})",
-            type_name(value),
-            f"it is {size:,} bytes, over the store's max_result_bytes={self.max_bytes:,}; return a reference "
-            f"(a path, a URL, an id) to large data instead",
-        )
+        assert self.max_bytes is not None
+        raise too_large(f"the result of task {spec.name!r} (key {key})", value, size, self.max_bytes)
 
     def _ok_row(
         self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
     ) -> JournalRow:
-        payload = dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")
-        if self.max_bytes is not None and len(payload) > self.max_bytes:
-            self._too_large(spec, key, value, len(payload))
-        payload = self.codec.seal(payload, self.run_id, key, spec.name)
+        payload = self.codec.serialize(value, f"the result of task {spec.name!r} (key {key})")
+        payload = self.codec.seal(payload, self.run_id, key, spec.name, attempt, OK, digest)
         return JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time())
 
     def _error_row(
@@ -266,7 +260,7 @@ class Run:
     ) -> JournalRow:
         self.replay.note_error(exc, key)
         self.replay.note_recorded(key)
-        payload = self.codec.dump_error(exc, self.run_id, key, spec.name)
+        payload = self.codec.dump_error(exc, self.run_id, key, spec.name, attempt=attempt, status=ERROR, digest=digest)
         return JournalRow(key, attempt, spec.name, ERROR, digest, payload, started, time.time())
 
     # -- recording ------------------------------------------------------------------------------

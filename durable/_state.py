@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._codec import Codec, Keyring
 from ._interrupts import Interrupt, pending_from_data
-from ._serde import Serializer
-from .errors import DurableError, IncompatibleJournalError, ThreadNotFoundError
-from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunStatus, Store
+from ._peek import SealedValue, as_error
+from ._serde import Serializer, load_value
+from .errors import ConfigurationError, IncompatibleJournalError, ThreadNotFoundError
+from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadRow
 
 EntryStatus = Literal["ok", "error", "answer", "retry"]
 
@@ -60,10 +62,42 @@ class ThreadState:
     wake_at: float | None = None  # suspended in a durable sleep until then (a worker resumes it)
 
 
+class Reader(Protocol):
+    """Turns one thread's stored values back into values: the application's codec, or the tools' reader."""
+
+    def value(self, blob: bytes, run: int, slot: str) -> Any: ...
+
+    def row(self, row: JournalRow, run: int) -> Any: ...
+
+
+class CodecReader:
+    """The application reads its own journal as a resume does: with its serializer and key, or an error."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+
+    def value(self, blob: bytes, run: int, slot: str) -> Any:
+        return self.codec.load(blob, run, slot, f"the run's {slot[1:]}")
+
+    def row(self, row: JournalRow, run: int) -> Any:
+        return load_value(self.codec.serde, self.codec.open_row(row, run), f"the recorded result of key {row.key}")
+
+
+def app_reader(serde: Serializer, ring: Keyring | None) -> Callable[[ThreadRow, RunRow], Reader]:
+    """How `Entrypoint.get_state` reads: a journal this process cannot read safely is refused first."""
+
+    def make(thread: ThreadRow, run: RunRow) -> Reader:
+        if run.stamp is not None and (reason := serde.incompatible(run.stamp)) is not None:
+            raise IncompatibleJournalError(thread.thread_id, run.stamp, serde.stamp(), reason)
+        return CodecReader(Codec(serde, ring, thread.thread_id, thread.nonce, run.entrypoint))
+
+    return make
+
+
 def read_state(
-    store: Store, serde: Serializer, ring: Keyring | None, thread_id: str, run_id: int | None = None
+    store: Store, thread_id: str, reader: Callable[[ThreadRow, RunRow], Reader], run_id: int | None = None
 ) -> ThreadState:
-    """The thread's latest run (or run ``run_id``), its values read with ``serde`` and ``ring``."""
+    """The thread's latest run (or run ``run_id``), its values read by the reader made for it."""
     thread = store.get_thread(thread_id)
     if thread is None or thread.run is None:
         raise ThreadNotFoundError(thread_id)
@@ -71,17 +105,16 @@ def read_state(
     if run_id is not None and run_id != run.run_id:
         found = [r for r in store.list_runs(thread_id) if r.run_id == run_id]
         if not found:
-            from .errors import ConfigurationError
-
             raise ConfigurationError(f"thread {thread_id!r} has no run #{run_id}")
         run = found[0]
     rows = store.load_journal(thread.tid, run.run_id)
-    if run.stamp is not None and (reason := serde.incompatible(run.stamp)) is not None:
-        raise IncompatibleJournalError(thread_id, run.stamp, serde.stamp(), reason)
-    codec = Codec(serde, ring, thread_id)
+    read = reader(thread, run)
     r = run.run_id
-    output = codec.load(run.output, r, "#output", "", "the run's output") if run.output is not None else None
-    error = _load_error(codec.load(run.error, r, "#error", "", "the run's error")) if run.error is not None else None
+    output = read.value(run.output, r, "#output") if run.output is not None else None
+    error = as_error(read.value(run.error, r, "#error")) if run.error is not None else None
+    interrupts: tuple[Interrupt, ...] = ()
+    if run.status == "interrupted" and run.interrupts is not None:
+        interrupts = _interrupts(read.value(run.interrupts, r, "#interrupts"))
     return ThreadState(
         thread_id=thread_id,
         status=run.status,
@@ -90,8 +123,8 @@ def read_state(
         output=output,
         error=error,
         error_text=run.error_text,
-        entries=tuple(_entry(codec, r, row) for row in rows),
-        interrupts=_interrupts(codec, r, run.interrupts) if run.status == "interrupted" else (),
+        entries=tuple(_entry(read, r, row) for row in rows),
+        interrupts=interrupts,
         started_at=run.started_at,
         finished_at=run.finished_at,
         owner=thread.owner if run is thread.run else None,
@@ -104,29 +137,26 @@ def read_state(
 _STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", RETRY: "retry"}
 
 
-def _entry(codec: Codec, run_id: int, row: JournalRow) -> JournalEntry:
-    value = codec.load(row.payload, run_id, row.key, row.name, f"the recorded result of key {row.key}")
+def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
+    value = read.row(row, run_id)
     failed = row.status in (ERROR, RETRY)
     return JournalEntry(
         key=row.key,
         task=row.name,
-        status=_STATUS[row.status],
+        status=_STATUS.get(row.status, "error"),
         result=None if failed else value,
-        error=value if failed else None,
+        error=as_error(value) if failed else None,
         attempt=row.attempt,
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
 
 
-def _interrupts(codec: Codec, run_id: int, blob: bytes | None) -> tuple[Interrupt, ...]:
-    if blob is None:
-        return ()
-    pending = pending_from_data(codec.load(blob, run_id, "#interrupts", "", "the pending interrupts"))
-    return tuple(Interrupt(p.id, p.value) for p in pending)
-
-
-def _load_error(value: Any) -> BaseException:
-    if not isinstance(value, BaseException):
-        raise DurableError(f"the run's recorded error is a {type(value).__name__}, not an exception")
-    return value
+def _interrupts(data: Any) -> tuple[Interrupt, ...]:
+    if not isinstance(data, SealedValue):
+        try:
+            return tuple(Interrupt(p.id, p.value) for p in pending_from_data(data))
+        except (TypeError, ValueError):
+            pass  # not what a run records: shown as it is
+    # The questions cannot be read one by one: one stands for all of them.
+    return (Interrupt("?", data),)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import _clock, _context
 from ._interrupts import Suspend
-from ._serde import dump_value
 from .errors import ConfigurationError, UsageError
 from .stores._base import OK, JournalRow
 
@@ -131,7 +130,8 @@ def _step(scope: Scope, name: str, make: Callable[[], Any]) -> Any:
 
 
 def _row(run: Run, key: str, attempt: int, name: str, value: Any) -> JournalRow:
-    payload = run.codec.seal(dump_value(run.serde, value, f"the value of {name}() (key {key})"), run.run_id, key, name)
+    inner = run.codec.serialize(value, f"the value of {name}() (key {key})")
+    payload = run.codec.seal(inner, run.run_id, key, name, attempt, OK)
     at = _clock.clock.time()
     return JournalRow(key, attempt, name, OK, None, payload, at, at)
 

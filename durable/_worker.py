@@ -242,7 +242,8 @@ class Worker:
         assert run is not None
         _, ring = ep._ring_for(self.store)
         exc = DeadLetteredError(lease.thread_id, run.run_id, run.recoveries)
-        error = Codec(ep._spec.serde, ring, lease.thread_id).dump_error(exc, run.run_id, "#error", "")
+        codec = Codec(ep._spec.serde, ring, lease.thread_id, lease.thread.nonce, run.entrypoint)
+        error = codec.dump_error(exc, run.run_id, "#error")
         self.store.finish_run(lease, run.run_id, RunOutcome("failed", error=error, error_text=error_text(exc)))
 
     def _close_loops(self) -> None:

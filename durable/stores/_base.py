@@ -22,6 +22,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
+from ..errors import SchemaVersionError, StoreError
+
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 
 # Journal row statuses, stored as small integers.
@@ -98,8 +100,11 @@ def run_row(cols: Sequence[Any]) -> RunRow | None:
 class ThreadRow:
     """A thread with its lease and its latest run (``None`` before the first run starts).
 
-    ``lease_expires`` is in this process's clock (``time.time()``): a store that keeps leases
-    in another clock (the database server's) translates it.
+    ``tid`` is the store's own number for the thread (not its id). ``lease_expires`` is in
+    this process's clock (``time.time()``): a store that keeps leases in another clock (the
+    database server's) translates it. ``nonce`` is random, made when the thread is created and
+    signed into every value of its journal, so a deleted thread's rows never verify in a new
+    thread of the same id (``None``: a thread created before nonces existed).
     """
 
     thread_id: str
@@ -108,6 +113,7 @@ class ThreadRow:
     lease_expires: float | None
     fence: int
     run: RunRow | None = None
+    nonce: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +150,31 @@ class ThreadFilter:
 
 @dataclass(frozen=True, slots=True)
 class NewRun:
-    """A run to start in the claim's own transaction, if the thread's latest run has finished (or none exists)."""
+    """A run to start in the claim's own transaction, if the thread's latest run has finished (or none exists).
+
+    Its input was signed for run number ``run_id`` of the thread with ``nonce``, as the caller last
+    saw the thread: the claim starts the run only if that is still what it would be (see `run_to_start`),
+    and a thread the claim creates gets that nonce.
+    """
 
     entrypoint: str
     input: bytes
-    stamp: str | None = None  # the serializer's format and versions, checked before a resume reads anything
+    stamp: str | None  # the serializer's format and versions, checked before a resume reads anything
+    run_id: int
+    nonce: bytes | None
+
+
+def run_to_start(last: RunRow | None, nonce: bytes | None, new_run: NewRun | None) -> int | None:
+    """The number of the run a claim starts, or ``None`` to start none (every store decides it so).
+
+    A run starts when one is asked for, the thread's latest run has finished (or there is none), and the
+    thread is still the one the new run's input was signed for: the same nonce, and the next number is the
+    one expected. Otherwise the claim only takes the lease, and its caller looks at the thread again.
+    """
+    if new_run is None or (last is not None and last.status != "completed"):
+        return None
+    number = (last.run_id if last is not None else 0) + 1
+    return number if number == new_run.run_id and nonce == new_run.nonce else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +226,30 @@ def run_params(tid: int, r: RunRow) -> tuple[Any, ...]:
         tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
         ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at,
     )  # fmt: skip
+
+
+def newer_schema(found: int, known: int) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"the journal's schema is version {found} but this durable understands up to {known}: "
+        f"upgrade durable-exec to read it"
+    )
+
+
+def check_version(found: int, known: int) -> None:
+    """A read-only open reads only its own schema version: it migrates nothing (the fleet may still run the old one)."""
+    if found > known:
+        raise newer_schema(found, known)
+    if found < known:
+        raise StoreError(
+            f"the journal's schema is version {found}, older than this durable's {known}; a read-only command "
+            f"does not upgrade it (workers running the older durable would stop). Read it with the durable that "
+            f"wrote it, or upgrade the journal: any write (a run of the application) migrates it"
+        )
+
+
+def rewrite_params(r: RunRow, tid: int) -> tuple[Any, ...]:
+    """The SQL stores' ``rewrite_thread`` parameters for one run: its values, then the run's identity."""
+    return (r.input, r.previous, r.output, r.save, r.error, r.interrupts, tid, r.run_id)
 
 
 def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
@@ -325,10 +375,25 @@ class Store(abc.ABC):
         ``finished_before``, and that nobody holds; returns their ids (call again until it is empty)."""
 
     @abc.abstractmethod
-    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+    def import_thread(
+        self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
+    ) -> None:
         """Create a thread holding these runs and journal rows ``(run_id, row)``, unleased, in one transaction.
 
-        Raises `ThreadExistsError` if the store has the thread already.
+        The thread gets ``nonce`` (its values were signed with it). Raises `ThreadExistsError` if the
+        store has the thread already.
+        """
+
+    @abc.abstractmethod
+    def rewrite_thread(
+        self, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+    ) -> bool:
+        """Replace a thread's stored values in one transaction (re-signing them): its nonce, the value
+        columns of each run given (by run id) and the payload of each journal row given (by run id, key and
+        attempt); nothing else changes.
+
+        Only if nobody holds the thread and nobody has claimed it since ``thread`` was read (the same
+        ``tid`` and ``fence``); otherwise nothing is written and it returns ``False``.
         """
 
     @abc.abstractmethod

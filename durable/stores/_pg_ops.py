@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
+from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
     RUN_INSERT_COLUMNS,
     JournalRow,
@@ -38,9 +39,13 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
+    check_version,
+    newer_schema,
     outcome_params,
+    rewrite_params,
     run_params,
     run_row,
+    run_to_start,
 )
 
 T = TypeVar("T")
@@ -110,6 +115,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: a run suspended in a durable sleep, and when it is due (seconds since the epoch).
     ("ALTER TABLE {s}.durable_runs ADD COLUMN wake_at DOUBLE PRECISION",),
+    # 3: a thread's nonce, signed into its values (threads from before have none).
+    ("ALTER TABLE {s}.durable_threads ADD COLUMN nonce BYTEA",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -130,7 +137,7 @@ class SQL:
             "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"
         )
         # The seconds left on the lease, by the database's clock (negative once it has expired).
-        head = "t.tid, t.owner, extract(epoch FROM t.lease_expires - now())::float8, t.fence"
+        head = "t.tid, t.owner, extract(epoch FROM t.lease_expires - now())::float8, t.fence, t.nonce"
         self.thread = (
             f"SELECT {head}, {run_cols} FROM {self.threads} t "
             f"LEFT JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run WHERE t.thread_id = %s"
@@ -175,14 +182,20 @@ def migrate(q: SQL) -> Op[None]:
     row = yield Stmt(f"SELECT MAX(version) FROM {q.schema}.durable_schema", (), "one")
     current = row[0] or 0
     if current > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the Postgres journal's schema is version {current} but this durable understands up to "
-            f"{SCHEMA_VERSION}: upgrade durable-exec to read it"
-        )
+        raise newer_schema(current, SCHEMA_VERSION)
     for version in range(current, SCHEMA_VERSION):
         for sql in MIGRATIONS[version]:
             yield Stmt(sql.format(s=q.schema))
         yield Stmt(f"INSERT INTO {q.schema}.durable_schema (version) VALUES (%s)", (version + 1,))
+
+
+def check_schema(q: SQL, where: str) -> Op[None]:
+    """For a read-only open: the schema holds a journal of exactly this version (nothing is created or migrated)."""
+    found = yield Stmt("SELECT to_regclass(%s)", (f"{q.schema}.durable_schema",), "one")
+    if found[0] is None:
+        raise JournalNotFoundError(where)
+    row = yield Stmt(f"SELECT MAX(version) FROM {q.schema}.durable_schema", (), "one")
+    check_version(row[0] or 0, SCHEMA_VERSION)
 
 
 def _local(remaining: float | None) -> float | None:
@@ -194,7 +207,7 @@ def get_thread(q: SQL, thread_id: str) -> Op[ThreadRow | None]:
     row = yield Stmt(q.thread, (thread_id,), "one")
     if row is None:
         return None
-    return ThreadRow(thread_id, row[0], row[1], _local(row[2]), row[3], run_row(row[4:]))
+    return ThreadRow(thread_id, row[0], row[1], _local(row[2]), row[3], run_row(row[5:]), row[4])
 
 
 def claim(
@@ -204,21 +217,24 @@ def claim(
     while row is None:
         # A new thread. Two claimers may race to create it: the loser's insert waits for the
         # winner's commit, inserts nothing, and the loser then locks (and judges) the winner's row.
+        nonce = new_run.nonce if new_run is not None else os.urandom(16)
         made = yield Stmt(
-            f"INSERT INTO {q.threads} (thread_id) VALUES (%s) ON CONFLICT (thread_id) DO NOTHING RETURNING tid",
-            (thread_id,),
+            f"INSERT INTO {q.threads} (thread_id, nonce) VALUES (%s, %s) ON CONFLICT (thread_id) DO NOTHING "
+            "RETURNING tid",
+            (thread_id, nonce),
             "one",
         )
         if made is not None:
-            row = (made[0], None, None, 0) + (None,) * 16
+            row = (made[0], None, None, 0, nonce) + (None,) * 16
         else:
             row = yield Stmt(q.lock_thread, (thread_id,), "one")
-    tid, held_by, remaining, _ = row[:4]
-    last = run_row(row[4:])
+    tid, held_by, remaining, _, nonce = row[:5]
+    last = run_row(row[5:])
     if held_by is not None and remaining is not None and remaining > 0 and held_by not in (owner, steal_from):
         raise ThreadBusyError(thread_id, held_by, remaining)
-    start = new_run is not None and (last is None or last.status == "completed")
-    run_id = (last.run_id if last else 0) + 1 if start else (last.run_id if last else 0)
+    number = run_to_start(last, nonce, new_run)
+    start = number is not None
+    run_id = number if number is not None else (last.run_id if last else 0)
     taken = yield Stmt(q.take, (owner, lease_seconds, run_id, tid), "one")
     fence = taken[0]
     expires = time.time() + lease_seconds
@@ -238,7 +254,7 @@ def claim(
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
         )
-    thread = ThreadRow(thread_id, tid, owner, expires, fence, last)
+    thread = ThreadRow(thread_id, tid, owner, expires, fence, last, nonce)
     return Lease(thread_id, tid, owner, fence, thread, start)
 
 
@@ -253,8 +269,8 @@ def reserve(
     rows = yield Stmt(q.reservable, (list(entrypoints), due, limit), "all")
     leases = []
     for r in rows:
-        thread_id, tid, held_by, _, _ = r[:5]
-        run = run_row(r[5:])
+        thread_id, tid, held_by, _, _, nonce = r[:6]
+        run = run_row(r[6:])
         assert run is not None
         if held_by is not None:
             bumped = yield Stmt(
@@ -264,14 +280,14 @@ def reserve(
             )
             run = dataclasses.replace(run, recoveries=bumped[0])
         taken = yield Stmt(q.take, (owner, lease_seconds, run.run_id, tid), "one")
-        thread = ThreadRow(thread_id, tid, owner, time.time() + lease_seconds, taken[0], run)
+        thread = ThreadRow(thread_id, tid, owner, time.time() + lease_seconds, taken[0], run, nonce)
         leases.append(Lease(thread_id, tid, owner, taken[0], thread, False))
     return leases
 
 
 def cancel_run(q: SQL, thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
     row = yield Stmt(q.lock_thread, (thread_id,), "one")
-    run = None if row is None else run_row(row[4:])
+    run = None if row is None else run_row(row[5:])
     if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
         return False
     tid = row[0]
@@ -413,12 +429,12 @@ def prune(q: SQL, finished_before: float, statuses: Sequence[str], limit: int) -
 
 
 def import_thread(
-    q: SQL, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+    q: SQL, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
 ) -> Op[None]:
     made = yield Stmt(
-        f"INSERT INTO {q.threads} (thread_id, last_run) VALUES (%s, %s) "
+        f"INSERT INTO {q.threads} (thread_id, last_run, nonce) VALUES (%s, %s, %s) "
         "ON CONFLICT (thread_id) DO NOTHING RETURNING tid",
-        (thread_id, max((r.run_id for r in runs), default=0)),
+        (thread_id, max((r.run_id for r in runs), default=0), nonce),
         "one",
     )
     if made is None:
@@ -430,3 +446,33 @@ def import_thread(
         yield Stmt(f"INSERT INTO {q.runs} ({RUN_INSERT_COLUMNS}) VALUES ({marks})", rows, many=True)
     if journal:
         yield Stmt(q.insert, [row_params(tid, run_id, row) for run_id, row in journal], many=True)
+
+
+def rewrite_thread(
+    q: SQL, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+) -> Op[bool]:
+    """See `Store.rewrite_thread`. The thread's row is locked ``FOR UPDATE`` first, as a claim locks it, so no
+    executor can claim the thread (or append under an old lease) while its values are being replaced."""
+    row = yield Stmt(
+        f"SELECT owner, extract(epoch FROM lease_expires - now())::float8, fence FROM {q.threads} "
+        "WHERE tid = %s AND thread_id = %s FOR UPDATE",
+        (thread.tid, thread.thread_id),
+        "one",
+    )
+    if row is None or row[2] != thread.fence or (row[0] is not None and row[1] is not None and row[1] > 0):
+        return False
+    yield Stmt(f"UPDATE {q.threads} SET nonce = %s WHERE tid = %s", (nonce, thread.tid))
+    if runs:
+        yield Stmt(
+            f"UPDATE {q.runs} SET input = %s, previous = %s, output = %s, save = %s, error = %s, interrupts = %s "
+            "WHERE tid = %s AND run_id = %s",
+            [rewrite_params(r, thread.tid) for r in runs],
+            many=True,
+        )
+    if journal:
+        yield Stmt(
+            f"UPDATE {q.journal} SET payload = %s WHERE tid = %s AND run_id = %s AND key = %s AND attempt = %s",
+            [(row.payload, thread.tid, run_id, row.key, row.attempt) for run_id, row in journal],
+            many=True,
+        )
+    return True

@@ -9,11 +9,12 @@ the blocking and the async runner alike.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..errors import LeaseLostError, SchemaVersionError, ThreadBusyError, ThreadExistsError
+from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
     RUN_INSERT_COLUMNS,
     JournalRow,
@@ -24,9 +25,13 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
+    check_version,
+    newer_schema,
     outcome_params,
+    rewrite_params,
     run_params,
     run_row,
+    run_to_start,
 )
 
 T = TypeVar("T")
@@ -93,6 +98,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE durable_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",),
     # 4: a run suspended in a durable sleep, and when it is due.
     ("ALTER TABLE durable_runs ADD COLUMN wake_at REAL",),
+    # 5: a thread's nonce, signed into its values (threads from before have none).
+    ("ALTER TABLE durable_threads ADD COLUMN nonce BLOB",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -101,7 +108,7 @@ _RUN_COLUMNS = (
     "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"
 )
 _THREAD_SQL = (
-    f"SELECT t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
+    f"SELECT t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} FROM durable_threads t "
     "LEFT JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run WHERE t.thread_id = ?"
 )
 _HELD = "EXISTS (SELECT 1 FROM durable_threads WHERE tid = ? AND fence = ? AND owner = ?)"
@@ -112,21 +119,27 @@ def migrate() -> Op[None]:
     row = yield Stmt("SELECT MAX(version) FROM durable_schema", fetch="one")
     current = row[0] or 0
     if current > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the journal's schema is version {current} but this durable understands up to "
-            f"{SCHEMA_VERSION}: upgrade durable-exec to read it"
-        )
+        raise newer_schema(current, SCHEMA_VERSION)
     for version in range(current, SCHEMA_VERSION):
         for sql in MIGRATIONS[version]:
             yield Stmt(sql)
         yield Stmt("INSERT INTO durable_schema VALUES (?, ?)", (version + 1, time.time()))
 
 
+def check_schema(where: str) -> Op[None]:
+    """For a read-only open: the file is a journal of exactly this schema version (nothing is migrated)."""
+    found = yield Stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_schema'", (), "one")
+    if found is None:
+        raise JournalNotFoundError(where)
+    row = yield Stmt("SELECT MAX(version) FROM durable_schema", fetch="one")
+    check_version(row[0] or 0, SCHEMA_VERSION)
+
+
 def get_thread(thread_id: str) -> Op[ThreadRow | None]:
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
     if row is None:
         return None
-    return ThreadRow(thread_id, row[0], row[1], row[2], row[3], run_row(row[4:]))
+    return ThreadRow(thread_id, row[0], row[1], row[2], row[3], run_row(row[5:]), row[4])
 
 
 def claim(
@@ -135,14 +148,16 @@ def claim(
     now = time.time()
     expires_at = now + lease_seconds
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
-    last = None if row is None else run_row(row[4:])
-    start = new_run is not None and (last is None or last.status == "completed")
-    run_id = (last.run_id if last else 0) + 1 if start else (last.run_id if last else 0)
+    last = None if row is None else run_row(row[5:])
+    nonce = row[4] if row is not None else new_run.nonce if new_run is not None else os.urandom(16)
+    number = run_to_start(last, nonce, new_run)
+    start = number is not None
+    run_id = number if number is not None else (last.run_id if last else 0)
     if row is None:
         tid = yield Stmt(
-            "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at) "
-            "VALUES (?, ?, ?, 1, ?, ?, ?)",
-            (thread_id, owner, expires_at, run_id, now, now),
+            "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at, "
+            "nonce) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+            (thread_id, owner, expires_at, run_id, now, now, nonce),
             "lastrowid",
         )
         fence = 1
@@ -172,7 +187,7 @@ def claim(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
         )
-    thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last)
+    thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last, nonce)
     return Lease(thread_id, tid, owner, fence, thread, start)
 
 
@@ -183,7 +198,7 @@ def reserve(
     now = time.time()
     marks = ", ".join("?" * len(entrypoints))
     rows = yield Stmt(
-        f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, {_RUN_COLUMNS} FROM durable_threads t "
+        f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} FROM durable_threads t "
         "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
         f"WHERE r.status = 'running' AND r.entrypoint IN ({marks}) "
         "AND (t.owner IS NULL OR t.lease_expires <= ?) AND (r.wake_at IS NULL OR r.wake_at <= ?) "
@@ -193,8 +208,8 @@ def reserve(
     )
     leases = []
     for r in rows:
-        thread_id, tid, held_by, _, fence = r[:5]
-        run = run_row(r[5:])
+        thread_id, tid, held_by, _, fence, nonce = r[:6]
+        run = run_row(r[6:])
         assert run is not None
         if held_by is not None:
             run = dataclasses.replace(run, recoveries=run.recoveries + 1)
@@ -206,14 +221,14 @@ def reserve(
             "UPDATE durable_threads SET owner = ?, lease_expires = ?, fence = ?, updated_at = ? WHERE tid = ?",
             (owner, now + lease_seconds, fence + 1, now, tid),
         )
-        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, run)
+        thread = ThreadRow(thread_id, tid, owner, now + lease_seconds, fence + 1, run, nonce)
         leases.append(Lease(thread_id, tid, owner, fence + 1, thread, False))
     return leases
 
 
 def cancel_run(thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
-    run = None if row is None else run_row(row[4:])
+    run = None if row is None else run_row(row[5:])
     if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
         return False
     tid, now = row[0], time.time()
@@ -389,15 +404,17 @@ def prune(finished_before: float, statuses: Sequence[str], limit: int) -> Op[lis
     return [r[1] for r in rows]
 
 
-def import_thread(thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> Op[None]:
+def import_thread(
+    thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
+) -> Op[None]:
     exists = yield Stmt("SELECT 1 FROM durable_threads WHERE thread_id = ?", (thread_id,), "one")
     if exists is not None:
         raise ThreadExistsError(thread_id)
     now = time.time()
     tid = yield Stmt(
-        "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at) "
-        "VALUES (?, NULL, NULL, 0, ?, ?, ?)",
-        (thread_id, max((r.run_id for r in runs), default=0), now, now),
+        "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at, "
+        "nonce) VALUES (?, NULL, NULL, 0, ?, ?, ?, ?)",
+        (thread_id, max((r.run_id for r in runs), default=0), now, now, nonce),
         "lastrowid",
     )
     marks = ", ".join("?" * 17)
@@ -408,3 +425,31 @@ def import_thread(thread_id: str, runs: Sequence[RunRow], journal: Sequence[tupl
     )
     if journal:
         yield Stmt(_INSERT_SQL, [_row_params(tid, run_id, row) for run_id, row in journal], many=True)
+
+
+def rewrite_thread(
+    thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+) -> Op[bool]:
+    """See `Store.rewrite_thread`; the runner's ``BEGIN IMMEDIATE`` keeps claimers out until it commits."""
+    row = yield Stmt(
+        "SELECT owner, lease_expires, fence FROM durable_threads WHERE tid = ? AND thread_id = ?",
+        (thread.tid, thread.thread_id),
+        "one",
+    )
+    if row is None or row[2] != thread.fence or (row[0] is not None and (row[1] or 0.0) > time.time()):
+        return False
+    yield Stmt("UPDATE durable_threads SET nonce = ? WHERE tid = ?", (nonce, thread.tid))
+    if runs:
+        yield Stmt(
+            "UPDATE durable_runs SET input = ?, previous = ?, output = ?, save = ?, error = ?, interrupts = ? "
+            "WHERE tid = ? AND run_id = ?",
+            [rewrite_params(r, thread.tid) for r in runs],
+            many=True,
+        )
+    if journal:
+        yield Stmt(
+            "UPDATE durable_journal SET payload = ? WHERE tid = ? AND run_id = ? AND key = ? AND attempt = ?",
+            [(row.payload, thread.tid, run_id, row.key, row.attempt) for run_id, row in journal],
+            many=True,
+        )
+    return True

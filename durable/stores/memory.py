@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -22,6 +23,7 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
+    run_to_start,
     summary,
 )
 
@@ -37,6 +39,7 @@ class _Thread:
     journal: dict[int, list[JournalRow]] = field(default_factory=dict)
     recorded: set[tuple[int, str, int]] = field(default_factory=set)
     last_run: int = 0
+    nonce: bytes | None = None
 
 
 class MemoryStore(Store):
@@ -60,7 +63,7 @@ class MemoryStore(Store):
 
     def _row(self, t: _Thread) -> ThreadRow:
         run = t.runs.get(t.last_run)
-        return ThreadRow(t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, run)
+        return ThreadRow(t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, run, t.nonce)
 
     def _held(self, lease: Lease) -> _Thread:
         t = self._by_tid[lease.tid]
@@ -68,9 +71,10 @@ class MemoryStore(Store):
             raise LeaseLostError(lease.thread_id)
         return t
 
-    def _new(self, thread_id: str) -> _Thread:
+    def _new(self, thread_id: str, nonce: bytes | None) -> _Thread:
         self._last_tid += 1
-        t = self._threads[thread_id] = self._by_tid[self._last_tid] = _Thread(thread_id, self._last_tid)
+        t = _Thread(thread_id, self._last_tid, nonce=nonce)
+        self._threads[thread_id] = self._by_tid[self._last_tid] = t
         return t
 
     def get_thread(self, thread_id: str) -> ThreadRow | None:
@@ -83,7 +87,7 @@ class MemoryStore(Store):
         with self._lock:
             t = self._threads.get(thread_id)
             if t is None:
-                t = self._new(thread_id)
+                t = self._new(thread_id, new_run.nonce if new_run is not None else os.urandom(16))
             free = t.owner is None or (t.lease_expires or 0.0) <= now or t.owner in (owner, steal_from)
             if not free:
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
@@ -92,11 +96,12 @@ class MemoryStore(Store):
             before = self._row(t)
             if new_run is None and last is not None and last.status in ("failed", "interrupted"):
                 t.runs[t.last_run] = dataclasses.replace(last, status="running", recoveries=0)
-            started = new_run is not None and (last is None or last.status == "completed")
-            if started:
+            number = run_to_start(last, t.nonce, new_run)
+            started = number is not None
+            if number is not None:
                 assert new_run is not None
                 run = RunRow(
-                    run_id=t.last_run + 1,
+                    run_id=number,
                     entrypoint=new_run.entrypoint,
                     status="running",
                     input=new_run.input,
@@ -260,14 +265,16 @@ class MemoryStore(Store):
                 self._drop(t)
             return [t.thread_id for t in doomed]
 
-    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
+    def import_thread(
+        self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
+    ) -> None:
         with self._lock:
             if thread_id in self._threads:
                 raise ThreadExistsError(thread_id)
             slots = [(run_id, row.key, row.attempt) for run_id, row in journal]
             if len(set(slots)) != len(slots):
                 raise StoreError(f"thread {thread_id!r}: the import repeats a journal slot; nothing was imported")
-            t = self._new(thread_id)
+            t = self._new(thread_id, nonce)
             for run in runs:
                 t.runs[run.run_id] = run
                 t.journal[run.run_id] = []
@@ -275,6 +282,26 @@ class MemoryStore(Store):
                 t.journal.setdefault(run_id, []).append(row)
                 t.recorded.add((run_id, row.key, row.attempt))
             t.last_run = max(t.runs, default=0)
+
+    def rewrite_thread(
+        self, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+    ) -> bool:
+        with self._lock:
+            t = self._threads.get(thread.thread_id)
+            held = t is not None and t.owner is not None and (t.lease_expires or 0.0) > time.time()
+            if t is None or t.tid != thread.tid or t.fence != thread.fence or held:
+                return False
+            t.nonce = nonce
+            for run in runs:
+                old = t.runs[run.run_id]
+                t.runs[run.run_id] = dataclasses.replace(
+                    old, input=run.input, previous=run.previous, output=run.output, save=run.save, error=run.error,
+                    interrupts=run.interrupts,
+                )  # fmt: skip
+            payloads = {(run_id, row.key, row.attempt): row.payload for run_id, row in journal}
+            for run_id, rows in t.journal.items():
+                rows[:] = [r._replace(payload=payloads.get((run_id, r.key, r.attempt), r.payload)) for r in rows]
+            return True
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:

@@ -22,9 +22,8 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, LeaseLostError, StoreError
+from ..errors import ConfigurationError, LeaseLostError, StoreError, UsageError
 from . import _pg_ops as ops
 from ._base import (
     AsyncSession,
@@ -38,6 +37,8 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
+from ._pg_dsn import checked_dsn
+from ._pg_dsn import redact as _redact
 
 if TYPE_CHECKING:
     import asyncio
@@ -67,8 +68,13 @@ def _psycopg() -> Any:
 class PostgresStore(Store):
     """Journal in a Postgres database, shared by every process that opens the same ``dsn`` and ``schema``.
 
-    ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``).
-    The tables live in ``schema`` (created if missing) and are created or
+    With ``read_only=True`` the schema must exist at this version (nothing is created or migrated:
+    `JournalNotFoundError` otherwise) and the server refuses every write; the operator's read-only
+    commands open journals so.
+
+    ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``); a URL's query
+    may also give ``schema`` and ``lease_seconds`` (as ``checkpointer=`` URLs do), the rest going to libpq.
+    The tables live in ``schema`` (created if missing; ``public`` by default) and are created or
     migrated on first use, under an advisory lock so concurrent workers migrate
     once. Leases use the database's clock. ``pool_size`` bounds the blocking
     path's connections (each async run borrows its own connection, reused
@@ -80,17 +86,15 @@ class PostgresStore(Store):
         self,
         dsn: str,
         *,
-        schema: str = "public",
-        lease_seconds: float = 30.0,
+        schema: str | None = None,
+        lease_seconds: float | None = None,
         secret: Any = None,
         max_result_bytes: int | None = None,
         pool_size: int = 10,
         connect_timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ConfigurationError(f"PostgresStore needs a connection string, not {dsn!r}")
-        if not isinstance(schema, str) or not schema or len(schema) > 63:
-            raise ConfigurationError(f"schema={schema!r}: use a Postgres schema name (1 to 63 characters)")
+        dsn, schema, lease_seconds = checked_dsn(dsn, schema, lease_seconds)
         if pool_size < 1:
             raise ConfigurationError(f"pool_size={pool_size!r}: use 1 or more")
         self.dsn = dsn
@@ -100,6 +104,7 @@ class PostgresStore(Store):
         self.max_result_bytes = max_result_bytes
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
+        self.read_only = read_only
         self._sql = ops.SQL(schema)
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
@@ -108,12 +113,13 @@ class PostgresStore(Store):
         self._idle = _IdleConnections()
 
     def __repr__(self) -> str:
-        return f"PostgresStore({_redacted(self.dsn)!r}, schema={self.schema!r})"
+        return f"PostgresStore({_redact(self.dsn, self.dsn)!r}, schema={self.schema!r})"
 
     # -- connections -------------------------------------------------------------------------
 
     def _connect_error(self, exc: BaseException) -> StoreError:
-        return StoreError(f"cannot reach the Postgres journal at {_redacted(self.dsn)}: {exc}".strip())
+        where, why = _redact(self.dsn, self.dsn), _redact(exc, self.dsn).strip()
+        return StoreError(f"cannot reach the Postgres journal at {where}: {why}".strip())
 
     def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
         pool = self._pool
@@ -132,7 +138,12 @@ class PostgresStore(Store):
                     try:
                         timeout = max(1, int(self.connect_timeout))
                         with psycopg.connect(self.dsn, connect_timeout=timeout) as conn, conn.transaction():
-                            _drive(conn, ops.migrate(self._sql))
+                            if self.read_only:
+                                conn.execute("SET TRANSACTION READ ONLY")
+                                where = f"schema {self.schema!r} of {_redact(self.dsn, self.dsn)}"
+                                _drive(conn, ops.check_schema(self._sql, where))
+                            else:
+                                _drive(conn, ops.migrate(self._sql))
                     except psycopg.Error as exc:
                         raise self._connect_error(exc) from exc
                     self._migrated = True
@@ -141,6 +152,8 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=self.pool_size,
                     kwargs={"autocommit": True},
+                    # Read-only, the server refuses every write of the pool's connections, whatever runs on them.
+                    configure=_read_only if self.read_only else None,
                     open=False,
                     name=f"durable-{self.schema}",
                     timeout=self.connect_timeout,
@@ -213,8 +226,16 @@ class PostgresStore(Store):
             return []
         return self._run(lambda: ops.prune(self._sql, finished_before, statuses, limit), write=True, retry=False)
 
-    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
-        self._run(lambda: ops.import_thread(self._sql, thread_id, runs, journal), write=True, retry=False)
+    def import_thread(
+        self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
+    ) -> None:
+        self._run(lambda: ops.import_thread(self._sql, thread_id, runs, journal, nonce), write=True, retry=False)
+
+    def rewrite_thread(
+        self, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+    ) -> bool:
+        q = self._sql
+        return self._run(lambda: ops.rewrite_thread(q, thread, nonce, runs, journal), write=True, retry=False)
 
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         q, lease, due = self._sql, self.lease_seconds, time.time() if now is None else now
@@ -265,6 +286,8 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:
+        if self.read_only:
+            raise UsageError("a read-only PostgresStore serves the blocking API only (the operator's tools use it)")
         self._get_pool()  # migrates the schema once, with the blocking path's error reporting
         session = _AsyncPgSession(self, await self._idle.take(self))
         try:
@@ -467,6 +490,10 @@ def _same(stored: list[JournalRow], rows: Sequence[JournalRow]) -> bool:
     )
 
 
+def _read_only(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET default_transaction_read_only = on")
+
+
 def _broken(exc: BaseException) -> bool:
     """Whether the error is the connection's (closed, terminated, unreachable), not the statement's."""
     import psycopg
@@ -479,19 +506,7 @@ def _broken(exc: BaseException) -> bool:
 def _store_error(store: PostgresStore, exc: BaseException) -> StoreError:
     if _broken(exc):
         return store._connect_error(exc)
-    return StoreError(f"Postgres journal {store!r} failed: {exc}")
-
-
-def _redacted(dsn: str) -> str:
-    """The DSN without its password, for messages and reprs."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        if parts.password is not None:
-            host = parts.hostname or ""
-            netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return dsn
-    return " ".join("password=***" if p.startswith("password=") else p for p in dsn.split())
+    return StoreError(f"Postgres journal {store!r} failed: {_redact(exc, store.dsn).strip()}")
 
 
 __all__ = ["PostgresStore"]

@@ -11,14 +11,27 @@ a read lock, and wait up to ``busy_timeout`` for each other.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
+import stat
+import sys
 import threading
 import time
+import urllib.parse
+import warnings
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ..errors import ConfigurationError, LeaseLostError, SchemaVersionError, StoreError
+from ..errors import (
+    ConfigurationError,
+    InsecureJournalWarning,
+    JournalNotFoundError,
+    LeaseLostError,
+    SchemaVersionError,
+    StoreError,
+    UsageError,
+)
 from . import _sqlite_ops as ops
 from ._base import (
     AsyncSession,
@@ -53,6 +66,9 @@ class SQLiteStore(Store):
     `durable.Keyring`) for entrypoints that do not set their own. A task result
     that serializes to more than ``max_result_bytes`` is refused with a
     `SerializationError` (the task's journal entry stays empty, so a resume runs it again).
+    With ``read_only=True`` the file is opened read-only and must already be a journal of this
+    schema version: nothing is created or migrated (`JournalNotFoundError` if it does not exist),
+    and a write fails with `StoreError`. The operator's read-only commands open journals so.
     """
 
     def __init__(
@@ -64,6 +80,7 @@ class SQLiteStore(Store):
         lease_seconds: float = 30.0,
         secret: Any = None,
         max_result_bytes: int | None = None,
+        read_only: bool = False,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:") or not path:
@@ -71,18 +88,21 @@ class SQLiteStore(Store):
                 "SQLiteStore needs a file path (its sync and async connections must share one "
                 "database); use MemoryStore() for an in-memory journal"
             )
+        _check_path(path)
         sync = str(synchronous).upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'")
-        self.path = os.path.abspath(path)
+        self.path = _check_path(os.path.abspath(path))
         self.synchronous = sync
         self.busy_timeout = busy_timeout
         self.lease_seconds = lease_seconds
         self.secret = secret
         self.max_result_bytes = max_result_bytes
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._warned = False
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -105,10 +125,55 @@ class SQLiteStore(Store):
             f"put it on a local filesystem"
         )
 
+    def _guard_file(self) -> None:
+        """Create the journal owner-only (0600) if it is new; warn, once, if an existing one is open to others.
+
+        SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions, so
+        creating the main file first, before SQLite opens it, covers all three.
+        """
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:  # an existing journal, or another process created it just now
+            pass
+        except OSError:
+            return  # no such directory, no permission: sqlite3 says so, in its own words
+        else:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
+            finally:
+                os.close(fd)
+            return
+        if self._warned or os.name != "posix":  # elsewhere the mode bits do not say who may write
+            return
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        problems, fixes = [], []
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problems.append(f"is writable by {'everyone' if st.st_mode & stat.S_IWOTH else 'its group'}")
+        if st.st_uid != os.geteuid():
+            problems.append(f"is owned by another user (uid {st.st_uid})")
+            fixes.append("chown it to the user that runs the workflows")
+        if problems:
+            self._warned = True
+            warnings.warn(
+                f"SQLite journal {self.path!r} {' and '.join(problems)}: whoever can write to it can change the "
+                f"results a resume replays, and so what runs. Run `chmod 600 {shlex.quote(self.path)}`"
+                + "".join(f" and {fix}" for fix in fixes),
+                InsecureJournalWarning,
+                stacklevel=_caller_level(),
+            )
+
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child process opens its own.
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
+        if self.read_only:
+            self._conn, self._pid = self._open_read_only(), os.getpid()
+            return self._conn
+        self._guard_file()
         try:
             _refuse_truncated(self.path)
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
@@ -136,6 +201,26 @@ class SQLiteStore(Store):
                 raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
             raise
         self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not os.path.isfile(self.path):
+            raise JournalNotFoundError(repr(self.path))
+        uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            _drive_sync(conn, ops.check_schema(repr(self.path)), write=False)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot read SQLite journal {self.path!r}: {exc}") from exc
+            raise
         return conn
 
     def _run(self, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
@@ -177,8 +262,15 @@ class SQLiteStore(Store):
             return []
         return self._run(ops.prune(finished_before, statuses, limit), write=True)
 
-    def import_thread(self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]) -> None:
-        self._run(ops.import_thread(thread_id, runs, journal), write=True)
+    def import_thread(
+        self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
+    ) -> None:
+        self._run(ops.import_thread(thread_id, runs, journal, nonce), write=True)
+
+    def rewrite_thread(
+        self, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
+    ) -> bool:
+        return self._run(ops.rewrite_thread(thread, nonce, runs, journal), write=True)
 
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         if not entrypoints or limit < 1:
@@ -219,6 +311,9 @@ class SQLiteStore(Store):
 
         import aiosqlite  # with asyncio, only when an async run needs it
 
+        if self.read_only:
+            raise UsageError("a read-only SQLiteStore serves the blocking API only (the operator's tools use it)")
+        self._guard_file()
         try:
             conn = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -315,6 +410,29 @@ def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, w
         if write and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _check_path(path: str) -> str:
+    """``path``, or a `ConfigurationError` if SQLite cannot open it as given (a NUL, a lone surrogate)."""
+    if "\x00" in path:
+        raise ConfigurationError(f"SQLite path {path!r} contains a NUL character: remove it from the path")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"SQLite path {path!r} is not valid Unicode (it contains a lone surrogate, as a file name with "
+            f"undecodable bytes does): SQLite needs a UTF-8 path, so rename the file or directory, or choose another"
+        ) from None
+    return path
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside the `durable` package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _refuse_truncated(path: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SECRET = "cli-tests-key-0123456789abcdef"
 
 FLOWS = '''
 """Workflows for the CLI tests. ``calls.log`` records every task body that really ran."""
@@ -98,6 +99,9 @@ class Cli:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
         self.env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(cwd)])
         self.env["DURABLE_URL"] = "sqlite:///flows.db"
+        # The journal is signed, and the commands get the key as the application does: the tools unpickle only
+        # what verified under it (tests of unsigned journals drop it with DURABLE_SECRET="").
+        self.env["DURABLE_SECRET"] = SECRET
         (cwd / "flows.py").write_text(FLOWS)
 
     def __call__(self, *args: str, code: int | None = 0, stdin: str | None = None, **env: str) -> Result:

@@ -56,7 +56,8 @@ def test_export_import_resume_across_sqlite_and_postgres(cli: Any, pg_schema: tu
     bundle = json.loads((cli.cwd / "c1.json").read_text())
     assert (bundle["format"], bundle["thread_id"], bundle["runs"][0]["status"]) == ("durable.thread", "c1", "running")
     assert cli("import", "c1.json", "--url", pg).stdout == "imported c1\n"
-    assert cli("show", "c1", "--url", pg, "--json").json["status"] == "running"
+    imported = cli("show", "c1", "--url", pg, "--json").json  # it lands resumable by hand: no worker takes it
+    assert imported["status"] == "failed" and "imported from a bundle while running" in imported["error_text"]
 
     done = cli("resume", "flows:pipeline", "c1", "--url", pg, "--json").json  # the run goes to --url's store
     assert done["output"] == {"a": 8, "b": 16, "sum": 24} and cli.calls() == ["add(8, 16)"]
@@ -140,8 +141,10 @@ def test_bad_input_exits_with_a_message(cli: Any) -> None:
     (cli.cwd / "other.json").write_text('{"format": "something"}')
     assert "not a durable thread bundle" in cli("import", "other.json", "--json", code=1).stderr
     assert "not JSON" in cli("import", "-", code=1, stdin="").stderr
-    assert "has no journal" in cli("export", "ghost", code=1).stderr
+    missing = cli("export", "ghost", code=2).stderr  # no journal file yet: named, and not created
+    assert "no durable journal at" in missing and "flows.db" in missing and not (cli.cwd / "flows.db").exists()
     cli.seed("flows.pipeline.invoke(1, thread_id='p')")
+    assert "has no journal" in cli("export", "ghost", code=1).stderr
     assert "cannot write '/nonexistent/x.json'" in cli("export", "p", "-o", "/nonexistent/x.json", code=1).stderr
     assert "give two sides" in cli("diff", "a", code=2).stderr
     assert "invalid choice" in cli("frobnicate", code=2).stderr

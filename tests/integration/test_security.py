@@ -85,7 +85,7 @@ def test_signed_journal_round_trips(tmp_path: Path) -> None:
     assert ep.invoke(None, thread_id="t") == [{"i": 0, "text": "page 0"}, {"i": 1, "text": "page 1"}]
     assert calls == [0, 1]
     assert [e.status for e in ep.get_state(thread_id="t").entries] == ["ok", "ok"]
-    assert all(payload[:1] == b"S" for _, payload in rows(path))
+    assert all(payload[:1] == b"T" for _, payload in rows(path))
 
 
 def test_flipped_bit_is_an_integrity_error(tmp_path: Path) -> None:
@@ -182,7 +182,7 @@ def test_key_rotation_reads_old_blobs_and_signs_new_ones_with_the_new_key(tmp_pa
     assert calls == [0, 1]
     with journal(path) as conn:
         output = conn.execute("SELECT output FROM durable_runs").fetchone()[0]
-    assert output[:4] == b"S\x02k2"
+    assert output[:4] == b"T\x02k2"
 
 
 def test_durable_secret_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +190,7 @@ def test_durable_secret_environment_variable(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("DURABLE_SECRET", "main=" + "x" * 32 + ",old=" + "y" * 32)
     path, ep, _ = failed_run(tmp_path)
     assert ep.invoke(None, thread_id="t")
-    assert all(payload[:6] == b"S\x04main" for _, payload in rows(path))
+    assert all(payload[:6] == b"T\x04main" for _, payload in rows(path))
 
 
 def test_checks_hold_under_python_O(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_checks_hold_under_python_O(tmp_path: Path) -> None:
         "from durable import IntegrityError, SQLiteStore, entrypoint, task\n"
         "@task(name='fetch')\n"
         "def fetch(i): return i\n"
-        f"@entrypoint(checkpointer=SQLiteStore({str(path)!r}), secret={KEY!r})\n"
+        f"@entrypoint(checkpointer=SQLiteStore({str(path)!r}), secret={KEY!r}, name='flow.<locals>.pipeline')\n"
         "def pipeline(n): return [fetch(i).result() for i in range(n)]\n"
         "try:\n    pipeline.invoke(None, thread_id='t')\nexcept IntegrityError:\n    sys.exit(7)\n"
     )

@@ -17,6 +17,7 @@ from durable.stores._base import ThreadFilter
 BACKENDS = ("memory", "sqlite", "postgres")
 BLOCKING_ONLY = (
     "renew", "reserve", "lease_seconds", "list_threads", "list_runs", "delete_thread", "prune", "import_thread",
+    "rewrite_thread",
 )  # fmt: skip
 
 
@@ -61,12 +62,21 @@ def store(make_store: Callable[..., Any]) -> Any:
     return make_store()
 
 
-NEW = NewRun("ep", b"Pin")
+NONCE = b"n" * 16
+NEW = NewRun("ep", b"Pin", None, 1, NONCE)  # the first run of a new thread, made with NONCE
+
+
+def next_run(store: Any, thread_id: str, input: bytes, entrypoint: str = "ep") -> NewRun:
+    """A new run for the thread as it is now: the next run number, the thread's nonce (as the engine asks)."""
+    thread = store.get_thread(thread_id)
+    if thread is None:
+        return NewRun(entrypoint, input, None, 1, NONCE)
+    return NewRun(entrypoint, input, None, (thread.run.run_id if thread.run else 0) + 1, thread.nonce)
 
 
 def start(store: Any, thread_id: str = "t", owner: str = "me") -> Any:
     """Claim the thread and start a run in the same transaction."""
-    lease = store.claim(thread_id, owner, None, NEW)
+    lease = store.claim(thread_id, owner, None, next_run(store, thread_id, b"Pin"))
     assert lease.started
     return lease
 
@@ -156,7 +166,7 @@ def test_claim_starts_a_new_run_in_the_same_transaction(store: Any) -> None:
     assert (run.run_id, run.status, run.input, run.previous) == (1, "running", b"Pin", None)
     assert store.get_thread("t").run == run
     store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
-    second = store.claim("t", "me", None, NewRun("ep", b"Pin2"))
+    second = store.claim("t", "me", None, next_run(store, "t", b"Pin2"))
     assert second.started and second.thread.run.run_id == 2 and second.thread.run.previous == b"Psave"
 
 
@@ -164,7 +174,7 @@ def test_claim_does_not_start_over_an_unfinished_run(store: Any) -> None:
     """A failed (or running) latest run is not replaced: the claim takes the lease and starts nothing."""
     lease = start(store)
     store.finish_run(lease, 1, RunOutcome("failed", error=b"Perr"))
-    again = store.claim("t", "me", None, NewRun("ep", b"other"))
+    again = store.claim("t", "me", None, next_run(store, "t", b"other"))
     assert not again.started
     assert (again.thread.run.run_id, again.thread.run.status, again.thread.run.input) == (1, "failed", b"Pin")
 
@@ -261,7 +271,7 @@ def test_threads_are_isolated(store: Any) -> None:
 
 def submitted(store: Any, thread_id: str, entrypoint: str = "ep") -> None:
     """A run started and left for a worker (what Entrypoint.submit does): claimed, started, released."""
-    lease = store.claim(thread_id, "submitter", None, NewRun(entrypoint, b"Pin"))
+    lease = store.claim(thread_id, "submitter", None, next_run(store, thread_id, b"Pin", entrypoint))
     assert lease.started
     store.release(lease)
 
@@ -411,7 +421,7 @@ def run_at(
 
 
 def imported(store: Any, thread_id: str, *runs: RunRow) -> None:
-    store.import_thread(thread_id, list(runs or (run_at(),)), [])
+    store.import_thread(thread_id, list(runs or (run_at(),)), [], None)
 
 
 def listed(store: Any, **where: Any) -> list[str]:
@@ -500,7 +510,7 @@ def test_list_runs_oldest_first(store: Any) -> None:
     """Every run of the thread, oldest first, with its values; an unknown thread has none."""
     lease = start(store)
     store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"S1"))
-    lease = store.claim("t", "me", None, NewRun("ep", b"Pin2"))
+    lease = store.claim("t", "me", None, next_run(store, "t", b"Pin2"))
     store.finish_run(lease, 2, RunOutcome("failed", error=b"Perr", error_text="Boom"))
     runs = store.list_runs("t")
     assert [(r.run_id, r.status, r.input) for r in runs] == [(1, "completed", b"Pin"), (2, "failed", b"Pin2")]
@@ -607,8 +617,9 @@ def test_import_thread_round_trips(store: Any) -> None:
         (2, row("1", 2, payload=b"P" + bytes(range(256)))),
         (2, JournalRow("2", 1, "other", 1, None, b"Pexc", T0 + 6, T0 + 6.5)),
     ]
-    store.import_thread("t", runs, journal)
+    store.import_thread("t", runs, journal, b"imported-nonce!!")
     assert store.list_runs("t") == runs
+    assert store.get_thread("t").nonce == b"imported-nonce!!"
     thread = store.get_thread("t")
     assert thread.run == runs[1] and thread.owner is None
     assert same_rows(store.load_journal(thread.tid, 1), [r for i, r in journal if i == 1])
@@ -618,7 +629,7 @@ def test_import_thread_round_trips(store: Any) -> None:
     assert store.get_thread("t").run.status == "running"
     store.append(lease, 2, [row("3")])  # writes under the new lease are accepted
     store.finish_run(lease, 2, RunOutcome("completed", output=b"P"))
-    assert store.claim("t", "me", None, NewRun("ep", b"Pin3")).thread.run.run_id == 3  # numbering continues
+    assert store.claim("t", "me", None, next_run(store, "t", b"Pin3")).thread.run.run_id == 3  # numbering continues
 
 
 def replace_run(run: RunRow, **changes: Any) -> RunRow:
@@ -634,18 +645,18 @@ def test_import_into_an_existing_thread_is_refused(store: Any) -> None:
     store.finish_run(lease, 1, RunOutcome("completed", output=b"Pmine"))
     before = (store.get_thread("t"), store.list_runs("t"), store.load_journal(lease.tid, 1))
     with pytest.raises(ThreadExistsError):
-        store.import_thread("t", [run_at(1), run_at(2)], [(1, row("0", payload=b"Ptheirs")), (2, row("9"))])
+        store.import_thread("t", [run_at(1), run_at(2)], [(1, row("0", payload=b"Ptheirs")), (2, row("9"))], None)
     assert (store.get_thread("t"), store.list_runs("t"), store.load_journal(lease.tid, 1)) == before
     assert store.load_journal(lease.tid, 2) == []
     store.claim("bare", "me")  # a thread without runs exists too
     with pytest.raises(ThreadExistsError):
-        store.import_thread("bare", [run_at()], [])
+        store.import_thread("bare", [run_at()], [], None)
     assert store.list_runs("bare") == []
 
 
 def test_an_imported_running_run_is_left_for_a_worker(store: Any) -> None:
     """An imported unfinished run is held by nobody: a worker reserves it like a submitted run."""
-    store.import_thread("t", [run_at(1, status="running")], [(1, row("0"))])
+    store.import_thread("t", [run_at(1, status="running")], [(1, row("0"))], None)
     (lease,) = store.reserve("worker", ["ep"], 10)
     assert lease.thread_id == "t" and lease.thread.run.run_id == 1
     store.append(lease, 1, [row("1")])
@@ -655,5 +666,70 @@ def test_an_imported_running_run_is_left_for_a_worker(store: Any) -> None:
 def test_import_with_a_repeated_journal_slot_imports_nothing(store: Any) -> None:
     """A (run, key, attempt) given twice fails the whole import, as a repeated slot fails an append."""
     with pytest.raises(StoreError):
-        store.import_thread("t", [run_at()], [(1, row("0")), (1, row("0", payload=b"Pother"))])
+        store.import_thread("t", [run_at()], [(1, row("0")), (1, row("0", payload=b"Pother"))], None)
     assert store.get_thread("t") is None
+
+
+# -- nonces, and the run a new input was signed for -----------------------------------------------------------
+
+
+def test_a_new_thread_keeps_the_nonce_of_its_first_run(store: Any) -> None:
+    """The claim that creates a thread gives it the new run's nonce; every later read returns it."""
+    lease = start(store)
+    assert lease.thread.nonce == NONCE and store.get_thread("t").nonce == NONCE
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"P1"))
+    assert store.claim("t", "me", None, next_run(store, "t", b"Pin2")).thread.nonce == NONCE
+
+
+def test_a_claim_without_a_run_makes_a_random_nonce(store: Any) -> None:
+    """A thread created by a claim that starts nothing still gets a nonce of its own, never another's."""
+    a, b = store.claim("a", "me"), store.claim("b", "me")
+    assert a.thread.nonce and b.thread.nonce and a.thread.nonce != b.thread.nonce
+    assert store.get_thread("a").nonce == a.thread.nonce
+
+
+@pytest.mark.parametrize("stale", ["run_id", "nonce"])
+def test_a_new_run_signed_for_another_thread_state_does_not_start(store: Any, stale: str) -> None:
+    """A new run expecting another run number or nonce (the thread changed since) takes the lease, starts nothing."""
+    lease = start(store)
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"P1", save=b"P1"))
+    wanted = next_run(store, "t", b"Pin2")
+    wrong = NewRun("ep", b"Pin2", None, 3, NONCE) if stale == "run_id" else NewRun("ep", b"Pin2", None, 2, b"x" * 16)
+    refused = store.claim("t", "me", None, wrong)
+    assert not refused.started and refused.thread.run.run_id == 1
+    assert [r.run_id for r in store.list_runs("t")] == [1]
+    store.release(refused)
+    assert store.claim("t", "me", None, wanted).started
+
+
+def test_rewrite_thread_replaces_values_and_nonce(store: Any) -> None:
+    """rewrite_thread swaps the thread's nonce, its runs' values and its rows' payloads; nothing else moves."""
+    lease = start(store)
+    store.append(lease, 1, [row("0", payload=b"Pold0"), row("1", payload=b"Pold1")])
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
+    thread = store.get_thread("t")
+    (run,) = store.list_runs("t")
+    rows = store.load_journal(thread.tid, 1)
+    new_run = replace_run(run, input=b"Tin", output=b"Tout", save=b"Tsave")
+    new_rows = [(1, r._replace(payload=b"T" + r.payload)) for r in rows]
+    assert store.rewrite_thread(thread, b"m" * 16, [new_run], new_rows)
+    after = store.get_thread("t")
+    assert after.nonce == b"m" * 16 and after.fence == thread.fence and after.owner is None
+    assert store.list_runs("t") == [new_run]
+    assert sorted(r.payload for r in store.load_journal(thread.tid, 1)) == [b"TPold0", b"TPold1"]
+    assert [(r.key, r.attempt, r.name, r.status) for r in store.load_journal(thread.tid, 1)] == [
+        (r.key, r.attempt, r.name, r.status) for r in rows
+    ]
+
+
+def test_rewrite_thread_refuses_a_thread_held_or_claimed_since(store: Any) -> None:
+    """Nothing is written while someone holds the thread, or when it was claimed after it was read."""
+    lease = start(store)
+    store.finish_run(lease, 1, RunOutcome("completed", output=b"Pout", save=b"Psave"))
+    read = store.get_thread("t")
+    (run,) = store.list_runs("t")
+    held = store.claim("t", "other")
+    assert not store.rewrite_thread(store.get_thread("t"), b"m" * 16, [replace_run(run, output=b"Tx")], [])
+    store.release(held)
+    assert not store.rewrite_thread(read, b"m" * 16, [replace_run(run, output=b"Tx")], [])  # claimed since
+    assert store.list_runs("t") == [run] and store.get_thread("t").nonce == NONCE

@@ -89,7 +89,7 @@ def test_leases_follow_the_database_clock_not_ours(pg_schema: Schema) -> None:
     """A client whose clock runs an hour ahead still sees another's fresh lease as live (and vice versa)."""
     dsn, schema = pg_schema
     with PostgresStore(dsn, schema=schema, lease_seconds=30) as store:
-        store.claim("t", "me", None, NewRun("ep", b"Pin"))
+        store.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
         ahead = time.time() + 3600
         with mock.patch("durable.stores._pg_ops.time.time", return_value=ahead):
             with pytest.raises(ThreadBusyError) as busy:
@@ -140,7 +140,7 @@ def test_reads_and_appends_survive_terminated_connections(pg_schema: Schema) -> 
     dsn, schema = pg_schema
     name = f"durable-kill-{schema[-6:]}"
     with store_from_url(url_of(dsn, schema, application_name=name)) as store:
-        lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))
+        lease = store.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
         now = time.time()
         store.append(lease, 1, [JournalRow("0", 1, "task", 0, None, b"Pa", now, now)])
         assert terminate(dsn, name) >= 1
@@ -158,7 +158,7 @@ def test_an_async_session_reconnects_too(pg_schema: Schema) -> None:
 
     async def scenario() -> list[str]:
         async with store.asession() as session:
-            lease = await session.claim("t", "me", None, NewRun("ep", b"Pin"))
+            lease = await session.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
             now = time.time()
             await session.append(lease, 1, [JournalRow("0", 1, "task", 0, None, b"Pa", now, now)])
             assert terminate(dsn, name) >= 1
@@ -179,8 +179,9 @@ def test_a_claim_on_a_dead_connection_fails_cleanly(pg_schema: Schema) -> None:
         store.get_thread("x")  # open the pool
         terminate(dsn, name)
         try:
-            lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))
+            lease = store.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
         except StoreError as exc:
             assert "cannot reach" in str(exc) or "failed" in str(exc)
-            lease = store.claim("t", "me", None, NewRun("ep", b"Pin"))  # the next attempt has a fresh connection
+            # The next attempt has a fresh connection.
+            lease = store.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
         assert lease.thread.run is not None and lease.thread.run.run_id == 1
