@@ -182,3 +182,68 @@ def test_paused_golden_completes_when_answered(
     # The two unanswered reviews run again from their start; the answered one and `prepare` replay.
     assert dict(hooks.calls) == {"review": len(MAKER.LAST_ANSWERS)}
     assert ep.get_state(thread_id=thread_id).status == "completed"
+
+
+def _signed_before_v2() -> Any:
+    """The signed golden journals written with signature version 1 (before thread nonces)."""
+    cases = [
+        pytest.param(*j, id=f"{j[0].parent.name}/{j[0].stem}")
+        for j in JOURNALS
+        if j[1].get("signed") and j[2]["schema_version"] < 5
+    ]
+    assert cases, "no golden journal signed with signature version 1"
+    return pytest.mark.parametrize(("golden", "info", "manifest"), cases)
+
+
+def _payloads(path: Path) -> list[bytes]:
+    with closing(sqlite3.connect(path)) as conn:
+        runs = [
+            v for row in conn.execute("SELECT input, output, save, error, interrupts FROM durable_runs") for v in row
+        ]
+        rows = [p for (p,) in conn.execute("SELECT payload FROM durable_journal")]
+    return [v for v in runs + rows if v is not None]
+
+
+@_signed_before_v2()
+def test_a_version_1_signed_journal_is_resigned_and_then_refuses_version_1(
+    golden: Path, info: dict[str, Any], manifest: dict[str, Any], open_copy: Any, tmp_path: Path
+) -> None:
+    """`Threads.resign` re-signs a version-1 journal in version 2 (with a nonce); it still resumes, and a version-1
+    value put back into it afterwards is refused."""
+    from durable import IntegrityError, Threads
+
+    eps, hooks = open_copy(golden, info)
+    copy = tmp_path / golden.name
+    scenario, thread_id = info["scenario"], info["thread_id"]
+    store = eps[scenario].checkpointer
+    before = eps[scenario].get_state(thread_id=thread_id)  # version 1 still verifies on a thread without a nonce
+    assert store.get_thread(thread_id).nonce is None and all(p[:1] == b"S" for p in _payloads(copy))
+    report = Threads(store, secret=MAKER.SECRET).resign()
+    assert report.resigned == (thread_id,) and not report.failed and not report.busy
+    assert store.get_thread(thread_id).nonce is not None and all(p[:1] == b"T" for p in _payloads(copy))
+    after = eps[scenario].get_state(thread_id=thread_id)
+    assert [(e.key, e.task, e.status, e.result) for e in after.entries] == [
+        (e.key, e.task, e.status, e.result) for e in before.entries
+    ]
+    if not refused_here(info, manifest):
+        if scenario == "completed":
+            assert eps[scenario].invoke(None, thread_id=thread_id) == MAKER.EXPECTED["completed"]
+        elif scenario == "failed":
+            assert eps[scenario].invoke(None, thread_id=thread_id) == MAKER.EXPECTED["failed"]
+        else:
+            paused = eps[scenario].invoke(None, thread_id=thread_id)
+            answers = {i.id: MAKER.LAST_ANSWERS[i.value["reviewer"]] for i in paused.interrupts}
+            assert eps[scenario].invoke(Command(resume=answers), thread_id=thread_id) == MAKER.EXPECTED["paused"]
+        # Only what had not finished ran: re-signing changed no recorded outcome.
+        assert dict(hooks.calls) == {"completed": {}, "failed": {"llm": 1}, "paused": {"review": 2}}[scenario]
+    # A version-1 value from the original file, planted back, no longer verifies.
+    with closing(sqlite3.connect(golden)) as old:
+        key, payload = old.execute("SELECT key, payload FROM durable_journal ORDER BY key LIMIT 1").fetchone()
+    store.close()
+    with closing(sqlite3.connect(copy)) as conn, conn:
+        conn.execute(
+            "UPDATE durable_journal SET payload = ? WHERE key = ? AND run_id = 1 AND attempt = 1", (payload, key)
+        )
+    with pytest.raises(IntegrityError, match="version-1 signature"):
+        eps[scenario].get_state(thread_id=thread_id)
+    assert Threads(store, secret=MAKER.SECRET).resign([thread_id]).failed  # and resign will not launder it
