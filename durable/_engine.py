@@ -293,27 +293,23 @@ def _execute(
         try:
             try:
                 try:
-                    result = yield _Body(spec.fn, (input,), kwargs)
-                finally:
-                    yield _Drain(scope)
-                    if run.misuse is not None:
-                        raise run.misuse
-                if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
-                    raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
-                output, save = unwrap_final(result)
-                outcome = RunOutcome(
-                    "completed",
-                    output=codec.dump(output, run.run_id, "#output", f"the output of {spec.name!r}"),
-                    save=codec.dump(save, run.run_id, "#save", f"the saved value of {spec.name!r}"),
-                )
-            except Pause:
-                # In call order, whichever parallel task happened to pause first.
-                pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
-                paused = Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id)
-                data = pending_to_data(pending)
-                outcome = RunOutcome(
-                    "interrupted", interrupts=codec.dump(data, run.run_id, "#interrupts", "the pending interrupts")
-                )
+                    try:
+                        result = yield _Body(spec.fn, (input,), kwargs)
+                    finally:
+                        yield _Drain(scope)
+                        if run.misuse is not None:
+                            raise run.misuse
+                    if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
+                        raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
+                    output, save = unwrap_final(result)
+                    outcome = RunOutcome(
+                        "completed",
+                        output=codec.dump(output, run.run_id, "#output", f"the output of {spec.name!r}"),
+                        save=codec.dump(save, run.run_id, "#save", f"the saved value of {spec.name!r}"),
+                    )
+                except Pause:
+                    # Questions that cannot be stored (too large, not serializable) fail the run, as an output would.
+                    paused, outcome = _paused(codec, run, thread_id)
             except Suspend as sleeping:
                 paused = Suspended(sleeping.wake_at)
                 outcome = RunOutcome("running", wake_at=sleeping.wake_at)
@@ -360,6 +356,16 @@ def _execute(
         sink("updates", {spec.name: output})
         sink("values", output)
     return output
+
+
+def _paused(codec: Codec, run: Run, thread_id: str) -> tuple[Interrupted, RunOutcome]:
+    """What a run that paused returns, and records: its pending interrupts in call order (whichever parallel
+    task happened to pause first)."""
+    pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
+    data = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "the pending interrupts")
+    return Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id), RunOutcome(
+        "interrupted", interrupts=data
+    )
 
 
 def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None, store: Store) -> Flow:

@@ -10,7 +10,11 @@ its entrypoint's name, exactly as ``invoke(None, thread_id=...)`` would.
 A run whose executors keep dying (a poison input that crashes the process, an
 OOM kill) would otherwise go round the workers forever: after
 ``dead_letter_after`` recoveries it is marked failed with `DeadLetteredError`
-instead, and waits for a person to resume it.
+instead, and waits for a person to resume it. A run that cannot even be read
+(an input a key no longer verifies, a class that moved) is failed by the engine
+with the reason. And a run that a carry leaves running and unowned without
+having run it (the database failed as it finished) is not taken again at once:
+the worker backs off from that thread, doubling the wait each time.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .stores.memory import MemoryStore
 
 log = logging.getLogger("durable.worker")
 
+_MAX_BACKOFF = 300.0  # seconds: the longest a worker leaves a thread alone after failed carries
 Outcome = Literal["completed", "interrupted", "sleeping", "failed", "dead_lettered", "taken", "lost"]
 
 
@@ -123,6 +128,9 @@ class Worker:
         self._stats_lock = threading.Lock()
         self._loops = threading.local()
         self._opened: list[Any] = []
+        # thread id -> (not before, the wait after the next failure): threads a carry left for nobody.
+        self._backoff: dict[str, tuple[float, float]] = {}
+        self._backoff_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Worker {sorted(self.entrypoints)} on {self.store!r}>"
@@ -150,13 +158,14 @@ class Worker:
                 self._wake.clear()
                 inflight = {f for f in inflight if not f.done()}
                 got = self._reserve(owner, self.concurrency - len(inflight)) if len(inflight) < self.concurrency else []
+                got, deferred = self._not_backing_off(got)
                 for lease in got:
                     fut = pool.submit(self._carry, lease)
                     fut.add_done_callback(lambda _: self._wake.set())
                     inflight.add(fut)
                 if until_idle and not got and not inflight:
                     break
-                if got and len(inflight) < self.concurrency:
+                if got and not deferred and len(inflight) < self.concurrency:
                     continue  # there may be more waiting
                 # Jitter keeps a fleet of workers from polling in lockstep.
                 self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))
@@ -180,6 +189,34 @@ class Worker:
         except DurableError:
             log.warning("looking for runs on %r failed; trying again", self.store, exc_info=True)
             return []
+
+    def _not_backing_off(self, leases: list[Lease]) -> tuple[list[Lease], bool]:
+        """The leases to carry now; those on threads the worker backs off from are let go at once."""
+        now = _clock.clock.time()
+        with self._backoff_lock:
+            waiting = {t for t, (until, _) in self._backoff.items() if until > now}
+        keep = [lease for lease in leases if lease.thread_id not in waiting]
+        for lease in leases:
+            if lease.thread_id in waiting:
+                self.store.release(lease)
+        return keep, len(keep) != len(leases)
+
+    def _after_failure(self, thread_id: str) -> None:
+        """A carry failed. If it left the run running and held by nobody (it will be reserved again at once),
+        back off from the thread; otherwise the run's failure is recorded, and it waits for a person."""
+        try:
+            thread = self.store.get_thread(thread_id)
+        except DurableError:
+            thread = None
+        run = thread.run if thread is not None else None
+        left = thread is not None and thread.owner is None and run is not None and run.status == "running"
+        with self._backoff_lock:
+            if not left:
+                self._backoff.pop(thread_id, None)
+                return
+            _, wait = self._backoff.get(thread_id, (0.0, self.poll_interval))
+            self._backoff[thread_id] = (_clock.clock.time() + wait, min(wait * 2, _MAX_BACKOFF))
+        log.warning("thread %r was left unfinished by a failed carry: not taken again for %.1fs", thread_id, wait)
 
     def _carry(self, lease: Lease) -> Outcome:
         run = lease.thread.run
@@ -205,6 +242,8 @@ class Worker:
                     else "completed"
                 )
                 log.info("run #%d of thread %r %s", run.run_id, thread_id, outcome)
+                with self._backoff_lock:
+                    self._backoff.pop(thread_id, None)
         except ThreadBusyError:
             outcome = "taken"
         except LeaseLostError:
@@ -212,7 +251,8 @@ class Worker:
             log.warning("lost the lease on thread %r mid-run; its new owner carries it on", thread_id)
         except Exception:
             outcome = "failed"
-            log.warning("run #%d of thread %r failed (its error is journaled)", run.run_id, thread_id, exc_info=True)
+            log.warning("run #%d of thread %r failed", run.run_id, thread_id, exc_info=True)
+            self._after_failure(thread_id)
         except BaseException:
             self.store.release(lease)  # let another worker have it at once
             raise
