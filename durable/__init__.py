@@ -13,6 +13,7 @@ from ._codec import Keyring
 from ._context import TaskContext, task_context
 from ._futures import TaskFuture
 from ._interrupts import Command, Interrupt, Interrupted, get_stream_writer, interrupt
+from ._peek import SealedError, SealedValue
 from ._retry import RetryPolicy
 from ._serde import JsonSerializer, PickleSerializer, ReplayedError, Serializer
 from ._state import JournalEntry, ThreadState
@@ -46,7 +47,7 @@ from .errors import (
 from .stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
-    from ._admin import JournalDiff, ThreadPage, Threads
+    from ._admin import JournalDiff, ResignReport, ThreadPage, Threads
     from ._check import Finding, check
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
@@ -63,6 +64,7 @@ _LAZY = {
     "Threads": "._admin",
     "ThreadPage": "._admin",
     "JournalDiff": "._admin",
+    "ResignReport": "._admin",
 }
 
 
@@ -102,11 +104,14 @@ __all__ = [
     "PickleSerializer",
     "PostgresStore",
     "ReplayedError",
+    "ResignReport",
     "ResumeError",
     "RetryPolicy",
     "RunCancelledError",
     "SQLiteStore",
     "SchemaVersionError",
+    "SealedError",
+    "SealedValue",
     "SerializationError",
     "Serializer",
     "Store",

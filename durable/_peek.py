@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import pickletools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -186,6 +185,8 @@ def pickled_type(data: bytes) -> str | None:
     A pickle starts with what builds its top object: a class or function it names (``GLOBAL``), or
     a scalar or container opcode; `pickletools.genops` only parses.
     """
+    import pickletools  # a pure parser, loaded only when a pickle must be described
+
     ops: list[tuple[str, Any]] = []
     complete = False
     try:
