@@ -24,7 +24,8 @@ from ._bundle import parse as parse_bundle
 from ._bundle import to_json as bundle_json
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, Secret, keyring, new_nonce
 from ._core import latest_rows
-from ._engine import cancel_flow, drive
+from ._drivers import drive
+from ._engine import cancel_flow
 from ._ids import check_thread_id
 from ._interrupts import Interrupt
 from ._leases import new_owner, owner_is_dead, retire

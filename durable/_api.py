@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 from . import _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
-from ._engine import EntrypointSpec, adrive, cancel_flow, drive, invoke_flow, submit_flow
+from ._drivers import adrive, drive
+from ._engine import EntrypointSpec, cancel_flow, invoke_flow, submit_flow
 from ._ids import check_thread_id
 from ._interrupts import Command, Interrupted
 from ._retry import RetryPolicy

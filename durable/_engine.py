@@ -1,24 +1,29 @@
-"""Invoking an entrypoint on a thread: one flow, two thin drivers.
+"""Invoking an entrypoint on a thread, written once as a flow of effects (see `_drivers`).
 
-`invoke_flow` is the whole procedure (look the thread up, claim its lease,
-start or resume the run, call the body, record how it ended, let the lease go)
-written as a generator of effects. `drive` carries the effects out with
-blocking calls; `adrive` with awaits on an async session. Neither driver knows
-what the flow is doing, so the sync and async paths cannot disagree.
+`invoke_flow` is the whole procedure, in four steps: `_look` at the thread and
+decide what the input means (nothing is written yet), `_claim` its lease,
+`_carry` the run back in (a run that cannot be read fails here), and
+`_execute` the body and record how it ended, which lets the lease go.
+`submit_flow` and `cancel_flow` are the two other ways to change a thread.
+`drive` and `adrive` carry any of them out, blocking or async.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import _context, _faults
 from ._codec import Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
+from ._drivers import Body as _Body
+from ._drivers import Drain as _Drain
+from ._drivers import Flow
+from ._drivers import Op as _Op
 from ._interrupts import (
     INTERRUPT,
     Command,
@@ -34,7 +39,7 @@ from ._interrupts import (
 )
 from ._leases import heartbeat, new_owner, owner_is_dead, retire
 from ._retry import RetryPolicy
-from ._run import Run, Sink, adrain, drain
+from ._run import Run, Sink
 from ._serde import Serializer, error_text
 from ._writers import Durability
 from .errors import (
@@ -64,27 +69,6 @@ class EntrypointSpec:
     serde: Serializer
     on_changed_args: OnChangedArgs
     retry: RetryPolicy | None = None  # the default for its tasks
-
-
-class _Op(NamedTuple):
-    """Call a store operation (a method of `Store`, or of `AsyncSession` in the async driver)."""
-
-    name: str
-    args: tuple[Any, ...]
-
-
-class _Body(NamedTuple):
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-class _Drain(NamedTuple):
-    scope: Scope
-
-
-Effect = _Op | _Body | _Drain
-Flow = Generator[Effect, Any, Any]
 
 
 _CLAIM_TRIES = 5  # looks at a thread that keeps changing between the look and the claim
@@ -501,45 +485,3 @@ def _finish(run: Run, outcome: RunOutcome) -> Flow:
         yield _Op("append", (run.lease, run.run_id, rows))
     yield _Op("finish_run", (run.lease, run.run_id, outcome))
     _faults.hit("after_finish")
-
-
-def drive(flow: Flow, store: Store) -> Any:
-    """Carry a flow out with blocking calls."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, _Op):
-                value = getattr(store, effect.name)(*effect.args)
-            elif isinstance(effect, _Body):
-                value = effect.fn(*effect.args, **effect.kwargs)
-            else:
-                drain(effect.scope)
-        except BaseException as exc:
-            error = exc
-
-
-async def adrive(flow: Flow, session: AsyncSession) -> Any:
-    """Carry a flow out with awaits."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, _Op):
-                value = await getattr(session, effect.name)(*effect.args)
-            elif isinstance(effect, _Body):
-                value = await effect.fn(*effect.args, **effect.kwargs)
-            else:
-                await adrain(effect.scope)
-        except BaseException as exc:
-            error = exc
