@@ -11,21 +11,16 @@ a read lock, and wait up to ``busy_timeout`` for each other.
 from __future__ import annotations
 
 import os
-import shlex
 import sqlite3
-import stat
-import sys
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import (
     ConfigurationError,
-    InsecureJournalWarning,
     JournalNotFoundError,
     LeaseLostError,
     SchemaVersionError,
@@ -45,6 +40,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
+from ._sqlite_files import check_path, guard_file, refuse_truncated
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -88,11 +84,11 @@ class SQLiteStore(Store):
                 "SQLiteStore needs a file path (its sync and async connections must share one "
                 "database); use MemoryStore() for an in-memory journal"
             )
-        _check_path(path)
+        check_path(path)
         sync = str(synchronous).upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'")
-        self.path = _check_path(os.path.abspath(path))
+        self.path = check_path(os.path.abspath(path))
         self.synchronous = sync
         self.busy_timeout = busy_timeout
         self.lease_seconds = lease_seconds
@@ -126,45 +122,8 @@ class SQLiteStore(Store):
         )
 
     def _guard_file(self) -> None:
-        """Create the journal owner-only (0600) if it is new; warn, once, if an existing one is open to others.
-
-        SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions, so
-        creating the main file first, before SQLite opens it, covers all three.
-        """
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except FileExistsError:  # an existing journal, or another process created it just now
-            pass
-        except OSError:
-            return  # no such directory, no permission: sqlite3 says so, in its own words
-        else:
-            try:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
-            finally:
-                os.close(fd)
-            return
-        if self._warned or os.name != "posix":  # elsewhere the mode bits do not say who may write
-            return
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return
-        problems, fixes = [], []
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            problems.append(f"is writable by {'everyone' if st.st_mode & stat.S_IWOTH else 'its group'}")
-        if st.st_uid != os.geteuid():
-            problems.append(f"is owned by another user (uid {st.st_uid})")
-            fixes.append("chown it to the user that runs the workflows")
-        if problems:
+        if guard_file(self.path, warn=not self._warned):
             self._warned = True
-            warnings.warn(
-                f"SQLite journal {self.path!r} {' and '.join(problems)}: whoever can write to it can change the "
-                f"results a resume replays, and so what runs. Run `chmod 600 {shlex.quote(self.path)}`"
-                + "".join(f" and {fix}" for fix in fixes),
-                InsecureJournalWarning,
-                stacklevel=_caller_level(),
-            )
 
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child process opens its own.
@@ -175,7 +134,7 @@ class SQLiteStore(Store):
             return self._conn
         self._guard_file()
         try:
-            _refuse_truncated(self.path)
+            refuse_truncated(self.path)
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
@@ -410,55 +369,6 @@ def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, w
         if write and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-def _check_path(path: str) -> str:
-    """``path``, or a `ConfigurationError` if SQLite cannot open it as given (a NUL, a lone surrogate)."""
-    if "\x00" in path:
-        raise ConfigurationError(f"SQLite path {path!r} contains a NUL character: remove it from the path")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError(
-            f"SQLite path {path!r} is not valid Unicode (it contains a lone surrogate, as a file name with "
-            f"undecodable bytes does): SQLite needs a UTF-8 path, so rename the file or directory, or choose another"
-        ) from None
-    return path
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside the `durable` package."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    level, frame = 1, sys._getframe(1)
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        level, frame = level + 1, frame.f_back
-    return level
-
-
-def _refuse_truncated(path: str) -> None:
-    """Raise if the file is not a whole number of pages: SQLite would read the missing bytes as zeros.
-
-    Only checked when no write-ahead log holds pages beyond the file (a checkpoint may be
-    half done), and for files past SQLite's 100-byte header (smaller ones are new or empty).
-    """
-    try:
-        size = os.path.getsize(path)
-        wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
-        if size <= 100 or wal:
-            return
-        with open(path, "rb") as f:
-            header = f.read(100)
-    except OSError:
-        return
-    if header[:16] != b"SQLite format 3\x00":
-        return  # not a database at all: sqlite3 says so, with its own error
-    page = int.from_bytes(header[16:18], "big")
-    page = 65536 if page == 1 else page
-    if page and size % page:
-        raise sqlite3.DatabaseError(
-            f"the file is {size} bytes, not a whole number of {page}-byte pages: it is truncated or damaged; "
-            f"restore it from a backup (durable never reads a damaged journal as an empty one)"
-        )
 
 
 def _journal_mode(conn: sqlite3.Connection) -> str:
