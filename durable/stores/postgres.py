@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,10 +38,9 @@ from ._base import (
 )
 from ._pg_dsn import checked_dsn
 from ._pg_dsn import redact as _redact
+from ._pg_idle import IdleConnections, orphans, psycopg_modules
 
 if TYPE_CHECKING:
-    import asyncio
-
     import psycopg
     import psycopg_pool
 
@@ -50,19 +48,6 @@ T = TypeVar("T")
 Gen = Generator[ops.Stmt, Any, T]
 
 _ATTEMPTS = 3  # tries of a retryable operation whose connection broke
-_IDLE_PER_LOOP = 8  # async connections kept open per event loop between runs
-_orphans: list[Any] = []  # pools and connections a forked child inherited: never used, never finalized
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-        import psycopg_pool
-    except ImportError as exc:
-        raise ConfigurationError(
-            "PostgresStore needs psycopg 3 and its pool: pip install 'durable-exec[postgres]'"
-        ) from exc
-    return psycopg, psycopg_pool
 
 
 class PostgresStore(Store):
@@ -110,7 +95,7 @@ class PostgresStore(Store):
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._pid = 0
         self._migrated = False
-        self._idle = _IdleConnections()
+        self._idle = IdleConnections()
 
     def __repr__(self) -> str:
         return f"PostgresStore({_redact(self.dsn, self.dsn)!r}, schema={self.schema!r})"
@@ -128,10 +113,10 @@ class PostgresStore(Store):
         with self._lock:
             if self._pool is not None and self._pid != os.getpid():
                 # Inherited across a fork: its threads are gone and its sockets are the parent's.
-                _orphans.append(self._pool)
+                orphans.append(self._pool)
                 self._pool = None
             if self._pool is None:
-                psycopg, psycopg_pool = _psycopg()
+                psycopg, psycopg_pool = psycopg_modules()
                 if not self._migrated:
                     # One plain connection first: its error says why the server cannot be reached,
                     # where a pool only times out.
@@ -167,7 +152,7 @@ class PostgresStore(Store):
             return self._pool
 
     def _run(self, make: Callable[[], Gen[T]], *, write: bool, retry: bool) -> T:
-        psycopg, _ = _psycopg()
+        psycopg, _ = psycopg_modules()
         pool = self._get_pool()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -266,7 +251,7 @@ class PostgresStore(Store):
                 return
         else:
             tried = 0
-        psycopg, _ = _psycopg()
+        psycopg, _ = psycopg_modules()
         make, tries = _appender(self._sql, lease, run_id, rows, tried)
         try:
             self._run(make, write=len(rows) != 1, retry=True)
@@ -304,7 +289,7 @@ class _AsyncPgSession:
         self.conn = conn
 
     async def run(self, make: Callable[[], Gen[T]], *, write: bool, retry: bool) -> T:
-        psycopg, _ = _psycopg()
+        psycopg, _ = psycopg_modules()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 if not write:
@@ -338,7 +323,7 @@ class _AsyncPgSession:
         return await self.run(lambda: ops.load_journal(self._store._sql, tid, run_id), write=False, retry=True)
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        psycopg, _ = _psycopg()
+        psycopg, _ = psycopg_modules()
         make, tries = _appender(self._store._sql, lease, run_id, rows, 0)
         try:
             await self.run(make, write=len(rows) != 1, retry=True)
@@ -350,84 +335,6 @@ class _AsyncPgSession:
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         await self.run(lambda: ops.finish_run(self._store._sql, lease, run_id, outcome), write=True, retry=False)
-
-
-class _IdleConnections:
-    """Async connections kept open between runs, each for the event loop it was last used on.
-
-    A connection is reused only on its own loop. Those whose loop has closed are
-    closed at the next take or give, by `close_all`, and at interpreter exit.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: list[tuple[weakref.ref[asyncio.AbstractEventLoop], Any]] = []
-        self._pid = os.getpid()
-        # Closed with the store when it is garbage-collected, or at interpreter exit.
-        weakref.finalize(self, _finish, self._idle, self._pid)
-
-    async def connect(self, store: PostgresStore) -> psycopg.AsyncConnection[Any]:
-        pg, _ = _psycopg()
-        try:
-            conn: psycopg.AsyncConnection[Any] = await pg.AsyncConnection.connect(
-                store.dsn, autocommit=True, connect_timeout=max(1, int(store.connect_timeout))
-            )
-            return conn
-        except pg.Error as exc:
-            raise store._connect_error(exc) from exc
-
-    def _sweep(self) -> None:
-        """Under the lock: close the connections of closed loops (and drop a parent process's)."""
-        if self._pid != os.getpid():
-            _orphans.append(self._idle[:])  # the parent's sockets: closing them here would close them there
-            self._idle.clear()
-            self._pid = os.getpid()
-        keep = []
-        for ref, conn in self._idle:
-            loop = ref()
-            if loop is None or loop.is_closed():
-                conn.pgconn.finish()  # nothing is in flight on an idle connection: libpq closes it without a loop
-            else:
-                keep.append((ref, conn))
-        self._idle[:] = keep
-
-    async def take(self, store: PostgresStore) -> psycopg.AsyncConnection[Any]:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            self._sweep()
-            for i in range(len(self._idle) - 1, -1, -1):
-                if self._idle[i][0]() is loop:
-                    conn = self._idle.pop(i)[1]
-                    if not conn.closed:
-                        return conn  # type: ignore[no-any-return]
-        return await self.connect(store)
-
-    async def give(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        import asyncio
-
-        from psycopg.pq import TransactionStatus
-
-        loop = asyncio.get_running_loop()
-        reusable = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
-            self._sweep()
-            if reusable and sum(ref() is loop for ref, _ in self._idle) < _IDLE_PER_LOOP:
-                self._idle.append((weakref.ref(loop), conn))
-                return
-        await conn.close()
-
-    def close_all(self) -> None:
-        with self._lock:
-            _finish(self._idle, self._pid)
-
-
-def _finish(idle: list[tuple[Any, Any]], pid: int) -> None:
-    if pid == os.getpid():
-        for _, conn in idle:
-            conn.pgconn.finish()
-    idle.clear()
 
 
 def _drive(conn: psycopg.Connection[Any], gen: Gen[T]) -> T:
