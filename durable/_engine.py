@@ -122,7 +122,7 @@ def invoke_flow(
             # The thread changed between the look and the claim (a run came and went, or it was deleted and
             # made again): the input was signed for another run number or nonce. Look again.
             yield _Op("release", (lease,))
-        raise ThreadBusyError(thread_id, None, None)
+        raise ThreadBusyError(thread_id, "other executors (the thread kept changing under this one)", None)
     finally:
         retire(owner)
 
@@ -213,11 +213,13 @@ def _carry(
             if kind == "paused" and not _answered(codec, thread, rows):
                 return _settled(codec, thread_id, thread, kind, sink)
         assert run_row is not None
+        if not lease.started:
+            # Another Python (or serializer) wrote it: left for a worker that can read it, not failed.
+            _check_stamp(spec.serde, thread_id, run_row.stamp)
         answered: list[JournalRow] = []
         try:
             kwargs: dict[str, Any] = {}
             if not lease.started:
-                _check_stamp(spec.serde, thread_id, run_row.stamp)
                 input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
             if command is not None:
                 chosen = answers_for(_pending(codec, thread), command.resume, thread_id)
@@ -372,7 +374,7 @@ def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring 
                 plan(thread_id, lease.thread, "new")  # another executor started a run since we looked: refused
             finally:
                 yield _Op("release", (lease,))
-        raise ThreadBusyError(thread_id, None, None)
+        raise ThreadBusyError(thread_id, "other executors (the thread kept changing under this one)", None)
     finally:
         retire(owner)
 

@@ -13,8 +13,9 @@ OOM kill) would otherwise go round the workers forever: after
 instead, and waits for a person to resume it. A run that cannot even be read
 (an input a key no longer verifies, a class that moved) is failed by the engine
 with the reason. And a run that a carry leaves running and unowned without
-having run it (the database failed as it finished) is not taken again at once:
-the worker backs off from that thread, doubling the wait each time.
+having run it (journaled by another Python, which another worker may read; the
+database failed as it finished) is not taken again at once: the worker backs
+off from that thread, doubling the wait each time.
 """
 
 from __future__ import annotations
