@@ -188,12 +188,16 @@ class Threads:
             dead = busy.owner
             if dead is None or not owner_is_dead(dead):
                 raise
+        self._take_from_dead(thread_id, dead)
+        return self.store.delete_thread(thread_id)
+
+    def _take_from_dead(self, thread_id: str, dead: str) -> None:
+        """Take the lease a dead process on this machine left, and let it go (its run stays as it was)."""
         owner = new_owner()
         try:
             self.store.release(self.store.claim(thread_id, owner, dead))
         finally:
             retire(owner)
-        return self.store.delete_thread(thread_id)
 
     def prune(
         self,
@@ -257,7 +261,10 @@ class Threads:
             if thread is None:
                 raise ThreadNotFoundError(thread_id)
             if thread.owner is not None and (thread.lease_expires or 0.0) > time.time():
-                return False
+                if not owner_is_dead(thread.owner):
+                    return False
+                self._take_from_dead(thread_id, thread.owner)  # as a resume would, without waiting out the lease
+                continue
             runs, rows = self._values(thread)
             if not sign_unsigned and _unsigned(runs, rows):
                 raise ConfigurationError(

@@ -203,7 +203,14 @@ def truncate(text: str, width: int = PREVIEW_WIDTH) -> str:
 
 
 def preview(value: Any, width: int = PREVIEW_WIDTH) -> str:
-    """A short repr of a value; a repr that raises is reported rather than crashing a listing."""
+    """A short repr of a value; a repr that raises is reported rather than crashing a listing. A value the
+    tools did not read is shown whole: its reason, type, size and digest are what the operator needs."""
+    from ._peek import SealedError, SealedValue
+
+    if isinstance(value, SealedError):
+        value = value.sealed
+    if isinstance(value, SealedValue):
+        return clean(repr(value))
     try:
         text = repr(value)
     except Exception as exc:  # a user's __repr__ must not take the whole command down
@@ -361,9 +368,16 @@ def summary_json(s: Any) -> dict[str, Any]:
 ENTRY_HEADERS = ("KEY", "TASK", "STATUS", "ATTEMPT", "MS", "RESULT")
 
 
+def error_cell(exc: BaseException | None) -> str:
+    """An error in a table: ``Type: message`` cut to width; one the tools did not read, described whole."""
+    from ._peek import SealedError
+
+    return preview(exc) if isinstance(exc, SealedError) else truncate(error_line(exc))
+
+
 def entry_row(e: Any) -> list[str]:
     """A `JournalEntry` as a row under `ENTRY_HEADERS`: an error as ``Type: message``, else the result's repr."""
-    shown = truncate(error_line(e.error)) if e.error is not None else preview(e.result)
+    shown = error_cell(e.error) if e.error is not None else preview(e.result)
     return [e.key, e.task, e.status, str(e.attempt), f"{e.duration * 1000:.0f}", shown]
 
 
@@ -395,7 +409,7 @@ def state_header(st: Any) -> list[tuple[str, str]]:
         ("started", iso(st.started_at)), ("finished", iso(st.finished_at)), ("took", row["TOOK"]),
         ("held by", row["HELD BY / WAKES"]), ("recoveries", str(st.recoveries or "")),
         ("output", preview(st.output) if st.status == "completed" else ""),
-        ("error", truncate(error_line(st.error)) or truncate(first_line(st.error_text))),
+        ("error", error_cell(st.error) or truncate(first_line(st.error_text))),
     ]  # fmt: skip
 
 

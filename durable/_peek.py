@@ -33,11 +33,11 @@ Why = Literal[
 ]
 
 _WHY_SHORT = {
-    "unsigned-pickle": "unsigned pickle, not unpickled",
+    "unsigned-pickle": "unsigned",
     "signed-no-key": "signed, no key given",
-    "bad-signature": "FAILS ITS SIGNATURE CHECK",
-    "unsigned-under-key": "unsigned under a key: refused",
-    "unreadable": "does not decode here",
+    "bad-signature": "FAILS ITS SIGNATURE",
+    "unsigned-under-key": "unsigned under a key",
+    "unreadable": "unreadable here",
     "unknown-format": "unknown format",
 }
 _WHY_TEXT = {
@@ -73,8 +73,9 @@ class SealedValue:
         return _WHY_TEXT[self.why] + (f" ({self.detail})" if self.detail else "")
 
     def __repr__(self) -> str:
+        # Why first: a table that cuts a long line keeps the reason, and loses the digest.
         kind = f"{self.format} {self.type_name}" if self.type_name else self.format
-        return f"<{kind}, {self.size:,} bytes, sha256 {self.sha256[:12]}: {_WHY_SHORT[self.why]}>"
+        return f"<sealed, {_WHY_SHORT[self.why]}: {kind}, {self.size:,} bytes, sha256 {self.sha256[:12]}>"
 
     def to_json(self) -> dict[str, Any]:
         return {
