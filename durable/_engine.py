@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from . import _context, _faults
-from ._codec import Codec, Keyring, new_nonce
+from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._drivers import Body as _Body
@@ -43,6 +43,7 @@ from ._run import Run, Sink
 from ._serde import Serializer, error_text
 from ._writers import Durability
 from .errors import (
+    ConfigurationError,
     DurableError,
     EntrypointMismatchError,
     IncompatibleJournalError,
@@ -392,6 +393,12 @@ def cancel_flow(entrypoint: str | None, serde: Serializer, thread_id: str, ring:
         check_owner(thread_id, thread, entrypoint)
     if run.status not in ("running", "interrupted"):
         return False
+    if ring is None and run.input[:1] in (SIGNED, SIGNED_V1):
+        # An unsigned error in a signed journal would read as tampering to the application.
+        raise ConfigurationError(
+            f"thread {thread_id!r} is signed: cancelling it records a signed error, so give the key "
+            f"(DURABLE_SECRET, secret=, or --secret-file); nothing was changed"
+        )
     codec = Codec(serde, ring, thread_id, thread.nonce, run.entrypoint)
     exc = RunCancelledError(thread_id, run.run_id)
     outcome = RunOutcome(
