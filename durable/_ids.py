@@ -1,4 +1,4 @@
-"""What a thread id may be: one check, used wherever a thread id comes in from the user."""
+"""What a thread id, a path or a connection string may hold: one check each, used wherever one comes in."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ import uuid
 from .errors import ConfigurationError
 
 MAX_THREAD_ID_BYTES = 512
+
+
+def check_text(text: str, what: str, fix: str) -> str:
+    """``text``, or a `ConfigurationError` naming ``what`` and ``fix`` if no store can keep it as given:
+    a NUL character (C strings end there) or a lone surrogate (no UTF-8 encodes it)."""
+    if "\x00" in text:
+        raise ConfigurationError(f"{what} contains a NUL character: {fix}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"{what} is not valid Unicode (it contains a lone surrogate, as text decoded with "
+            f"errors='surrogateescape' from undecodable bytes does): {fix}"
+        ) from None
+    return text
 
 
 def check_thread_id(value: object) -> str:
@@ -20,15 +35,7 @@ def check_thread_id(value: object) -> str:
     text = str(value)
     if text == "":
         raise ConfigurationError("thread id '': use a non-empty string (or a UUID)")
-    if "\x00" in text:
-        raise ConfigurationError(f"thread id {_shown(text)} contains a NUL character: remove it, or use another id")
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ConfigurationError(
-            f"thread id {_shown(text)} is not valid Unicode (it contains a lone surrogate, such as undecodable "
-            f"bytes read with errors='surrogateescape'): decode it properly, or use another id"
-        ) from None
+    size = len(check_text(text, f"thread id {_shown(text)}", "decode it properly, or use another id").encode())
     if size > MAX_THREAD_ID_BYTES:
         raise ConfigurationError(
             f"thread id {_shown(text)} is {size} bytes in UTF-8; the limit is {MAX_THREAD_ID_BYTES}: "

@@ -12,6 +12,7 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .._ids import check_text
 from ..errors import ConfigurationError
 
 
@@ -20,7 +21,7 @@ def checked_dsn(dsn: Any, schema: Any, lease_seconds: Any) -> tuple[str, str, fl
     if not isinstance(dsn, str) or not dsn.strip():
         shown = repr(dsn) if dsn is None or isinstance(dsn, str) else f"a {type(dsn).__name__}"
         raise ConfigurationError(f"PostgresStore needs a connection string (a str), not {shown}")
-    check_text("the connection string", dsn)
+    check_text(dsn, "the connection string", "remove it (libpq cannot pass it on)")
     dsn, ours = own_url_options(dsn)
     if "schema" in ours:
         if schema is not None and schema != ours["schema"]:
@@ -48,7 +49,7 @@ def checked_dsn(dsn: Any, schema: Any, lease_seconds: Any) -> tuple[str, str, fl
     lease_seconds = 30.0 if lease_seconds is None else lease_seconds
     if not isinstance(schema, str) or not schema:
         raise ConfigurationError(f"schema={schema!r}: use a Postgres schema name (1 to 63 bytes in UTF-8)")
-    check_text(f"schema={schema!r}", schema)
+    check_text(schema, f"schema={schema!r}", "use a plain schema name")
     if len(schema.encode("utf-8")) > 63:
         raise ConfigurationError(
             f"schema={schema!r} is {len(schema.encode('utf-8'))} bytes in UTF-8, and Postgres names hold at most "
@@ -155,16 +156,3 @@ def redact(text: str | BaseException, dsn: str) -> str:
         text.args = tuple(clean(a) if isinstance(a, str) else a for a in text.args)
         return clean(str(text))
     return clean(text)
-
-
-def check_text(what: str, text: str) -> None:
-    """Refuse a NUL (libpq would cut the text there) or a lone surrogate (not encodable); ``what`` names the text."""
-    if "\x00" in text:
-        raise ConfigurationError(f"{what} contains a NUL character, which libpq cannot pass on: remove it")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError(
-            f"{what} is not valid Unicode text (it holds a lone surrogate, as text decoded with "
-            f"errors='surrogateescape' can): pass proper text"
-        ) from None

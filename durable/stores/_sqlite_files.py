@@ -15,7 +15,8 @@ import stat
 import sys
 import warnings
 
-from ..errors import ConfigurationError, InsecureJournalWarning
+from .._ids import check_text
+from ..errors import InsecureJournalWarning
 
 
 def guard_file(path: str, *, warn: bool) -> bool:
@@ -64,16 +65,7 @@ def guard_file(path: str, *, warn: bool) -> bool:
 
 def check_path(path: str) -> str:
     """``path``, or a `ConfigurationError` if SQLite cannot open it as given (a NUL, a lone surrogate)."""
-    if "\x00" in path:
-        raise ConfigurationError(f"SQLite path {path!r} contains a NUL character: remove it from the path")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError(
-            f"SQLite path {path!r} is not valid Unicode (it contains a lone surrogate, as a file name with "
-            f"undecodable bytes does): SQLite needs a UTF-8 path, so rename the file or directory, or choose another"
-        ) from None
-    return path
+    return check_text(path, f"SQLite path {path!r}", "SQLite needs a UTF-8 path: rename the file or directory")
 
 
 def caller_level() -> int:
