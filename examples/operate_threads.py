@@ -12,6 +12,10 @@ one fails at its shipping step, one waits for an approval), then:
 - exports the paused thread, imports it into a second store, and answers its
   question there;
 - runs ``durable threads`` and ``durable show`` on the same file, as an operator would.
+
+The journal is signed (a key in ``DURABLE_SECRET``, which the application and the
+``durable`` command both read): the tools unpickle only values that verify under
+the key. Without one they would show each pickled value by its type, size and digest.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 
 from durable import Command, Interrupted, Threads, entrypoint, interrupt, task
 
+# A demo key. In production, keep one in a secret store: os.urandom(32), given as DURABLE_SECRET=base64:...
+os.environ.setdefault("DURABLE_SECRET", "example-key-not-for-production")
 DB = Path(tempfile.mkdtemp()) / "orders.db"
 URL = f"sqlite:///{DB}"
 RAN: list[str] = []
