@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from typing_extensions import assert_type
@@ -124,3 +125,18 @@ assert_type(threads.export("t"), dict[str, Any])
 assert_type(threads.diff("a", "b"), list[JournalDiff])
 assert_type(pipeline.threads, Threads)
 threads.list(status="done")  # type: ignore[arg-type]
+
+# Trust: keys for the tools, sealed values, re-signing, read-only stores.
+trusted = Threads("sqlite:///ops.db", secret=b"k" * 32, unsafe_unpickle=False)
+report = trusted.resign(["t"], sign_unsigned=True)
+assert_type(report, durable.ResignReport)
+assert_type(report.failed, Mapping[str, str])
+assert_type(trusted.import_bundle({}, runnable=True), str)
+shown = trusted.state("t").output
+if isinstance(shown, durable.SealedValue):
+    assert_type(shown.sha256, str)
+    assert_type(shown.type_name, str | None)
+assert_type(durable.SQLiteStore("x.db", read_only=True).read_only, bool)
+mismatch = durable.EntrypointMismatchError("t", "a", "b")
+assert_type(mismatch.recorded, str)
+trusted.import_bundle({}, runnable="yes")  # type: ignore[arg-type]
