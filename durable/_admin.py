@@ -22,7 +22,7 @@ from typing import Any
 from ._bundle import STATUS_NAMES
 from ._bundle import parse as parse_bundle
 from ._bundle import to_json as bundle_json
-from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, Secret, keyring, new_nonce
+from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, Secret, keyring, new_nonce, unsigned_part
 from ._core import latest_rows
 from ._drivers import drive
 from ._engine import cancel_flow
@@ -30,12 +30,12 @@ from ._ids import check_thread_id
 from ._interrupts import Interrupt
 from ._leases import new_owner, owner_is_dead, retire
 from ._peek import ToolReader
-from ._reseal import RUN_VALUES, map_values, resealer, verifier
+from ._reseal import map_values, resealer, verifier
 from ._serde import TAG_JSON, JsonSerializer, PickleSerializer, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
 from .errors import ConfigurationError, DurableError, ThreadBusyError, ThreadNotFoundError
-from .stores._base import OK, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadRow, ThreadSummary
+from .stores._base import OK, RUN_VALUES, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadRow, ThreadSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +367,9 @@ class Threads:
                     f"{sorted(latest, key=_sort_key)})"
                 )
             # Written in the format the recorded value has, which is what the workflow reads.
-            serde = JsonSerializer() if _inner(recorded.payload)[:1] == TAG_JSON else serializer_for(target.stamp)
+            serde = (
+                JsonSerializer() if unsigned_part(recorded.payload)[:1] == TAG_JSON else serializer_for(target.stamp)
+            )
             writer = Codec(serde, self._ring, new_id, nonce, target.entrypoint)
             attempt = recorded.attempt + 1
             payload = writer.dump(value, target.run_id, key, f"the override for key {key!r}", recorded.name,
@@ -419,7 +421,7 @@ class Threads:
                 r.name,
                 STATUS_NAMES.get(r.status, str(r.status)),
                 r.attempt,
-                hashlib.sha256(_inner(r.payload)).hexdigest()[:12],
+                hashlib.sha256(unsigned_part(r.payload)).hexdigest()[:12],
             )
             for k, r in latest.items()
         }
@@ -429,13 +431,6 @@ def _unsigned(runs: Sequence[RunRow], rows: Sequence[tuple[int, JournalRow]]) ->
     """Whether any value of these runs and rows is unsigned."""
     blobs = [getattr(run, field) for run in runs for field in RUN_VALUES] + [row.payload for _, row in rows]
     return any(blob is not None and blob[:1] not in (SIGNED, SIGNED_V1) for blob in blobs)
-
-
-def _inner(blob: bytes) -> bytes:
-    """The serialized value inside a blob, without its signature (which differs between threads)."""
-    if blob[:1] in (SIGNED, SIGNED_V1) and len(blob) > 1:
-        return blob[34 + blob[1] :]
-    return blob
 
 
 def _top(key: int | str) -> int:

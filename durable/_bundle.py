@@ -18,14 +18,13 @@ from typing import Any
 
 from ._ids import check_thread_id
 from .errors import ConfigurationError
-from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow
+from .stores._base import ANSWER, ERROR, OK, RETRY, RUN_VALUES, JournalRow, RunRow
 
 FORMAT = "durable.thread"
 VERSION = 2
 READS = (1, 2)
 STATUS_NAMES = {OK: "ok", ERROR: "error", ANSWER: "answer", RETRY: "retry"}
 STATUS_CODES = {v: k for k, v in STATUS_NAMES.items()}
-RUN_BLOBS = ("input", "previous", "output", "save", "error", "interrupts")
 _RUN_STATUSES = ("running", "interrupted", "completed", "failed")
 _MAX_INT = 2**31 - 1  # the SQL stores' INTEGER columns
 _MAX_TEXT = 1 << 20
@@ -60,7 +59,7 @@ def _run_to_json(run: RunRow) -> dict[str, Any]:
         "finished_at": run.finished_at, "error_text": run.error_text, "retry_keys": list(run.retry_keys),
         "stamp": run.stamp, "recoveries": run.recoveries, "wake_at": run.wake_at,
     }  # fmt: skip
-    for field in RUN_BLOBS:
+    for field in RUN_VALUES:
         data[field] = _b64(getattr(run, field))
     return data
 

@@ -53,6 +53,13 @@ _KEY_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 NONCE_BYTES = 16
 
 
+def unsigned_part(blob: bytes) -> bytes:
+    """The serializer's bytes inside a blob, whatever its signature says (nothing is checked here)."""
+    if blob[:1] in (SIGNED, SIGNED_V1) and len(blob) > 1:
+        return blob[34 + blob[1] :]
+    return blob
+
+
 def new_nonce() -> bytes:
     """A thread's nonce: random, made when the thread is created, never reused."""
     return os.urandom(NONCE_BYTES)
@@ -323,9 +330,6 @@ class Codec:
     def open_row(self, row: Any, run: int) -> bytes:
         """`open` for a journal row (a `JournalRow`): its payload, verified for its key, name, attempt and status."""
         return self.open(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
-
-    def check_row(self, row: Any, run: int) -> Verified:
-        return self.check(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
 
     # -- values -----------------------------------------------------------------------------------
 

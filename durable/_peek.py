@@ -19,7 +19,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._codec import Codec, Keyring
+from ._codec import Codec, Keyring, unsigned_part
 from ._serde import TAG_JSON, TAG_PICKLE, JsonSerializer, ReplayedError, type_name
 from .errors import IntegrityError
 
@@ -124,7 +124,7 @@ class ToolReader:
         try:
             checked = self.codec.check(blob, run, slot, name, attempt, status, digest)
         except IntegrityError as exc:
-            return sealed(_unsigned_part(blob), "bad-signature", str(exc))
+            return sealed(unsigned_part(blob), "bad-signature", str(exc))
         inner = checked.inner
         if self.codec.keyring is not None and not checked.signed:
             return sealed(inner, "unsigned-under-key")
@@ -155,13 +155,6 @@ def sealed(inner: bytes, why: Why, detail: str = "") -> SealedValue:
     fmt = "pickle" if tag == TAG_PICKLE else "json" if tag == TAG_JSON else "unknown"
     kind = pickled_type(inner[1:]) if fmt == "pickle" else None
     return SealedValue(fmt, kind, len(inner), hashlib.sha256(inner).hexdigest(), why, detail)
-
-
-def _unsigned_part(blob: bytes) -> bytes:
-    """The serialized bytes inside a signed blob (whatever its signature says), or the blob itself."""
-    if blob[:1] in (b"S", b"T") and len(blob) > 1:
-        return blob[34 + blob[1] :]
-    return blob
 
 
 _SCALARS = {

@@ -12,11 +12,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._codec import SIGNED_V1, Codec
+from ._codec import SIGNED, SIGNED_V1, Codec
 from .errors import ConfigurationError
-from .stores._base import JournalRow, RunRow
-
-RUN_VALUES = ("input", "previous", "output", "save", "error", "interrupts")
+from .stores._base import RUN_VALUES, JournalRow, RunRow
 
 
 class OnValue(Protocol):
@@ -75,7 +73,7 @@ def resealer(old: Codec, new: Codec, *, sign_unsigned: bool, allow_v1: bool, wha
                 f"{what}: thread {old.thread_id!r} is signed in the version-1 format, which does not cover a "
                 f"row's status: re-sign it first with `durable resign {old.thread_id}` (Threads.resign)"
             )
-        if tag in (SIGNED_V1, b"T") or not sign_unsigned:
+        if tag in (SIGNED, SIGNED_V1) or not sign_unsigned:
             inner = old.open(blob, run, slot, name, attempt, status, digest)
         else:
             inner = blob

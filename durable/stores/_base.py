@@ -71,6 +71,9 @@ class RunRow:
     wake_at: float | None = None  # a run suspended in a durable sleep: workers resume it from then on
 
 
+RUN_VALUES = ("input", "previous", "output", "save", "error", "interrupts")  # a run's stored (signed) values
+
+
 def run_row(cols: Sequence[Any]) -> RunRow | None:
     """A run from the SQL stores' columns, in their shared order (``None`` for a thread without a run)."""
     if cols[0] is None:
@@ -249,7 +252,7 @@ def check_version(found: int, known: int) -> None:
 
 def rewrite_params(r: RunRow, tid: int) -> tuple[Any, ...]:
     """The SQL stores' ``rewrite_thread`` parameters for one run: its values, then the run's identity."""
-    return (r.input, r.previous, r.output, r.save, r.error, r.interrupts, tid, r.run_id)
+    return (*(getattr(r, field) for field in RUN_VALUES), tid, r.run_id)
 
 
 def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
