@@ -9,14 +9,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._api import Entrypoint, entrypoint
+from ._caching import CachePolicy
 from ._codec import Keyring
 from ._context import TaskContext, task_context
 from ._futures import TaskFuture
-from ._interrupts import Command, Interrupt, Interrupted, get_stream_writer, interrupt
+from ._interrupts import Command, GraphOutput, Interrupt, Interrupted, interrupt
 from ._peek import SealedError, SealedValue
 from ._retry import RetryPolicy
+from ._runtime import Runtime, StreamWriter, get_config, get_runtime, get_store, get_stream_writer
 from ._serde import JsonSerializer, PickleSerializer, ReplayedError, Serializer
-from ._state import JournalEntry, ThreadState
+from ._state import JournalEntry, PregelTask, ThreadState
 from ._steps import asleep, now, random, sleep, uuid4
 from ._task import Task, task
 from .errors import (
@@ -28,6 +30,7 @@ from .errors import (
     IncompatibleJournalError,
     InsecureJournalWarning,
     IntegrityError,
+    InvalidNamespaceError,
     JournalNotFoundError,
     LeaseLostError,
     NonDeterminismError,
@@ -48,7 +51,9 @@ from .stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
     from ._admin import JournalDiff, ResignReport, ThreadPage, Threads
+    from ._cache import Cache
     from ._check import Finding, check
+    from ._memory import Item, Memory, SearchItem
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
 
@@ -65,6 +70,10 @@ _LAZY = {
     "ThreadPage": "._admin",
     "JournalDiff": "._admin",
     "ResignReport": "._admin",
+    "Memory": "._memory",  # json and datetime: only programs with a long-term memory need them
+    "Item": "._memory",
+    "SearchItem": "._memory",
+    "Cache": "._cache",
 }
 
 
@@ -80,6 +89,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArgumentsChangedError",
+    "Cache",
+    "CachePolicy",
     "Command",
     "ConfigurationError",
     "DeadLetteredError",
@@ -87,35 +98,43 @@ __all__ = [
     "Entrypoint",
     "EntrypointMismatchError",
     "Finding",
+    "GraphOutput",
     "IncompatibleJournalError",
     "InsecureJournalWarning",
     "IntegrityError",
     "Interrupt",
     "Interrupted",
+    "InvalidNamespaceError",
+    "Item",
     "JournalDiff",
     "JournalNotFoundError",
     "JournalEntry",
     "JsonSerializer",
     "Keyring",
     "LeaseLostError",
+    "Memory",
     "MemoryStore",
     "NonDeterminismError",
     "NonRetryableError",
     "PickleSerializer",
     "PostgresStore",
+    "PregelTask",
     "ReplayedError",
     "ResignReport",
     "ResumeError",
     "RetryPolicy",
     "RunCancelledError",
+    "Runtime",
     "SQLiteStore",
     "SchemaVersionError",
     "SealedError",
     "SealedValue",
+    "SearchItem",
     "SerializationError",
     "Serializer",
     "Store",
     "StoreError",
+    "StreamWriter",
     "Task",
     "TaskContext",
     "TaskFuture",
@@ -133,6 +152,9 @@ __all__ = [
     "asleep",
     "check",
     "entrypoint",
+    "get_config",
+    "get_runtime",
+    "get_store",
     "get_stream_writer",
     "interrupt",
     "now",

@@ -1,4 +1,9 @@
-"""The `entrypoint` decorator and `Entrypoint`: a workflow run durably on a thread (`task` is in `_task`)."""
+"""The `entrypoint` decorator and `Entrypoint`: a workflow run durably on a thread (`task` is in `_task`).
+
+The methods take LangGraph's arguments in LangGraph's order (``invoke(input, config, *, context=...,
+version=...)``), so a Functional-API program ports by changing its imports; ``thread_id=`` is
+durable's shorter form of the same config. Reading a thread's snapshots is in `_state`.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +21,16 @@ from . import _context
 from ._codec import Keyring, Secret, keyring
 from ._core import Final, OnChangedArgs
 from ._drivers import adrive, drive
-from ._engine import EntrypointSpec, cancel_flow, invoke_flow, submit_flow
+from ._engine import EntrypointSpec, cancel_flow, invoke_flow, submit_flow, update_flow
 from ._ids import check_thread_id
-from ._interrupts import Command, Interrupted
-from ._retry import RetryPolicy
+from ._interrupts import Command, GraphOutput, Interrupted, shaped
+from ._retry import RetryPolicies, RetryPolicy, retry_option
 from ._run import Sink, TaskSpec
+from ._runtime import INJECTABLE, RunEnv
 from ._serde import DEFAULT_SERIALIZER, Serializer
-from ._state import ThreadState, app_reader, read_state
+from ._state import ThreadState, app_reader, checkpoint_id, history, read_state
 from ._stream import StreamMode, stream_async, stream_sync
-from ._task import _qualname
+from ._task import task_name
 from ._urls import resolve_store
 from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, UsageError
@@ -41,6 +47,8 @@ I = TypeVar("I")  # noqa: E741 - the entrypoint's input
 O = TypeVar("O")  # noqa: E741 - its output
 
 _ON_CHANGED_ARGS = ("raise", "warn", "rerun")
+Version = str  # "v1" | "v2"
+RetryOption = RetryPolicy | Sequence[RetryPolicy] | None
 
 
 # -- entrypoint -------------------------------------------------------------------------------------
@@ -63,30 +71,37 @@ class Entrypoint(Generic[I, O]):
         serializer: Serializer,
         on_changed_args: OnChangedArgs,
         secret: Secret | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryOption | RetryPolicies = None,
+        store: Any = None,
+        cache: Any = None,
+        context_schema: type[Any] | None = None,
     ) -> None:
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
         if on_changed_args not in _ON_CHANGED_ARGS:
             raise ConfigurationError(f"on_changed_args={on_changed_args!r}: use 'raise', 'warn' or 'rerun'")
         if isinstance(checkpointer, str | type(None)) is False and not isinstance(checkpointer, Store):
             raise ConfigurationError(f"checkpointer={checkpointer!r}: pass a store or a URL string")
-        params = inspect.signature(fn).parameters
+        params = _check_body(fn)
+        default, aliases = task_name(fn)
         self._spec = EntrypointSpec(
-            name=name or _qualname(fn),
+            name=name or default,
             fn=fn,
             is_async=inspect.iscoroutinefunction(fn),
-            takes_previous="previous" in params,
+            injects=tuple(p for p in INJECTABLE if p in params),
             serde=serializer,
             on_changed_args=on_changed_args,
-            retry=retry,
+            retry=retry if isinstance(retry, RetryPolicies) else retry_option(retry, None),
+            aliases=() if name else aliases,
         )
-        self._nested = TaskSpec(name=self._spec.name, fn=fn, is_async=self._spec.is_async, inherit_retry=False)
+        self._nested = TaskSpec(
+            name=self._spec.name, fn=fn, is_async=self._spec.is_async, inherit_retry=False, aliases=self._spec.aliases
+        )
         self._checkpointer = checkpointer
-        self._store: Store | None = None
-        self._store_lock = threading.Lock()
+        self._journal: Store | None = None
+        self._journal_lock = threading.Lock()
         self._secret = secret
         self._ring: Keyring | None = keyring(secret) if secret is not None else None
+        self._memory, self._cache = store, cache
+        self.context_schema = context_schema
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -111,45 +126,71 @@ class Entrypoint(Generic[I, O]):
             raise ConfigurationError(f"using({checkpointer!r}): pass a store or a URL string")
         other: Entrypoint[I, O] = copy.copy(self)
         other._checkpointer = checkpointer
-        other._store = None
-        other._store_lock = threading.Lock()
+        other._journal = None
+        other._journal_lock = threading.Lock()
         other._ring = keyring(self._secret) if self._secret is not None else None
         return other
 
     @property
     def checkpointer(self) -> Store:
         """The store this entrypoint journals to (resolved on first use)."""
-        if self._store is None:
-            with self._store_lock:
-                if self._store is None:
-                    store = resolve_store(self._checkpointer)
+        if self._journal is None:
+            with self._journal_lock:
+                if self._journal is None:
+                    journal = resolve_store(self._checkpointer)
                     if self._secret is None:
                         # The entrypoint's secret, else the store's, else $DURABLE_SECRET.
-                        self._ring = keyring(store.secret)
-                    self._store = store
-        return self._store
+                        self._ring = keyring(journal.secret)
+                    self._journal = journal
+        return self._journal
+
+    @property
+    def store(self) -> Any:
+        """LangGraph's ``store``: the long-term memory shared by this entrypoint's threads (a `durable.Memory`
+        given as ``store=`` lives in the journal's database unless it names another), or ``None``."""
+        return _bound(self._memory, self.checkpointer)
+
+    @property
+    def cache(self) -> Any:
+        """The cache of its tasks' results (``cache=``), bound to the journal's database like ``store``."""
+        return _bound(self._cache, self.checkpointer)
+
+    def _env(self, config: Mapping[str, Any] | None, thread_id: str, context: Any) -> RunEnv:
+        """What an invocation carries besides its input: its config (with the thread id), context, memory."""
+        merged = dict(config or {})
+        merged["configurable"] = {**dict(merged.get("configurable") or {}), "thread_id": thread_id}
+        return RunEnv(merged, context, self.store, self.cache)
+
+    # -- running -----------------------------------------------------------------------------------
 
     def invoke(
         self,
         input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
+        context: Any = None,
         durability: Durability = "sync",
-    ) -> O | Interrupted:
+        version: Version = "v1",
+    ) -> O | Interrupted | GraphOutput[O]:
         """Run on a thread until it finishes or pauses.
 
+        The thread is ``config["configurable"]["thread_id"]`` (LangGraph's form) or ``thread_id=``.
         New input starts a run; ``None`` resumes the unfinished run (or returns a
         finished run's value, or a paused run's `Interrupted` again); a `Command`
         answers a paused run's interrupts and resumes it. Returns the run's value,
-        or `Interrupted` when it paused. Called inside another run without a
-        thread id, the entrypoint runs as part of that run, its tasks journaled
-        under the caller's key.
+        or `Interrupted` when it paused; with ``version="v2"``, a `GraphOutput` either
+        way. ``context`` reaches the body as ``runtime.context`` (not journaled).
+        Called inside another run without a thread id, the entrypoint runs as part of
+        that run, its tasks journaled under the caller's key.
         """
         scope = _context.current.get()
         if scope is not None and thread_id is None and config is None:
             return scope.run.call(self._nested, scope, (input,), {}).result()  # type: ignore[no-any-return]
-        return self._invoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
+        _check_version(version)
+        tid = _thread_id(thread_id, config)
+        out = self._invoke(input, tid, durability, None, env=self._env(config, tid, context))
+        return shaped(out, version)  # type: ignore[no-any-return]
 
     def _ring_for(self, store: Store | None) -> tuple[Store, Keyring | None]:
         """The store to run on (this entrypoint's, unless a worker gives its own) and the key to sign with."""
@@ -167,6 +208,7 @@ class Entrypoint(Generic[I, O]):
         on: Store | None = None,
         reserved: Lease | None = None,
         suspend_after: float | None = None,
+        env: RunEnv | None = None,
     ) -> Any:
         _check_durability(durability)
         if self._spec.is_async:
@@ -177,11 +219,14 @@ class Entrypoint(Generic[I, O]):
                     f"{self.name!r} is an async entrypoint called with invoke() from a running event "
                     f"loop: use `await {self.name}.ainvoke(...)` instead"
                 )
-            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, reserved, suspend_after))
+            return asyncio.run(self._ainvoke(input, tid, durability, sink, on, reserved, suspend_after, env))
         store, ring = self._ring_for(on)
+        env = env if env is not None else self._env(None, tid, None)
         token = _context.current.set(None)
         try:
-            flow = invoke_flow(self._spec, store, input, tid, durability, None, sink, ring, reserved, suspend_after)
+            flow = invoke_flow(
+                self._spec, store, input, tid, durability, None, sink, ring, reserved, suspend_after, env
+            )
             return drive(flow, store)
         finally:
             _context.current.reset(token)
@@ -189,16 +234,21 @@ class Entrypoint(Generic[I, O]):
     async def ainvoke(
         self,
         input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
+        context: Any = None,
         durability: Durability = "sync",
-    ) -> O | Interrupted:
+        version: Version = "v1",
+    ) -> O | Interrupted | GraphOutput[O]:
         """Async `invoke`. A sync entrypoint runs in a worker thread, so the loop is never blocked."""
         scope = _context.current.get()
         if scope is not None and thread_id is None and config is None:
             return await scope.run.call(self._nested, scope, (input,), {})  # type: ignore[no-any-return]
-        return await self._ainvoke(input, _thread_id(thread_id, config), durability, None)  # type: ignore[no-any-return]
+        _check_version(version)
+        tid = _thread_id(thread_id, config)
+        out = await self._ainvoke(input, tid, durability, None, env=self._env(config, tid, context))
+        return shaped(out, version)  # type: ignore[no-any-return]
 
     async def _ainvoke(
         self,
@@ -209,19 +259,21 @@ class Entrypoint(Generic[I, O]):
         on: Store | None = None,
         reserved: Lease | None = None,
         suspend_after: float | None = None,
+        env: RunEnv | None = None,
     ) -> Any:
         _check_durability(durability)
         if not self._spec.is_async:
             import asyncio
 
-            call = partial(self._invoke, input, tid, durability, sink, on, reserved, suspend_after)
+            call = partial(self._invoke, input, tid, durability, sink, on, reserved, suspend_after, env)
             return await asyncio.get_running_loop().run_in_executor(None, copy_context().run, call)
         store, ring = self._ring_for(on)
+        env = env if env is not None else self._env(None, tid, None)
         token = _context.current.set(None)
         try:
             async with store.asession() as session:
                 flow = invoke_flow(
-                    self._spec, store, input, tid, durability, session, sink, ring, reserved, suspend_after
+                    self._spec, store, input, tid, durability, session, sink, ring, reserved, suspend_after, env
                 )
                 return await adrive(flow, session)
         finally:
@@ -230,9 +282,9 @@ class Entrypoint(Generic[I, O]):
     def submit(
         self,
         input: I,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
     ) -> str:
         """Record a new run for a worker to carry, without running it here; returns its thread id.
 
@@ -248,9 +300,9 @@ class Entrypoint(Generic[I, O]):
     async def asubmit(
         self,
         input: I,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
     ) -> str:
         """Async `submit`."""
         tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
@@ -262,14 +314,17 @@ class Entrypoint(Generic[I, O]):
     def stream(
         self,
         input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
+        context: Any = None,
         durability: Durability = "sync",
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        subgraphs: bool = False,
+        version: Version = "v1",
         replayed: bool = False,
     ) -> Iterator[Any]:
-        """`invoke`, yielding events as the run goes.
+        """`invoke`, yielding events as the run goes (the modes are described in `durable._stream`).
 
         ``stream_mode`` (one, or a list for ``(mode, chunk)`` pairs): ``"updates"`` yields
         ``{task_name: result}`` per finished task, then ``{entrypoint_name: value}`` or
@@ -277,24 +332,31 @@ class Entrypoint(Generic[I, O]):
         ``"values"`` what `invoke` returns. Replayed tasks are emitted only with ``replayed=True``.
         The run goes on in a worker thread; stopping the iteration early does not stop the run.
         """
+        _check_version(version)
         tid = _thread_id(thread_id, config)
-        return stream_sync(partial(self._invoke, input, tid, durability), stream_mode, replayed)
+        run = partial(self._invoke, input, tid, durability, env=self._env(config, tid, context))
+        return stream_sync(run, stream_mode, replayed)
 
     def astream(
         self,
         input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
         *,
         thread_id: str | uuid.UUID | None = None,
-        config: Mapping[str, Any] | None = None,
+        context: Any = None,
         durability: Durability = "sync",
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        subgraphs: bool = False,
+        version: Version = "v1",
         replayed: bool = False,
     ) -> AsyncIterator[Any]:
         """`ainvoke`, yielding events as the run goes (see `stream`)."""
+        _check_version(version)
         tid = _thread_id(thread_id, config)
-        return stream_async(partial(self._ainvoke, input, tid, durability), stream_mode, replayed)
+        run = partial(self._ainvoke, input, tid, durability, env=self._env(config, tid, context))
+        return stream_async(run, stream_mode, replayed)
 
-    def cancel(self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None) -> bool:
+    def cancel(self, config: Mapping[str, Any] | None = None, *, thread_id: str | uuid.UUID | None = None) -> bool:
         """Cancel the thread's unfinished run (running, paused, sleeping or waiting for a worker).
 
         The run is marked failed with `RunCancelledError`, at once, from any process. An executor
@@ -303,8 +365,10 @@ class Entrypoint(Generic[I, O]):
         run. Returns ``False`` if there was nothing to cancel (the last run had finished).
         """
         store = self.checkpointer
-        flow = cancel_flow(self.name, self._spec.serde, _thread_id(thread_id, config), self._ring)
+        flow = cancel_flow(self._spec, self._spec.serde, _thread_id(thread_id, config), self._ring)
         return drive(flow, store)  # type: ignore[no-any-return]
+
+    # -- reading and changing state ------------------------------------------------------------------
 
     @property
     def threads(self) -> Threads:
@@ -315,11 +379,124 @@ class Entrypoint(Generic[I, O]):
         return Threads(store, secret=self._secret if self._secret is not None else store.secret, entrypoint=self.name)
 
     def get_state(
-        self, *, thread_id: str | uuid.UUID | None = None, config: Mapping[str, Any] | None = None
-    ) -> ThreadState:
-        """The thread's status, output or error, and journal entries. Raises `ThreadNotFoundError`."""
+        self, config: Mapping[str, Any] | None = None, *, thread_id: str | uuid.UUID | None = None,
+        subgraphs: bool = False,
+    ) -> ThreadState:  # fmt: skip
+        """The thread's status, output or error, and journal entries, with LangGraph's snapshot fields
+        (``values``, ``next``, ``tasks``, ``config``...). A ``checkpoint_id`` in the config (one a snapshot
+        gave) reads that snapshot. Raises `ThreadNotFoundError`."""
+        tid = _thread_id(thread_id, config)
+        wanted = _checkpoint(config)
+        if wanted is not None:
+            for snapshot in self.get_state_history(config):
+                if snapshot.config["configurable"]["checkpoint_id"] == wanted:
+                    return snapshot
+            raise ConfigurationError(f"thread {tid!r} has no checkpoint {wanted!r}")
+        return read_state(self.checkpointer, tid, app_reader(self._spec.serde, self._ring))
+
+    async def aget_state(
+        self, config: Mapping[str, Any] | None = None, *, thread_id: str | uuid.UUID | None = None,
+        subgraphs: bool = False,
+    ) -> ThreadState:  # fmt: skip
+        """Async `get_state` (the reads run in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.get_state, config, thread_id=thread_id)
+
+    def get_state_history(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        filter: Mapping[str, Any] | None = None,
+        before: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[ThreadState]:
+        """Every snapshot of the thread, newest first, as LangGraph's ``get_state_history``: each run's end
+        (once finished) and its start. ``filter`` matches ``metadata``; ``before`` (a config with a
+        ``checkpoint_id``) starts after that snapshot; ``limit`` caps how many."""
+        tid = _thread_id(thread_id, config)
+        found = history(self.checkpointer, tid, app_reader(self._spec.serde, self._ring))
+        stop = _checkpoint(before)
+        if stop is not None:
+            ids = [s.config["configurable"]["checkpoint_id"] for s in found]
+            found = found[ids.index(stop) + 1 :] if stop in ids else []
+        if filter:
+            found = [s for s in found if all(s.metadata.get(k) == v for k, v in filter.items())]
+        return iter(found if limit is None else found[:limit])
+
+    async def aget_state_history(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        filter: Mapping[str, Any] | None = None,
+        before: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[ThreadState]:
+        """Async `get_state_history`."""
+        import asyncio
+
+        read = partial(self.get_state_history, config, thread_id=thread_id, filter=filter, before=before, limit=limit)
+        for snapshot in await asyncio.to_thread(lambda: list(read())):
+            yield snapshot
+
+    def update_state(self, config: Mapping[str, Any], values: Any, as_node: str | None = None) -> dict[str, Any]:
+        """Set what the thread's next run receives as ``previous`` (and what ``get_state().values`` shows),
+        as LangGraph's ``update_state`` does for an entrypoint; returns the new snapshot's config.
+
+        It is journaled as a run that completes at once with ``values``. The thread's last run must
+        have finished (`UnfinishedRunError` otherwise: resume or cancel it first; LangGraph lets an update
+        change a paused run, which durable's journal of recorded calls cannot mean).
+        """
+        if as_node is not None and as_node != self.name:
+            raise ConfigurationError(f"as_node={as_node!r}: an entrypoint's state is updated as {self.name!r}")
+        tid = _thread_id(None, config)
         store = self.checkpointer
-        return read_state(store, _thread_id(thread_id, config), app_reader(self._spec.serde, self._ring))
+        run_id = drive(update_flow(self._spec, values, tid, self._ring, store), store)
+        return {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": checkpoint_id(run_id, "end")}}
+
+    async def aupdate_state(self, config: Mapping[str, Any], values: Any, as_node: str | None = None) -> dict[str, Any]:
+        """Async `update_state`."""
+        import asyncio
+
+        return await asyncio.to_thread(self.update_state, config, values, as_node)
+
+    def clear_cache(self) -> int:
+        """Forget every cached task result in this entrypoint's ``cache`` (all tasks); returns how many."""
+        cache = self.cache
+        return 0 if cache is None else int(cache.clear())
+
+    async def aclear_cache(self) -> int:
+        """Async `clear_cache`."""
+        import asyncio
+
+        return await asyncio.to_thread(self.clear_cache)
+
+
+def _bound(memory: Any, journal: Store) -> Any:
+    """A `Memory` or `Cache` given without a place of its own lives in the journal's database."""
+    bind = getattr(memory, "bind", None)
+    return bind(journal) if callable(bind) else memory
+
+
+def _check_body(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """The body's parameters, or a `ConfigurationError` for a body no invoke could ever run."""
+    if not callable(fn):
+        raise ConfigurationError(f"@entrypoint decorates a function, not {fn!r}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise ConfigurationError(
+            f"@entrypoint {getattr(fn, '__name__', fn)!r} is a generator: an entrypoint returns its value "
+            f"(stream progress with get_stream_writer(), or a `writer` parameter, instead of yielding)"
+        )
+    params = inspect.signature(fn).parameters
+    first = next(iter(params.values()), None)
+    if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD):
+        raise ConfigurationError(
+            f"@entrypoint {getattr(fn, '__name__', fn)!r} takes no input parameter: its first parameter "
+            f"receives invoke's input (pass a dict for several values)"
+        )
+    return params
 
 
 class _EntrypointDecorator(Protocol):
@@ -327,19 +504,29 @@ class _EntrypointDecorator(Protocol):
     def __call__(self, fn: Callable[[I], Coroutine[Any, Any, O]], /) -> Entrypoint[I, O]: ...
     @overload
     def __call__(self, fn: Callable[[I], O], /) -> Entrypoint[I, O]: ...
+    @overload
+    def __call__(self, fn: Callable[..., Coroutine[Any, Any, O]], /) -> Entrypoint[Any, O]: ...
+    @overload
+    def __call__(self, fn: Callable[..., O], /) -> Entrypoint[Any, O]: ...
 
 
 class _EntrypointFactory:
-    """`@entrypoint` or `@entrypoint(checkpointer=..., name=..., on_changed_args=...)`.
+    """`@entrypoint` or `@entrypoint(checkpointer=..., store=..., cache=..., retry_policy=..., ...)`.
 
     ``checkpointer`` is a store or a URL (``"sqlite:///app.db"``, ``"memory://"``);
     without one, ``$DURABLE_URL`` or a ``durable.db`` file in the working
-    directory. ``on_changed_args`` says what a replayed task called with other
-    arguments than recorded does: ``"raise"`` `ArgumentsChangedError` (the
-    default), ``"warn"`` and replay the recorded result, or ``"rerun"`` the task.
-    ``retry`` is the `RetryPolicy` of its tasks that have none of their own.
-    Return ``entrypoint.final(value=..., save=...)`` to give the next run's
-    ``previous`` parameter something other than the returned value.
+    directory. ``store`` is LangGraph's long-term memory (a `durable.Memory`, or any
+    LangGraph ``BaseStore``), reached as a ``store`` parameter, ``runtime.store`` or
+    `get_store()`; ``cache`` keeps task results across runs for tasks with a
+    `CachePolicy`; ``context_schema`` types ``invoke(..., context=...)``.
+    ``retry_policy`` (one `RetryPolicy` or a list; ``retry=`` is an alias) is the
+    policy of its tasks that have none of their own. ``on_changed_args`` says what
+    a replayed task called with other arguments than recorded does: ``"raise"``
+    `ArgumentsChangedError` (the default), ``"warn"`` and replay the recorded
+    result, or ``"rerun"`` the task. Return ``entrypoint.final(value=..., save=...)``
+    to give the next run's ``previous`` parameter something other than the
+    returned value. The body may declare ``previous``, ``config``, ``writer``,
+    ``store`` and ``runtime`` parameters: they are given, as in LangGraph.
     """
 
     final = Final
@@ -349,15 +536,23 @@ class _EntrypointFactory:
     @overload
     def __call__(self, fn: Callable[[I], O], /) -> Entrypoint[I, O]: ...
     @overload
+    def __call__(self, fn: Callable[..., Coroutine[Any, Any, O]], /) -> Entrypoint[Any, O]: ...
+    @overload
+    def __call__(self, fn: Callable[..., O], /) -> Entrypoint[Any, O]: ...
+    @overload
     def __call__(
         self,
         *,
         checkpointer: Store | str | None = None,
+        store: Any = None,
+        cache: Any = None,
+        context_schema: type[Any] | None = None,
+        retry_policy: RetryOption = None,
         name: str | None = None,
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
         secret: Secret | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryOption = None,
     ) -> _EntrypointDecorator: ...
     def __call__(  # type: ignore[misc]  # mypy mis-reads the keyword-only overload
         self,
@@ -365,15 +560,19 @@ class _EntrypointFactory:
         /,
         *,
         checkpointer: Store | str | None = None,
+        store: Any = None,
+        cache: Any = None,
+        context_schema: type[Any] | None = None,
+        retry_policy: RetryOption = None,
         name: str | None = None,
         serializer: Serializer | None = None,
         on_changed_args: OnChangedArgs = "raise",
         secret: Secret | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryOption = None,
     ) -> Any:
+        policy = retry_option(retry_policy, retry)
+
         def decorate(func: Callable[..., Any]) -> Entrypoint[Any, Any]:
-            if not callable(func):
-                raise ConfigurationError(f"@entrypoint decorates a function, not {func!r}")
             return Entrypoint(
                 func,
                 checkpointer=checkpointer,
@@ -381,7 +580,10 @@ class _EntrypointFactory:
                 serializer=serializer or DEFAULT_SERIALIZER,
                 on_changed_args=on_changed_args,
                 secret=secret,
-                retry=retry,
+                retry=policy,
+                store=store,
+                cache=cache,
+                context_schema=context_schema,
             )
 
         return decorate if fn is None else decorate(fn)
@@ -408,6 +610,17 @@ def _thread_id(thread_id: str | uuid.UUID | None, config: Mapping[str, Any] | No
     if chosen is None:
         raise ConfigurationError("no thread id: pass thread_id='...' (the journal is kept per thread)")
     return check_thread_id(chosen)
+
+
+def _checkpoint(config: Mapping[str, Any] | None) -> str | None:
+    configurable = (config or {}).get("configurable") or {}
+    found = configurable.get("checkpoint_id") if isinstance(configurable, Mapping) else None
+    return None if found is None else str(found)
+
+
+def _check_version(version: str) -> None:
+    if version not in ("v1", "v2"):
+        raise ConfigurationError(f"version={version!r}: use 'v1' (the default) or 'v2'")
 
 
 def _check_durability(durability: str) -> None:

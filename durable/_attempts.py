@@ -21,24 +21,25 @@ from contextvars import copy_context
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, _context, _faults
+from . import _caching, _clock, _context, _faults
 from ._context import Scope
 from ._futures import pool
-from ._retry import RetryPolicy
+from ._retry import Retry
+from ._serde import load_value
 from .errors import TaskTimeoutError
-from .stores._base import RETRY, JournalRow
+from .stores._base import OK, RETRY, JournalRow
 
 if TYPE_CHECKING:
     from ._run import Args, Kwargs, Run, TaskSpec
 
 
-def policy_for(run: Run, spec: TaskSpec) -> RetryPolicy | None:
+def policy_for(run: Run, spec: TaskSpec) -> Retry | None:
     if spec.retry is not None:
         return spec.retry
     return run.default_retry if spec.inherit_retry else None
 
 
-def _resume(run: Run, spec: TaskSpec, key: str, attempt: int, policy: RetryPolicy | None) -> tuple[int, float]:
+def _resume(run: Run, spec: TaskSpec, key: str, attempt: int, policy: Retry | None) -> tuple[int, float]:
     """(attempts already spent in this round, seconds of backoff still to wait) for a call about to run."""
     if attempt == 1:
         return 0, 0.0
@@ -65,8 +66,44 @@ def _retry_row(
     return JournalRow(key, attempt, spec.name, RETRY, digest, payload, started, _clock.clock.time())
 
 
+def _cached(run: Run, spec: TaskSpec, args: Args, kwargs: Kwargs) -> tuple[str | None, bytes | None]:
+    """For a task with a cache policy in a run with a cache: its cache key, and the cached value if any."""
+    if spec.cache is None or run.cache is None:
+        return None, None
+    ckey = _caching.cache_key(spec.cache, args, kwargs)
+    hit, inner = _caching.lookup(run, spec, ckey)
+    return ckey, inner if hit else None
+
+
+def _hit_row(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, inner: bytes) -> JournalRow:
+    """A cache hit is this call's outcome: journaled, so a resume replays it from the journal."""
+    now = _clock.clock.time()
+    payload = run.codec.seal(inner, run.run_id, key, spec.name, attempt, OK, digest)
+    return JournalRow(key, attempt, spec.name, OK, digest, payload, now, now)
+
+
+def _hit_done(run: Run, spec: TaskSpec, key: str, attempt: int, inner: bytes, started: float) -> Any:
+    value = load_value(run.serde, inner, f"the cached result of task {spec.name!r}")
+    if run.observer is not None:
+        run.observer.task(spec.name, key, attempt, started, None)
+    run.replay.note_recorded(key)
+    if run.sink is not None:
+        run.sink("updates", {spec.name: value, "__metadata__": {"cached": True}})
+    return value
+
+
+def _fill(run: Run, spec: TaskSpec, ckey: str | None, value: Any) -> None:
+    if ckey is not None:
+        _caching.store(run, spec, ckey, run.codec.serialize(value, f"the result of task {spec.name!r}"))
+
+
 def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
     """Run a task's attempts to its outcome, in a blocking run; journal each; return or raise the outcome."""
+    ckey, inner = _cached(run, spec, args, kwargs)
+    if inner is not None:
+        started = _clock.clock.time()
+        run.write(_hit_row(run, spec, key, attempt, digest, inner))
+        return _hit_done(run, spec, key, attempt, inner, started)
     policy = policy_for(run, spec)
     tries, wait = _resume(run, spec, key, attempt, policy)
     _clock.clock.sleep(wait)
@@ -80,7 +117,7 @@ def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | No
             tries += 1
             if policy is not None and policy.should_retry(exc, tries):
                 run.write(_retry_row(run, spec, key, attempt, digest, exc, started))
-                delay = policy.delay(tries, _seed(run, key))
+                delay = policy.delay(tries, _seed(run, key), exc)
                 _retrying(run, spec, key, attempt, exc, delay)
                 _clock.clock.sleep(delay)
                 attempt += 1
@@ -89,6 +126,7 @@ def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | No
             if run.observer is not None:
                 run.observer.task(spec.name, key, attempt, started, exc)
             raise
+        _fill(run, spec, ckey, value)
         return run._record_ok(spec, key, attempt, digest, value, started)
 
 
@@ -96,6 +134,11 @@ async def aexecute(
     run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
 ) -> Any:
     """`execute` for an async run: on the loop, with async writes and sleeps."""
+    ckey, inner = _cached(run, spec, args, kwargs)
+    if inner is not None:
+        started = _clock.clock.time()
+        await run.awrite(_hit_row(run, spec, key, attempt, digest, inner))
+        return _hit_done(run, spec, key, attempt, inner, started)
     policy = policy_for(run, spec)
     tries, wait = _resume(run, spec, key, attempt, policy)
     if wait > 0:
@@ -112,7 +155,7 @@ async def aexecute(
             tries += 1
             if policy is not None and policy.should_retry(exc, tries):
                 await run.awrite(_retry_row(run, spec, key, attempt, digest, exc, started))
-                delay = policy.delay(tries, _seed(run, key))
+                delay = policy.delay(tries, _seed(run, key), exc)
                 _retrying(run, spec, key, attempt, exc, delay)
                 await _clock.clock.asleep(delay)
                 attempt += 1
@@ -122,6 +165,7 @@ async def aexecute(
                 run.observer.task(spec.name, key, attempt, started, exc)
             raise
         row = run._ok_row(spec, key, attempt, digest, value, started)
+        _fill(run, spec, ckey, value)
         _faults.hit("after_body")
         await run.awrite(row)
         if run.observer is not None:

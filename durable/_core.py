@@ -105,12 +105,17 @@ class Replay:
     def __len__(self) -> int:
         return len(self._latest)
 
-    def lookup(self, key: str, name: str, digest: bytes | None) -> tuple[JournalRow | None, int]:
-        """The recorded outcome to replay for this call (or ``None``: run it) and the attempt number to record."""
+    def lookup(
+        self, key: str, name: str, digest: bytes | None, aliases: tuple[str, ...] = ()
+    ) -> tuple[JournalRow | None, int]:
+        """The recorded outcome to replay for this call (or ``None``: run it) and the attempt number to record.
+
+        ``aliases`` are other names the same task was recorded under (a default name that changed).
+        """
         row = self._latest.get(key)
         if row is None:
             return None, 1
-        if row.name != name:
+        if row.name != name and row.name not in aliases:
             raise NonDeterminismError(key, row.name, name)
         if row.status == RETRY or (row.status == ERROR and key in self._retry):
             return None, row.attempt + 1

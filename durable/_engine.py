@@ -38,8 +38,9 @@ from ._interrupts import (
     pending_to_data,
 )
 from ._leases import heartbeat, new_owner, owner_is_dead, retire
-from ._retry import RetryPolicy
+from ._retry import Retry
 from ._run import Run, Sink
+from ._runtime import EMPTY, RunEnv, _no_writer, injected
 from ._serde import Serializer, error_text
 from ._writers import Durability
 from .errors import (
@@ -66,10 +67,11 @@ class EntrypointSpec:
     name: str
     fn: Callable[..., Any]
     is_async: bool
-    takes_previous: bool
+    injects: tuple[str, ...]  # the parameters the body declared among `_runtime.INJECTABLE`
     serde: Serializer
     on_changed_args: OnChangedArgs
-    retry: RetryPolicy | None = None  # the default for its tasks
+    retry: Retry | None = None  # the default for its tasks
+    aliases: tuple[str, ...] = ()  # names its runs were recorded under by earlier versions
 
 
 _CLAIM_TRIES = 5  # looks at a thread that keeps changing between the look and the claim
@@ -95,6 +97,7 @@ def invoke_flow(
     ring: Keyring | None = None,
     reserved: Lease | None = None,
     suspend_after: float | None = None,
+    env: RunEnv = EMPTY,
 ) -> Flow:
     """Invoke ``spec`` on a thread: look at it, claim it, carry its run (`_carry`).
 
@@ -108,8 +111,9 @@ def invoke_flow(
         run = thread.run
         assert run is not None
         codec = Codec(spec.serde, ring, thread_id, thread.nonce, spec.name, store.max_result_bytes)
-        return (yield from _carry(spec, store, reserved, _Ticket(codec, None, None), input, given, durability,
-                                  session, sink, suspend_after))  # fmt: skip
+        ticket = _Ticket(codec, None, None)
+        return (yield from _carry(spec, store, reserved, ticket, input, given, durability, session, sink,
+                                  suspend_after, env))  # fmt: skip
     owner = new_owner()
     try:
         for _ in range(_CLAIM_TRIES):
@@ -119,7 +123,7 @@ def invoke_flow(
             lease = yield from _claim(thread_id, owner, looked.new_run)
             if not (given == "new" and not lease.started and _startable(lease.thread)):
                 return (yield from _carry(spec, store, lease, looked, input, given, durability, session, sink,
-                                          suspend_after))  # fmt: skip
+                                          suspend_after, env))  # fmt: skip
             # The thread changed between the look and the claim (a run came and went, or it was deleted and
             # made again): the input was signed for another run number or nonce. Look again.
             yield _Op("release", (lease,))
@@ -135,7 +139,7 @@ def _look(
     """Decide what the invocation means before writing anything: a finished or paused run's value is
     returned at once (nothing to claim); otherwise a `_Ticket`. A bad input or `Command` fails here."""
     thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
-    check_owner(thread_id, thread, spec.name)
+    check_owner(thread_id, thread, spec)
     nonce = thread.nonce if thread is not None else new_nonce()
     codec = Codec(spec.serde, ring, thread_id, nonce, spec.name, store.max_result_bytes)
     try:
@@ -151,6 +155,7 @@ def _look(
         return _Ticket(codec, NewRun(spec.name, blob, spec.serde.stamp(), number, nonce), None)
     assert thread is not None and thread.run is not None
     _check_stamp(spec.serde, thread_id, thread.run.stamp)
+    codec = codec.for_thread(nonce, thread.run.entrypoint)  # its values are signed under the name it was run as
     if kind == "paused":
         # A paused run being resumed right now, or whose answers were journaled by a resume that
         # then died, is not paused any more, whatever its status still says.
@@ -180,16 +185,17 @@ def _startable(thread: ThreadRow) -> bool:
     return thread.run is None or thread.run.status == "completed"
 
 
-def check_owner(thread_id: str, thread: ThreadRow | None, name: str) -> None:
-    """A thread belongs to the entrypoint that started it: refuse any other."""
+def check_owner(thread_id: str, thread: ThreadRow | None, spec: EntrypointSpec) -> None:
+    """A thread belongs to the entrypoint that started it (by its name, or a name it had): refuse any other."""
     run = thread.run if thread is not None else None
-    if run is not None and run.entrypoint != name:
-        raise EntrypointMismatchError(thread_id, run.entrypoint, name)
+    if run is not None and run.entrypoint != spec.name and run.entrypoint not in spec.aliases:
+        raise EntrypointMismatchError(thread_id, run.entrypoint, spec.name)
 
 
 def _carry(
     spec: EntrypointSpec, store: Store, lease: Lease, ticket: _Ticket, input: Any, given: InputKind,
     durability: Durability, session: AsyncSession | None, sink: Sink | None, suspend_after: float | None,
+    env: RunEnv,
 ) -> Flow:  # fmt: skip
     """Under the lease: read the run back (a run that cannot be read fails), then run it (`_execute`).
 
@@ -201,11 +207,11 @@ def _carry(
     try:
         thread = lease.thread
         run_row = thread.run
-        codec = ticket.codec.for_thread(thread.nonce)
+        codec = ticket.codec.for_thread(thread.nonce, run_row.entrypoint if run_row is not None else None)
         rows: list[JournalRow] = []
         if not lease.started:
             # Look again: another executor may have moved the thread on while we were claiming it.
-            check_owner(thread_id, thread, spec.name)
+            check_owner(thread_id, thread, spec)
             kind = plan(thread_id, thread, given)
             if kind == "finished":
                 return _settled(codec, thread_id, thread, kind, sink)
@@ -219,15 +225,15 @@ def _carry(
             _check_stamp(spec.serde, thread_id, run_row.stamp)
         answered: list[JournalRow] = []
         try:
-            kwargs: dict[str, Any] = {}
+            previous = None
             if not lease.started:
                 input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
             if command is not None:
                 chosen = answers_for(_pending(codec, thread), command.resume, thread_id)
                 answered = _answer_rows(codec, run_row.run_id, rows, chosen, ticket.answers or {})
-            if spec.takes_previous:
+            if "previous" in spec.injects or "runtime" in spec.injects:
                 prev, what = run_row.previous, "the previous run's value"
-                kwargs["previous"] = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", what)
+                previous = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", what)
         except (SerializationError, IntegrityError) as unreadable:
             # Released, a run that cannot be read would be reserved and released again by every worker, for
             # ever: it fails instead, saying why, and waits for a person to resume it once it can be read.
@@ -240,8 +246,8 @@ def _carry(
             yield _Op("append", (lease, run_row.run_id, answered))
             rows += answered
         handed_over = True
-        return (yield from _execute(spec, store, lease, codec, run_row, rows, input, kwargs, durability, session,
-                                    sink, suspend_after))  # fmt: skip
+        return (yield from _execute(spec, store, lease, codec, run_row, rows, input, previous, durability, session,
+                                    sink, suspend_after, env))  # fmt: skip
     finally:
         if not handed_over:
             yield _Op("release", (lease,))
@@ -249,8 +255,8 @@ def _carry(
 
 def _execute(
     spec: EntrypointSpec, store: Store, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow],
-    input: Any, kwargs: dict[str, Any], durability: Durability, session: AsyncSession | None, sink: Sink | None,
-    suspend_after: float | None,
+    input: Any, previous: Any, durability: Durability, session: AsyncSession | None, sink: Sink | None,
+    suspend_after: float | None, env: RunEnv,
 ) -> Flow:  # fmt: skip
     """Run the body on the journal so far, then record how the run ended (which lets the lease go)."""
     thread_id = lease.thread_id
@@ -269,6 +275,9 @@ def _execute(
         )
         run.default_retry = spec.retry
         run.suspend_after = suspend_after
+        run.env, run.previous, run.cache = env, previous, env.cache
+        writer = _no_writer if sink is None else partial(sink, "custom")
+        kwargs = injected(spec.injects, env, previous, writer) if spec.injects else {}
         from . import _observe  # logging is imported by the first run, not by `import durable`
 
         observer = run.observer = _observe.run_started(spec.name, thread_id, run.run_id, not lease.started, len(rows))
@@ -362,16 +371,41 @@ def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring 
             f"submit() starts a new run, so it takes new input, not {input!r}: resume a thread's run with "
             f"invoke(None, thread_id=...) or answer it with invoke(Command(resume=...), thread_id=...)"
         )
+    yield from _new_run(spec, input, thread_id, ring, store, _LEAVE)
+    return thread_id
+
+
+def update_flow(spec: EntrypointSpec, values: Any, thread_id: str, ring: Keyring | None, store: Store) -> Flow:
+    """``update_state``: record ``values`` as the thread's latest values, which the next run's ``previous``
+    receives: a run that completes at once with them as its output. Its input is ``None``, which no invoke
+    starts a run with, so it reads as an update. Returns that run's number."""
+    return (yield from _new_run(spec, None, thread_id, ring, store, values))
+
+
+_LEAVE: Any = object()  # _new_run: leave the run for a worker
+
+
+def _new_run(
+    spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring | None, store: Store, values: Any
+) -> Flow:  # fmt: skip
+    """Start a new run with ``input`` in a claim, then let it go for a worker (``values`` is `_LEAVE`) or
+    finish it at once with ``values`` as its output and saved value. Returns its number."""
     owner = new_owner()
     try:
         for _ in range(_CLAIM_TRIES):
             looked = yield from _look(spec, store, input, "new", thread_id, ring, None)
-            assert isinstance(looked, _Ticket)
+            assert isinstance(looked, _Ticket) and looked.new_run is not None
             lease: Lease = yield _Op("claim", (thread_id, owner, None, looked.new_run))
+            if lease.started and values is not _LEAVE:
+                run_id, codec = looked.new_run.run_id, looked.codec
+                output = codec.dump(values, run_id, "#output", "the values of update_state")
+                save = codec.dump(values, run_id, "#save", "the values of update_state")
+                yield _Op("finish_run", (lease, run_id, RunOutcome("completed", output=output, save=save)))
+                return run_id
             try:
                 if lease.started:
-                    return thread_id
-                check_owner(thread_id, lease.thread, spec.name)
+                    return looked.new_run.run_id
+                check_owner(thread_id, lease.thread, spec)
                 plan(thread_id, lease.thread, "new")  # another executor started a run since we looked: refused
             finally:
                 yield _Op("release", (lease,))
@@ -380,17 +414,17 @@ def submit_flow(spec: EntrypointSpec, input: Any, thread_id: str, ring: Keyring 
         retire(owner)
 
 
-def cancel_flow(entrypoint: str | None, serde: Serializer, thread_id: str, ring: Keyring | None) -> Flow:
+def cancel_flow(spec: EntrypointSpec | None, serde: Serializer, thread_id: str, ring: Keyring | None) -> Flow:
     """Fail the thread's unfinished run with `RunCancelledError`; whoever runs it stops at its next write.
 
-    ``entrypoint`` is the entrypoint cancelling (`None`: an operator, through `Threads`).
+    ``spec`` is the entrypoint cancelling (`None`: an operator, through `Threads`).
     """
     thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
     run = thread.run if thread is not None else None
     if thread is None or run is None:
         raise ThreadNotFoundError(thread_id)
-    if entrypoint is not None:
-        check_owner(thread_id, thread, entrypoint)
+    if spec is not None:
+        check_owner(thread_id, thread, spec)
     if run.status not in ("running", "interrupted"):
         return False
     if ring is None and run.input[:1] in (SIGNED, SIGNED_V1):

@@ -70,6 +70,13 @@ class TaskFuture(Generic[T]):
         self._job = job
         self._aw = aw
 
+    def __reduce__(self) -> Any:
+        # Pickled silently, a future would be journaled as a call in progress and come back as one on replay.
+        raise TypeError(
+            "a TaskFuture cannot be journaled (it is a task call in progress, not its value): "
+            "use future.result() (or await it) and journal the value"
+        )
+
     # -- constructors ---------------------------------------------------------------------------
 
     @classmethod

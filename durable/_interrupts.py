@@ -13,7 +13,7 @@ again from its start on resume (its finished children replay).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,9 +33,16 @@ class Interrupt:
     value: Any
 
 
+INTERRUPT_KEY = "__interrupt__"
+
+
 @dataclass(frozen=True, slots=True)
-class Interrupted:
-    """What ``invoke`` returns when the run paused: every pending interrupt, all at once."""
+class Interrupted(Mapping[str, Any]):
+    """What ``invoke`` returns when the run paused: every pending interrupt, all at once.
+
+    It also reads as LangGraph's paused result, a mapping with one key: ``"__interrupt__" in out``
+    and ``out["__interrupt__"]`` (a list of its interrupts) work as they do there.
+    """
 
     interrupts: tuple[Interrupt, ...]
     thread_id: str
@@ -43,6 +50,44 @@ class Interrupted:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(i.id for i in self.interrupts)
+
+    def __getitem__(self, key: str) -> list[Interrupt]:
+        if key != INTERRUPT_KEY:
+            raise KeyError(key)
+        return list(self.interrupts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((INTERRUPT_KEY,))
+
+    def __len__(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True, slots=True)
+class GraphOutput(Generic[R]):
+    """What ``invoke(..., version="v2")`` returns, finished or paused alike (LangGraph's ``GraphOutput``):
+    the run's ``value`` (``{}`` while paused, as LangGraph's Functional API gives) and its pending
+    ``interrupts`` (empty once finished)."""
+
+    value: R
+    interrupts: tuple[Interrupt, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        """LangGraph's backward-compatible access: ``out["__interrupt__"]``, or a key of a dict value."""
+        if key == INTERRUPT_KEY:
+            return self.interrupts
+        if isinstance(self.value, Mapping):
+            return self.value[key]
+        raise KeyError(key)
+
+
+def shaped(out: Any, version: str) -> Any:
+    """An invoke's result in the shape ``version`` asks for: ``"v1"`` as it is, ``"v2"`` a `GraphOutput`."""
+    if version == "v1":
+        return out
+    if isinstance(out, Interrupted):
+        return GraphOutput({}, out.interrupts)
+    return GraphOutput(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +177,16 @@ def answers_for(pending: tuple[PendingInterrupt, ...], resume: Any, thread_id: s
             f"to resume a failed run"
         )
     by_id = {p.id: p for p in pending}
-    if isinstance(resume, Mapping) and resume and all(isinstance(k, str) and k in by_id for k in resume):
-        return {by_id[i].key: answer for i, answer in resume.items()}
+    if isinstance(resume, Mapping) and resume:
+        named = [k for k in resume if isinstance(k, str) and k in by_id]
+        if len(named) == len(resume):
+            return {by_id[i].key: answer for i, answer in resume.items()}
+        if named:  # some keys name pending interrupts, others do not: a typo, not an answer
+            others = sorted(repr(k) for k in resume if k not in by_id)
+            raise ResumeError(
+                f"thread {thread_id!r}: Command(resume=...) names pending interrupt(s) {sorted(named)} but also "
+                f"{', '.join(others)}, which no pending interrupt has (pending: {sorted(by_id)}); nothing was recorded"
+            )
     if len(pending) == 1:
         return {pending[0].key: resume}
     unknown = sorted(str(k) for k in resume if k not in by_id) if isinstance(resume, Mapping) else []
@@ -142,22 +195,3 @@ def answers_for(pending: tuple[PendingInterrupt, ...], resume: Any, thread_id: s
         f"thread {thread_id!r} has {len(pending)} pending interrupts {sorted(by_id)} but the Command gives {what}: "
         f"resume with Command(resume={{id: answer, ...}}) naming pending ids"
     )
-
-
-StreamWriter = Callable[[Any], None]
-
-
-def _no_writer(chunk: Any) -> None:
-    """Nothing is streaming: custom events are dropped."""
-
-
-def get_stream_writer() -> StreamWriter:
-    """A function that sends a custom event to whoever streams this run (``stream_mode="custom"``).
-
-    Outside a streamed run the writer does nothing, so the same code runs under ``invoke``.
-    """
-    scope = _context.current.get()
-    sink = scope.run.sink if scope is not None else None
-    if sink is None:
-        return _no_writer
-    return lambda chunk: sink("custom", chunk)

@@ -21,7 +21,8 @@ from ._core import Replay
 from ._digest import digest_call
 from ._futures import TaskFuture
 from ._interrupts import INTERRUPT, PendingInterrupt
-from ._retry import RetryPolicy
+from ._retry import Retry
+from ._runtime import EMPTY, RunEnv
 from ._serde import dump_value, load_value
 from ._writers import DURABILITY_MODES, Durability, make_writer
 from .errors import ConfigurationError, LeaseLostError, UsageError
@@ -30,6 +31,7 @@ from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 if TYPE_CHECKING:
     import asyncio
 
+    from ._caching import CachePolicy
     from ._observe import Observer
 
 Args = tuple[Any, ...]
@@ -46,14 +48,18 @@ class TaskSpec:
     name: str
     fn: Callable[..., Any]
     is_async: bool
-    retry: RetryPolicy | None = None
+    retry: Retry | None = None
     timeout: float | None = None
     inherit_retry: bool = True  # the entrypoint's default policy applies (not to sub-entrypoints)
-    # A sync body with no policy or timeout of its own: the short path runs it (see Run._execute).
+    # Names the journal may hold for this task from earlier versions (a default name that changed).
+    aliases: tuple[str, ...] = ()
+    cache: CachePolicy[Any] | None = None
+    # A sync body with no policy, timeout or cache of its own: the short path runs it (see Run._execute).
     simple: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "simple", self.retry is None and self.timeout is None and not self.is_async)
+        simple = self.retry is None and self.timeout is None and self.cache is None and not self.is_async
+        object.__setattr__(self, "simple", simple)
 
 
 class Run:
@@ -99,12 +105,15 @@ class Run:
         self.pending: list[PendingInterrupt] = []
         self.misuse: UsageError | None = None  # fails the run once its body has stopped
         self.thread_id = lease.thread_id
-        self.default_retry: RetryPolicy | None = None  # the entrypoint's, for tasks without their own
+        self.default_retry: Retry | None = None  # the entrypoint's, for tasks without their own
         # Sleeps this long or longer end the run for now, leaving it to a worker (None: sleep in-process).
         self.suspend_after: float | None = None
         self.lost: LeaseLostError | None = None  # a write was refused: the run stops at its next task call
         self.stopped = threading.Event()  # set with `lost` (a durable sleep waits on it)
         self.observer: Observer | None = None  # logs and traces tasks, when someone listens
+        self.env: RunEnv = EMPTY  # the invocation's config, context, long-term memory and cache
+        self.previous: Any = None  # what the thread's last run saved (get_runtime().previous)
+        self.cache: Any = None  # the entrypoint's task cache, when it has one
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -136,7 +145,7 @@ class Run:
             raise self.lost
         key = scope.next_key()
         digest = digest_call(args, kwargs)
-        row, attempt = self.replay.lookup(key, spec.name, digest)
+        row, attempt = self.replay.lookup(key, spec.name, digest, spec.aliases)
         if row is not None:
             if self.observer is not None:
                 self.observer.replayed(spec.name, key, row.attempt)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Literal, NamedTuple, Protocol
 
-from ._codec import Codec, Keyring
+from ._codec import Codec, Keyring, unsigned_part
 from ._interrupts import Interrupt, pending_from_data
 from ._peek import SealedValue, as_error
-from ._serde import Serializer, load_value
+from ._serde import JsonSerializer, PickleSerializer, Serializer, load_value
 from .errors import ConfigurationError, IncompatibleJournalError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadRow
 
@@ -36,6 +37,20 @@ class JournalEntry:
         return self.finished_at - self.started_at
 
 
+class PregelTask(NamedTuple):
+    """A pending step of a snapshot, with LangGraph's fields: in the Functional API, the entrypoint's
+    unfinished run (its ``interrupts`` when paused, its ``error`` text when failed, its ``result`` once
+    known)."""
+
+    id: str
+    name: str
+    path: tuple[str, ...]
+    error: str | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: None = None
+    result: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadState:
     """A snapshot of a thread: its latest run's status, output or error, and journal.
@@ -43,6 +58,14 @@ class ThreadState:
     A run whose process died, or one submitted for a worker, shows ``"running"``
     until it is resumed; ``owner`` and ``lease_expires`` tell whether anyone
     holds it now, and ``recoveries`` how many dead executors it has outlived.
+
+    It also has LangGraph's ``StateSnapshot`` fields, so code written for
+    ``get_state(config)`` reads it as it is: ``values`` (the run's output once it
+    completed; before, the previous run's), ``next`` (the entrypoint's name while
+    the run is unfinished), ``tasks`` (`PregelTask` items with the pending
+    ``interrupts`` or the ``error``), ``config`` (with a ``checkpoint_id`` naming
+    this snapshot), ``metadata`` (``source``, ``step``), ``created_at`` (ISO 8601)
+    and ``parent_config``.
     """
 
     thread_id: str
@@ -60,6 +83,14 @@ class ThreadState:
     lease_expires: float | None
     recoveries: int = 0  # times a worker took the run over from an executor that died running it
     wake_at: float | None = None  # suspended in a durable sleep until then (a worker resumes it)
+    # LangGraph's StateSnapshot fields.
+    values: Any = None
+    next: tuple[str, ...] = ()
+    tasks: tuple[PregelTask, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    parent_config: Mapping[str, Any] | None = None
 
 
 class Reader(Protocol):
@@ -102,21 +133,55 @@ def read_state(
     if thread is None or thread.run is None:
         raise ThreadNotFoundError(thread_id)
     run = thread.run
+    runs: list[RunRow] | None = None
     if run_id is not None and run_id != run.run_id:
-        found = [r for r in store.list_runs(thread_id) if r.run_id == run_id]
+        runs = store.list_runs(thread_id)
+        found = [r for r in runs if r.run_id == run_id]
         if not found:
             raise ConfigurationError(f"thread {thread_id!r} has no run #{run_id}")
         run = found[0]
-    rows = store.load_journal(thread.tid, run.run_id)
     read = reader(thread, run)
+    state = _run_state(store, thread, run, read)
+    if run.status == "completed":
+        return _snapshot(state, "end", None, is_update(run))
+    if run.run_id > 1:  # an unfinished run starts from the values the run before it ended with
+        runs = runs if runs is not None else store.list_runs(thread_id)
+        before = next((r for r in runs if r.run_id == run.run_id - 1), None)
+        if before is not None and before.output is not None:
+            return _snapshot(state, "input", read.value(before.output, before.run_id, "#output"))
+    return _snapshot(state, "input", None)
+
+
+def history(store: Store, thread_id: str, reader: Callable[[ThreadRow, RunRow], Reader]) -> list[ThreadState]:
+    """Every snapshot of the thread, newest first: each run's end (once it finished), then its start, as
+    LangGraph's ``get_state_history`` lists checkpoints (an ``update_state`` has an end only)."""
+    thread = store.get_thread(thread_id)
+    if thread is None or thread.run is None:
+        raise ThreadNotFoundError(thread_id)
+    runs = store.list_runs(thread_id)
+    states = {run.run_id: _run_state(store, thread, run, reader(thread, run)) for run in runs}
+    found: list[ThreadState] = []
+    for run in reversed(runs):
+        state, update = states[run.run_id], is_update(run)
+        if run.status == "completed":
+            found.append(_snapshot(state, "end", None, update))
+        if not update:
+            before = states.get(run.run_id - 1)
+            found.append(_snapshot(state, "input", before.output if before is not None else None))
+    return found
+
+
+def _run_state(store: Store, thread: ThreadRow, run: RunRow, read: Reader) -> ThreadState:
+    rows = store.load_journal(thread.tid, run.run_id)
     r = run.run_id
     output = read.value(run.output, r, "#output") if run.output is not None else None
     error = as_error(read.value(run.error, r, "#error")) if run.error is not None else None
     interrupts: tuple[Interrupt, ...] = ()
     if run.status == "interrupted" and run.interrupts is not None:
         interrupts = _interrupts(read.value(run.interrupts, r, "#interrupts"))
+    latest = run is thread.run or (thread.run is not None and run.run_id == thread.run.run_id)
     return ThreadState(
-        thread_id=thread_id,
+        thread_id=thread.thread_id,
         status=run.status,
         run_id=run.run_id,
         entrypoint=run.entrypoint,
@@ -127,11 +192,59 @@ def read_state(
         interrupts=interrupts,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        owner=thread.owner if run is thread.run else None,
-        lease_expires=thread.lease_expires if run is thread.run else None,
+        owner=thread.owner if latest else None,
+        lease_expires=thread.lease_expires if latest else None,
         recoveries=run.recoveries,
         wake_at=run.wake_at,
     )
+
+
+_NONE_INPUTS = (PickleSerializer().dumps(None), JsonSerializer().dumps(None))
+
+
+def is_update(run: RunRow) -> bool:
+    """Whether the run was written by ``update_state``: a completed run whose input is ``None``, which no
+    invoke ever starts a run with (``None`` resumes)."""
+    return run.status == "completed" and unsigned_part(run.input) in _NONE_INPUTS
+
+
+def checkpoint_id(run_id: int, phase: str) -> str:
+    """The id of a snapshot: a run's start (``"3.0"``) or its end (``"3.1"``)."""
+    return f"{run_id}.{0 if phase == 'input' else 1}"
+
+
+def _config(thread_id: str, run_id: int, phase: str) -> dict[str, Any]:
+    cid = checkpoint_id(run_id, phase)
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": cid}}
+
+
+def _snapshot(state: ThreadState, phase: str, previous_values: Any, update: bool = False) -> ThreadState:
+    """The run seen at its start (``"input"``: what it started from, what it is doing) or at its end."""
+    r, name = state.run_id, state.entrypoint
+    step = 2 * r - 2 if phase == "end" else 2 * r - 3
+    if phase == "end":
+        # An update has no start of its own: it follows the end of the run before it.
+        parent = _config(state.thread_id, r - 1, "end") if update else _config(state.thread_id, r, "input")
+        when = state.finished_at if state.finished_at is not None else state.started_at
+        return replace(
+            state, values=state.output, next=(), tasks=(), config=_config(state.thread_id, r, "end"),
+            metadata={"source": "update" if update else "loop", "step": step, "parents": {}, "run_id": r},
+            created_at=_iso(when), parent_config=parent,
+        )  # fmt: skip
+    error = None if state.error is None or state.status != "failed" else repr(state.error)
+    task = PregelTask(
+        f"{state.thread_id}/{r}", name, ("__pregel_pull", name), error, state.interrupts, None,
+        state.output if state.status == "completed" else None,
+    )  # fmt: skip
+    return replace(
+        state, values=previous_values, next=(name,), tasks=(task,), config=_config(state.thread_id, r, "input"),
+        metadata={"source": "input", "step": step, "parents": {}, "run_id": r}, created_at=_iso(state.started_at),
+        parent_config=_config(state.thread_id, r - 1, "end") if r > 1 else None,
+    )  # fmt: skip
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
 _STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", RETRY: "retry"}

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
 
 from . import _attempts, _context
+from ._caching import CachePolicy
 from ._futures import TaskFuture
-from ._retry import RetryPolicy, call_with_retry, call_with_retry_async
+from ._retry import RetryPolicy, call_with_retry, call_with_retry_async, retry_option
 from ._run import TaskSpec
 from .errors import ConfigurationError
 
@@ -47,52 +49,108 @@ class _TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
+RetryOption = RetryPolicy | Sequence[RetryPolicy] | None
+
+
 @overload
 def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
-    *, name: str | None = None, retry: RetryPolicy | None = None, timeout: float | None = None
+    *,
+    name: str | None = None,
+    retry_policy: RetryOption = None,
+    cache_policy: CachePolicy[Any] | None = None,
+    timeout: float | timedelta | None = None,
+    retry: RetryOption = None,
 ) -> _TaskDecorator: ...
 def task(
     fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float | None = None,
+    retry_policy: RetryOption = None,
+    cache_policy: CachePolicy[Any] | None = None,
+    timeout: float | timedelta | None = None,
+    retry: RetryOption = None,
 ) -> Any:
     """Mark a function whose result is recorded in the journal.
 
     Inside a run, a call returns a `TaskFuture` at once and is keyed by its
     call order; on replay a recorded call returns its recorded result (or
     raises its recorded error) without running. Outside a run the function
-    just runs. ``name`` (default: the function's qualified name) is what the
-    journal records and checks on replay; ``retry`` retries it before its
-    error is final (each failed attempt is journaled). ``timeout`` (seconds)
-    bounds each attempt with `TaskTimeoutError`: an async body is cancelled;
-    a sync body runs in a thread of its own, which is abandoned (Python cannot
-    stop a thread), so make a hung sync call time out by itself where you can.
+    just runs. ``name`` (default: the function's ``__name__``, as LangGraph
+    names it) is what the journal records and checks on replay.
+    ``retry_policy`` (one `RetryPolicy` or a list: the first whose ``retry_on``
+    covers an error applies; ``retry=`` is an alias) retries it before its
+    error is final, each failed attempt journaled. ``cache_policy`` caches its
+    results across runs and threads in the entrypoint's ``cache``.
+    ``timeout`` (seconds or a ``timedelta``) bounds each attempt with
+    `TaskTimeoutError`: an async body is cancelled; a sync body runs in a
+    thread of its own, which is abandoned (Python cannot stop a thread), so
+    make a hung sync call time out by itself where you can.
     """
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ConfigurationError(f"retry={retry!r}: pass a RetryPolicy(...)")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
-        raise ConfigurationError(f"timeout={timeout!r}: pass a positive number of seconds")
+    policy = retry_option(retry_policy, retry)
+    seconds = _timeout(timeout)
+    if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+        raise ConfigurationError(f"cache_policy={cache_policy!r}: pass a CachePolicy(...)")
 
     def decorate(func: Callable[..., Any]) -> Any:
         if not callable(func):
             raise ConfigurationError(f"@task decorates a function, not {func!r}")
+        default, aliases = task_name(func)
         spec = TaskSpec(
-            name=name or _qualname(func),
+            name=name or default,
             fn=func,
-            is_async=inspect.iscoroutinefunction(func),
-            retry=retry,
-            timeout=None if timeout is None else float(timeout),
+            is_async=_is_async(func),
+            retry=policy,
+            timeout=seconds,
+            aliases=() if name else aliases,
+            cache=cache_policy,
         )
-        return wrapt.FunctionWrapper(func, partial(_call_task, spec))
+        # A bound method (``task(obj.method)``) already carries its instance: do not pass it again.
+        bound = inspect.ismethod(func)
+        return wrapt.FunctionWrapper(func, partial(_call_bound if bound else _call_task, spec))
 
     return decorate if fn is None else decorate(fn)
+
+
+def _timeout(timeout: float | timedelta | None) -> float | None:
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigurationError(f"timeout={timeout!r}: pass a positive number of seconds (or a timedelta)")
+    return float(timeout)
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    target = func.func if isinstance(func, partial) else func
+    # A callable object is async when its __call__ is.
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(target).__call__)
+
+
+def task_name(func: Callable[..., Any]) -> tuple[str, tuple[str, ...]]:
+    """A function's default task (or entrypoint) name, and the names earlier versions gave it by default.
+
+    The name is ``__name__``, as LangGraph's; a ``functools.partial`` is named after the function it
+    wraps (its repr holds a memory address, which would differ in every process); a callable object
+    after its class. Until 0.1 the default was ``__qualname__``: journals recorded under it still replay.
+    """
+    target = func
+    while isinstance(target, partial):
+        target = target.func
+    name = getattr(target, "__name__", None) or type(target).__name__
+    old = getattr(target, "__qualname__", None)
+    return name, (old,) if old and old != name else ()
+
+
+def _call_bound(
+    spec: TaskSpec, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TaskFuture[Any]:
+    return _call_task(spec, wrapped, None, args, kwargs)
 
 
 def _call_task(
@@ -129,7 +187,3 @@ def _call_plain(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         return TaskFuture.resolved(runner())
     except Exception as exc:
         return TaskFuture.failed(exc)
-
-
-def _qualname(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)

@@ -118,6 +118,8 @@ class Worker:
         if durability not in DURABILITY_MODES:
             raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
         self.entrypoints = by_name
+        # Runs are found by the name they were recorded under: today's, or one an entrypoint had by default before.
+        self._recorded = {alias: ep for ep in by_name.values() for alias in ep._spec.aliases} | by_name
         self.store = resolve_store(checkpointer) if checkpointer is not None else _shared_store(eps)
         self.concurrency = concurrency
         self.poll_interval = poll_interval
@@ -186,7 +188,7 @@ class Worker:
 
     def _reserve(self, owner: str, limit: int) -> list[Lease]:
         try:
-            return self.store.reserve(owner, list(self.entrypoints), limit, _clock.clock.time())
+            return self.store.reserve(owner, list(self._recorded), limit, _clock.clock.time())
         except DurableError:
             log.warning("looking for runs on %r failed; trying again", self.store, exc_info=True)
             return []
@@ -222,7 +224,7 @@ class Worker:
     def _carry(self, lease: Lease) -> Outcome:
         run = lease.thread.run
         assert run is not None
-        ep = self.entrypoints[run.entrypoint]
+        ep = self._recorded[run.entrypoint]
         thread_id = lease.thread_id
         try:
             if run.recoveries >= self.dead_letter_after:

@@ -237,7 +237,7 @@ def _child() -> None:
         ep = getattr(ep, part)
     if not isinstance(ep, Entrypoint):
         raise TypeError(f"{target} is {ep!r}, not an @entrypoint")
-    ep._checkpointer, ep._store = url, None  # the cell's fresh journal, whatever the entrypoint was given
+    ep._checkpointer, ep._journal = url, None  # the cell's fresh journal, whatever the entrypoint was given
     value = None if input_file == "-" else pickle.loads(Path(input_file).read_bytes())
     result = ep.invoke(value, thread_id=thread_id, durability=durability)  # type: ignore[arg-type]
     if isinstance(result, Interrupted):

@@ -204,7 +204,7 @@ def test_checks_hold_under_python_O(tmp_path: Path) -> None:
         "from durable import IntegrityError, SQLiteStore, entrypoint, task\n"
         "@task(name='fetch')\n"
         "def fetch(i): return i\n"
-        f"@entrypoint(checkpointer=SQLiteStore({str(path)!r}), secret={KEY!r}, name='flow.<locals>.pipeline')\n"
+        f"@entrypoint(checkpointer=SQLiteStore({str(path)!r}), secret={KEY!r}, name='pipeline')\n"
         "def pipeline(n): return [fetch(i).result() for i in range(n)]\n"
         "try:\n    pipeline.invoke(None, thread_id='t')\nexcept IntegrityError:\n    sys.exit(7)\n"
     )

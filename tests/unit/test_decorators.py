@@ -146,7 +146,7 @@ def test_task_on_a_method_binds_self_outside_a_run() -> None:
 
 
 def test_task_on_a_method_is_journaled_inside_a_run() -> None:
-    """Inside a run a method task is journaled under its qualified name (or its given name)."""
+    """Inside a run a method task is journaled under its name, as LangGraph names it (or its given name)."""
 
     @entrypoint(checkpointer=MemoryStore())
     def flow(name: str) -> list[str]:
@@ -156,13 +156,13 @@ def test_task_on_a_method_is_journaled_inside_a_run() -> None:
     assert flow.invoke("ann", thread_id="t") == ["hi, ann", "HI, ANN!"]
     entries = flow.get_state(thread_id="t").entries
     assert [(e.key, e.task, e.result) for e in entries] == [
-        ("0", "Greeter.greet", "hi, ann"),
+        ("0", "greet", "hi, ann"),
         ("1", "greeter.shout", "HI, ANN!"),
     ]
 
 
-def test_task_name_defaults_to_the_qualified_name_and_can_be_given() -> None:
-    """The journal records a task under its qualified name, or under ``name=``."""
+def test_task_name_defaults_to_the_function_name_and_can_be_given() -> None:
+    """The journal records a task under its ``__name__`` (as LangGraph names it), or under ``name=``."""
 
     def plain() -> int:
         return 1
@@ -175,7 +175,7 @@ def test_task_name_defaults_to_the_qualified_name_and_can_be_given() -> None:
         return named().result() + bare().result()
 
     assert flow.invoke(0, thread_id="t") == 2
-    assert [e.task for e in flow.get_state(thread_id="t").entries] == ["my-task", plain.__qualname__]
+    assert [e.task for e in flow.get_state(thread_id="t").entries] == ["my-task", "plain"]
 
 
 @pytest.mark.parametrize("bad", [{"retry": 3}, {"retry": {"max_attempts": 3}}])

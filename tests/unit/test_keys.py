@@ -39,9 +39,9 @@ def test_sequential_calls_are_keyed_by_call_order(any_flavor: Flavor, journal: A
     assert f.invoke(flow, 1, thread_id="t") == 21
     entries = flow.get_state(thread_id="t").entries
     assert sorted((e.key, e.task, e.result) for e in entries) == [
-        ("0", first.__qualname__, 2),
-        ("1", second.__qualname__, 20),
-        ("2", first.__qualname__, 21),
+        ("0", first.__name__, 2),
+        ("1", second.__name__, 20),
+        ("2", first.__name__, 21),
     ]
 
 
@@ -75,12 +75,12 @@ def test_tasks_called_inside_a_task_get_hierarchical_keys(any_flavor: Flavor, jo
     by_key = {k: v[-1] for k, v in journal.by_key(flow, "t").items()}
     assert journal.keys(flow, "t") == ["0", "1", "1.0", "1.1", "1.1.0", "2"]
     assert {k: (e.task, e.result) for k, e in by_key.items()} == {
-        "0": (leaf.__qualname__, 1),
-        "1": (top.__qualname__, 8),
-        "1.0": (leaf.__qualname__, 2),
-        "1.1": (middle.__qualname__, 6),
-        "1.1.0": (leaf.__qualname__, 3),
-        "2": (leaf.__qualname__, 9),
+        "0": (leaf.__name__, 1),
+        "1": (top.__name__, 8),
+        "1.0": (leaf.__name__, 2),
+        "1.1": (middle.__name__, 6),
+        "1.1.0": (leaf.__name__, 3),
+        "2": (leaf.__name__, 9),
     }
 
 
