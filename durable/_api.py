@@ -188,7 +188,7 @@ class Entrypoint(Generic[I, O]):
         if scope is not None and thread_id is None and config is None:
             return scope.run.call(self._nested, scope, (input,), {}).result()  # type: ignore[no-any-return]
         _check_version(version)
-        tid = _thread_id(thread_id, config)
+        tid = _thread_id(thread_id, config, new=input is not None)
         out = self._invoke(input, tid, durability, None, env=self._env(config, tid, context))
         return shaped(out, version)  # type: ignore[no-any-return]
 
@@ -246,7 +246,7 @@ class Entrypoint(Generic[I, O]):
         if scope is not None and thread_id is None and config is None:
             return await scope.run.call(self._nested, scope, (input,), {})  # type: ignore[no-any-return]
         _check_version(version)
-        tid = _thread_id(thread_id, config)
+        tid = _thread_id(thread_id, config, new=input is not None)
         out = await self._ainvoke(input, tid, durability, None, env=self._env(config, tid, context))
         return shaped(out, version)  # type: ignore[no-any-return]
 
@@ -333,7 +333,7 @@ class Entrypoint(Generic[I, O]):
         The run goes on in a worker thread; stopping the iteration early does not stop the run.
         """
         _check_version(version)
-        tid = _thread_id(thread_id, config)
+        tid = _thread_id(thread_id, config, new=input is not None)
         run = partial(self._invoke, input, tid, durability, env=self._env(config, tid, context))
         return stream_sync(run, stream_mode, replayed)
 
@@ -352,7 +352,7 @@ class Entrypoint(Generic[I, O]):
     ) -> AsyncIterator[Any]:
         """`ainvoke`, yielding events as the run goes (see `stream`)."""
         _check_version(version)
-        tid = _thread_id(thread_id, config)
+        tid = _thread_id(thread_id, config, new=input is not None)
         run = partial(self._ainvoke, input, tid, durability, env=self._env(config, tid, context))
         return stream_async(run, stream_mode, replayed)
 
@@ -595,20 +595,29 @@ class _EntrypointFactory:
 entrypoint = _EntrypointFactory()
 
 
-def _thread_id(thread_id: str | uuid.UUID | None, config: Mapping[str, Any] | None) -> str:
+def _thread_id(thread_id: str | uuid.UUID | None, config: Mapping[str, Any] | None, *, new: bool = False) -> str:
+    """The thread an invocation names. With ``new`` (new input), naming none starts a thread of its own, as a
+    LangGraph program without a checkpointer runs without one: its id is in `Interrupted.thread_id` and
+    ``get_config()``, so a pause can still be answered."""
     from_config = None
     if config is not None:
         configurable = config.get("configurable") if isinstance(config, Mapping) else None
-        if not isinstance(configurable, Mapping) or "thread_id" not in configurable:
+        if isinstance(configurable, Mapping) and "thread_id" in configurable:
+            from_config = configurable["thread_id"]
+        elif not new or (isinstance(config, Mapping) and "thread_id" in config):  # a thread id put in the wrong place
             raise ConfigurationError(
                 f"config={config!r} has no thread id: pass config={{'configurable': {{'thread_id': ...}}}}"
             )
-        from_config = configurable["thread_id"]
+    if new and thread_id is None and from_config is None:
+        return uuid.uuid4().hex
     if thread_id is not None and from_config is not None and str(thread_id) != str(from_config):
         raise ConfigurationError(f"thread_id={thread_id!r} and the config's {from_config!r} disagree: pass one")
     chosen = thread_id if thread_id is not None else from_config
     if chosen is None:
-        raise ConfigurationError("no thread id: pass thread_id='...' (the journal is kept per thread)")
+        raise ConfigurationError(
+            "no thread id: pass thread_id='...' or config={'configurable': {'thread_id': ...}} (the journal is "
+            "kept per thread)"
+        )
     return check_thread_id(chosen)
 
 

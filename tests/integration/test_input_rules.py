@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from durable import ConfigurationError, Store, ThreadNotFoundError, UnfinishedRunError
+from durable.stores._base import ThreadFilter
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
 
@@ -135,23 +136,28 @@ def test_a_uuid_thread_id_names_the_same_thread_as_its_string(store: Store, flav
     assert flow.get_state(thread_id=tid).thread_id == str(tid)
 
 
-BAD_OPTIONS = {
+NO_THREAD = {
     "no-thread-id": {},
-    "empty-thread-id": {"thread_id": ""},
     "empty-config": {"config": {}},
     "config-without-thread-id": {"config": {"configurable": {}}},
+}
+BAD_OPTIONS = {
+    "empty-thread-id": {"thread_id": ""},
     "thread-id-outside-configurable": {"config": {"thread_id": "t"}},
     "disagreeing-thread-ids": {"thread_id": "t", "config": {"configurable": {"thread_id": "u"}}},
     "bad-durability": {"thread_id": "t", "durability": "fast"},
 }
+CASES = [pytest.param(o, None, id=f"resume-{k}") for k, o in (NO_THREAD | BAD_OPTIONS).items()] + [
+    pytest.param(o, 9, id=f"new-input-{k}") for k, o in BAD_OPTIONS.items()
+]
 
 
-@pytest.mark.parametrize("options", BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
-@pytest.mark.parametrize("input", [None, 9], ids=["resume", "new-input"])
+@pytest.mark.parametrize(("options", "input"), CASES)
 def test_bad_options_raise_configuration_error_and_change_nothing(
     store: Store, flavor: Flavor, calls: Any, journal: Any, options: dict[str, Any], input: int | None
 ) -> None:
-    """A missing or conflicting thread id, or an unknown durability, raises ConfigurationError; nothing runs."""
+    """A conflicting, empty or misplaced thread id, a resume naming no thread, or an unknown durability, raises
+    ConfigurationError; nothing runs."""
     failing = [True]
     flow = doubling_flow(flavor, store, calls, failing)
     with pytest.raises(Boom):
@@ -164,6 +170,20 @@ def test_bad_options_raise_configuration_error_and_change_nothing(
     assert journal.snapshot(flow, "t") == before
     assert journal.snapshot(flow, "u") is None
     assert calls.as_dict() == ran
+
+
+@pytest.mark.parametrize("options", NO_THREAD.values(), ids=NO_THREAD.keys())
+def test_new_input_naming_no_thread_runs_on_a_thread_of_its_own(
+    store: Store, flavor: Flavor, calls: Any, options: dict[str, Any]
+) -> None:
+    """New input with no thread id runs on a new thread (as a LangGraph program without a checkpointer runs),
+    a different one each time; nothing else is touched."""
+    flow = doubling_flow(flavor, store, calls)
+    assert flavor.invoke(flow, 4, **options) == 9
+    assert flavor.invoke(flow, 4, **options) == 9
+    made = [s.thread_id for s in store.list_threads(ThreadFilter())]
+    assert len(made) == 2 and len(set(made)) == 2
+    assert calls.total() == 4
 
 
 def test_bad_durability_on_a_new_thread_creates_nothing(store: Store, flavor: Flavor, calls: Any, journal: Any) -> None:
