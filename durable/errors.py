@@ -4,7 +4,8 @@ The tree::
 
     DurableError
     ├── ConfigurationError        bad options, a missing or malformed thread id, an unknown store URL
-    │   └── JournalNotFoundError      a read-only command named a journal (file, schema) that does not exist
+    │   ├── JournalNotFoundError      a read-only command named a journal (file, schema) that does not exist
+    │   └── InvalidNamespaceError     a `Memory` namespace that is empty, has a bad label, or is durable's own
     ├── UsageError                an API used the wrong way (a sync wait on an async task, ...)
     ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
@@ -58,6 +59,11 @@ class JournalNotFoundError(ConfigurationError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.where,))
+
+
+class InvalidNamespaceError(ConfigurationError):
+    """A `Memory` namespace LangGraph refuses too (LangGraph's ``InvalidNamespaceError`` is a ``ValueError``,
+    as this one is), or one reserved for durable's own rows; nothing was read or written."""
 
 
 class InsecureJournalWarning(UserWarning):

@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
+from ._base import AsyncSession, JournalRow, KVRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -21,6 +21,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AsyncSession",
     "JournalRow",
+    "KVRow",
     "Lease",
     "NewRun",
     "MemoryStore",

@@ -10,6 +10,10 @@ up after losing its lease cannot record anything.
 The same operations exist in a blocking form on `Store` and in an async form on
 the `AsyncSession` that `Store.asession()` opens, so a networked database can
 give each async run its own connection.
+
+Besides the journal, a store keeps key-value rows (`KVRow`): the long-term memory
+(`durable.Memory`) and the task cache (`durable.Cache`) live there, shared by every
+thread. Those operations (``kv_*``) are blocking only; see "Key-value rows" below.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import ConfigurationError, SchemaVersionError, StoreError
 
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 
@@ -264,6 +268,62 @@ def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any,
     )  # fmt: skip
 
 
+# -- key-value rows -----------------------------------------------------------------------------------
+#
+# A row is ``(namespace, key) -> value`` with its times. The store treats ``namespace`` as opaque text,
+# encoded by `kv_namespace` so that a prefix of the text is exactly a prefix of the labels:
+# ``("users", "1")`` is ``"users\x1f1\x1f"``, and ``"users\x1f"`` matches it but not ``("users2",)``.
+# A SQL store compares namespaces in code point order (SQLite's BINARY collation, Postgres's "C"),
+# so ``namespace >= prefix AND namespace < kv_prefix_end(prefix)`` is a range of an index on
+# ``(namespace, key)``. Values are opaque bytes (JSON for the memory; signed blobs for the cache).
+#
+# A row with a ttl expires ``ttl`` seconds after its last write (or refresh), by the store's clock (the
+# database server's for Postgres, as for leases). An expired row is invisible to every read, a put
+# replaces it as if it were absent, and it is deleted eventually (each put deletes up to
+# ``KV_SWEEP`` expired rows).
+
+KV_SEP = "\x1f"  # ends every label of an encoded namespace (no label may contain it)
+KV_SWEEP = 100  # expired rows a put deletes, at most
+
+
+class KVRow(NamedTuple):
+    """A live key-value row. ``created_at``/``updated_at`` are seconds since the epoch by the store's clock;
+    ``expires_at`` is in this process's clock, as `ThreadRow.lease_expires` is (``None``: never);
+    ``ttl`` is the seconds a write or a refresh gives it (``None``: no ttl)."""
+
+    namespace: str
+    key: str
+    value: bytes
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    ttl: float | None
+
+
+def kv_namespace(labels: Sequence[str]) -> str:
+    """The stored form of a namespace (or of a namespace prefix): every label followed by `KV_SEP`."""
+    return "".join(label + KV_SEP for label in labels)
+
+
+def kv_labels(namespace: str) -> tuple[str, ...]:
+    """The labels of a stored namespace (`kv_namespace` undone)."""
+    return tuple(namespace.split(KV_SEP)[:-1])
+
+
+def kv_prefix_end(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix`` (``None`` for ``""``: no bound).
+
+    ``prefix <= namespace < kv_prefix_end(prefix)`` is, in code point order, exactly "starts with prefix".
+    """
+    chars = list(prefix)
+    while chars:
+        after = ord(chars.pop()) + 1
+        after = 0xE000 if 0xD800 <= after < 0xE000 else after  # surrogates are no text
+        if after <= 0x10FFFF:
+            return "".join(chars) + chr(after)
+    return None
+
+
 class AsyncSession(Protocol):
     """The async twin of `Store`'s operations, bound to one connection for one run."""
 
@@ -399,6 +459,46 @@ class Store(abc.ABC):
         ``tid`` and ``fence``); otherwise nothing is written and it returns ``False``.
         """
 
+    # -- key-value rows (see the section above `AsyncSession`); not abstract: a store without them
+    # still journals, and only `Memory` and `Cache` refuse it. ---------------------------------------
+
+    def kv_put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None:
+        """Insert the row, or replace a live row's value: it keeps its ``created_at`` and its place in the
+        order (see `kv_search`); ``updated_at`` is now, and it expires ``ttl_seconds`` from now (``None``:
+        never). A put over an expired row inserts anew. Deletes up to `KV_SWEEP` expired rows too."""
+        raise _no_kv(self)
+
+    def kv_get(self, namespace: str, key: str, refresh: bool) -> KVRow | None:
+        """The live row, or ``None``. With ``refresh``, a row with a ttl first expires ``ttl`` from now."""
+        raise _no_kv(self)
+
+    def kv_touch(self, items: Sequence[tuple[str, str]]) -> None:
+        """Refresh these ``(namespace, key)`` rows as `kv_get` does (rows absent, expired or without ttl: ignored)."""
+        raise _no_kv(self)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        """Delete the row, if there is one."""
+        raise _no_kv(self)
+
+    def kv_search(self, prefix: str, refresh: bool) -> list[KVRow]:
+        """Every live row whose namespace starts with ``prefix`` (refreshed, with ``refresh``).
+
+        In this order: by namespace, namespaces in the order they were opened (a put into a namespace
+        without rows opens it; it keeps its place while any of its rows remains, even when the first is
+        deleted; one left with expired rows only may lose it), then keys in the order they were inserted
+        (an update keeps a key's place; a delete, or expiry, then a put moves it last). It is the order of
+        LangGraph's ``InMemoryStore``.
+        """
+        raise _no_kv(self)
+
+    def kv_namespaces(self, prefix: str) -> list[str]:
+        """The distinct namespaces of the live rows under ``prefix``, in code point order."""
+        raise _no_kv(self)
+
+    def kv_clear(self, prefix: str) -> int:
+        """Delete every row under ``prefix`` (``""``: all); returns how many of them were live."""
+        raise _no_kv(self)
+
     @abc.abstractmethod
     def asession(self) -> AbstractAsyncContextManager[AsyncSession]:
         """Open an async session for one run (the async paths use it instead of the methods above)."""
@@ -418,3 +518,10 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_kv(store: Store) -> ConfigurationError:
+    return ConfigurationError(
+        f"{type(store).__name__} keeps no key-value rows, which durable.Memory and durable.Cache need: use "
+        f"MemoryStore, SQLiteStore or PostgresStore, or implement the kv_* methods of durable.stores.Store"
+    )

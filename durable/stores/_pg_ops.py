@@ -117,6 +117,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE {s}.durable_runs ADD COLUMN wake_at DOUBLE PRECISION",),
     # 3: a thread's nonce, signed into its values (threads from before have none).
     ("ALTER TABLE {s}.durable_threads ADD COLUMN nonce BYTEA",),
+    # 4: key-value rows, shared by every thread: the long-term memory and the task cache (`_pg_kv`).
+    # ``seq`` orders keys by insertion; ``ns_order`` is the ``seq`` that opened the row's namespace (NULL:
+    # this row did). The namespace compares bytewise ("C"), so the unique index makes a prefix search a
+    # range scan whatever the database's collation.
+    (
+        """CREATE TABLE {s}.durable_kv (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            namespace TEXT COLLATE "C" NOT NULL,
+            key TEXT NOT NULL,
+            value BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            expires_at TIMESTAMPTZ,
+            ttl DOUBLE PRECISION,
+            ns_order BIGINT,
+            CONSTRAINT durable_kv_key UNIQUE (namespace, key)
+        )""",
+        "CREATE INDEX durable_kv_expiry ON {s}.durable_kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -132,6 +151,7 @@ class SQL:
         self.threads = f"{s}.durable_threads"
         self.runs = f"{s}.durable_runs"
         self.journal = f"{s}.durable_journal"
+        self.kv = f"{s}.durable_kv"
         self.run_cols = run_cols = (
             "r.run_id, r.entrypoint, r.status, r.input, r.previous, r.started_at, r.output, r.save, "
             "r.error, r.error_text, r.retry_keys, r.finished_at, r.interrupts, r.stamp, r.recoveries, r.wake_at"

@@ -100,6 +100,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE durable_runs ADD COLUMN wake_at REAL",),
     # 5: a thread's nonce, signed into its values (threads from before have none).
     ("ALTER TABLE durable_threads ADD COLUMN nonce BLOB",),
+    # 6: key-value rows, shared by every thread: the long-term memory and the task cache (`_sqlite_kv`).
+    # ``seq`` orders keys by insertion; ``ns_order`` is the ``seq`` that opened the row's namespace
+    # (NULL: this row did). The unique index makes a namespace-prefix search a range scan.
+    (
+        """CREATE TABLE durable_kv (
+            seq INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            expires_at REAL,
+            ttl REAL,
+            ns_order INTEGER
+        )""",
+        "CREATE UNIQUE INDEX durable_kv_key ON durable_kv (namespace, key)",
+        "CREATE INDEX durable_kv_expiry ON durable_kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from ..errors import LeaseLostError, StoreError, ThreadBusyError, ThreadExistsError
 from ._base import (
+    KV_SWEEP,
     AsyncSession,
     JournalRow,
+    KVRow,
     Lease,
     NewRun,
     RunOutcome,
@@ -42,6 +44,18 @@ class _Thread:
     nonce: bytes | None = None
 
 
+@dataclass(slots=True)
+class _KV:
+    value: bytes
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    ttl: float | None
+
+    def live(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
 class MemoryStore(Store):
     """Keeps every journal in this process's memory; the same semantics as the durable stores.
 
@@ -57,6 +71,9 @@ class MemoryStore(Store):
         self._threads: dict[str, _Thread] = {}
         self._by_tid: dict[int, _Thread] = {}
         self._last_tid = 0
+        # Key-value rows: namespace -> key -> row. Both dicts keep insertion order, which is `kv_search`'s.
+        self._kv: dict[str, dict[str, _KV]] = {}
+        self._kv_puts = 0
 
     def __repr__(self) -> str:
         return f"MemoryStore(threads={len(self._threads)})"
@@ -302,6 +319,78 @@ class MemoryStore(Store):
             for run_id, rows in t.journal.items():
                 rows[:] = [r._replace(payload=payloads.get((run_id, r.key, r.attempt), r.payload)) for r in rows]
             return True
+
+    # -- key-value rows ------------------------------------------------------------------------------
+
+    def kv_put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None:
+        now = time.time()
+        ttl_seconds = None if ttl_seconds is None else float(ttl_seconds)
+        expires = None if ttl_seconds is None else now + ttl_seconds
+        with self._lock:
+            self._kv_puts += 1
+            if self._kv_puts % KV_SWEEP == 0:  # the SQL stores sweep a few rows per put; this, all of them now and then
+                for ns, rows in list(self._kv.items()):
+                    for k in [k for k, r in rows.items() if not r.live(now)]:
+                        self._kv_drop(ns, k)
+            rows = self._kv.get(namespace, {})
+            old = rows.get(key)
+            if old is not None and old.live(now):
+                old.value, old.updated_at, old.expires_at, old.ttl = value, now, expires, ttl_seconds
+                return
+            if old is not None:
+                self._kv_drop(namespace, key)  # expired: gone, and the new row goes last
+            self._kv.setdefault(namespace, {})[key] = _KV(value, now, now, expires, ttl_seconds)
+
+    def _kv_drop(self, namespace: str, key: str) -> None:
+        rows = self._kv.get(namespace)
+        if rows is not None and rows.pop(key, None) is not None and not rows:
+            del self._kv[namespace]  # a namespace without rows loses its place in the order
+
+    def _kv_read(self, namespace: str, key: str, row: _KV, refresh: bool, now: float) -> KVRow:
+        if refresh and row.ttl is not None:
+            row.expires_at = now + row.ttl
+        return KVRow(namespace, key, row.value, row.created_at, row.updated_at, row.expires_at, row.ttl)
+
+    def kv_get(self, namespace: str, key: str, refresh: bool) -> KVRow | None:
+        now = time.time()
+        with self._lock:
+            row = self._kv.get(namespace, {}).get(key)
+            return None if row is None or not row.live(now) else self._kv_read(namespace, key, row, refresh, now)
+
+    def kv_touch(self, items: Sequence[tuple[str, str]]) -> None:
+        for namespace, key in items:
+            self.kv_get(namespace, key, True)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        with self._lock:
+            self._kv_drop(namespace, key)
+
+    def kv_search(self, prefix: str, refresh: bool) -> list[KVRow]:
+        now = time.time()
+        with self._lock:
+            return [
+                self._kv_read(ns, key, row, refresh, now)
+                for ns, rows in self._kv.items()
+                if ns.startswith(prefix)
+                for key, row in rows.items()
+                if row.live(now)
+            ]
+
+    def kv_namespaces(self, prefix: str) -> list[str]:
+        now = time.time()
+        with self._lock:
+            return sorted(
+                ns for ns, rows in self._kv.items() if ns.startswith(prefix) and any(r.live(now) for r in rows.values())
+            )
+
+    def kv_clear(self, prefix: str) -> int:
+        now = time.time()
+        with self._lock:
+            doomed = [ns for ns in self._kv if ns.startswith(prefix)]
+            live = sum(r.live(now) for ns in doomed for r in self._kv[ns].values())
+            for ns in doomed:
+                del self._kv[ns]
+            return live
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:

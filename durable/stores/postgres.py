@@ -23,10 +23,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, LeaseLostError, StoreError, UsageError
+from . import _pg_kv as kv
 from . import _pg_ops as ops
 from ._base import (
     AsyncSession,
     JournalRow,
+    KVRow,
     Lease,
     NewRun,
     RunOutcome,
@@ -268,6 +270,31 @@ class PostgresStore(Store):
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         self._run(lambda: ops.finish_run(self._sql, lease, run_id, outcome), write=True, retry=False)
+
+    # Key-value rows: a put or a delete done twice is done once (a retry after a broken connection is safe);
+    # a clear's count is not, so it is not retried.
+
+    def kv_put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None:
+        self._run(lambda: kv.put(self._sql, namespace, key, value, ttl_seconds), write=True, retry=True)
+
+    def kv_get(self, namespace: str, key: str, refresh: bool) -> KVRow | None:
+        return self._run(lambda: kv.get(self._sql, namespace, key, refresh), write=False, retry=True)
+
+    def kv_touch(self, items: Sequence[tuple[str, str]]) -> None:
+        if items:
+            self._run(lambda: kv.touch(self._sql, items), write=True, retry=True)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self._run(lambda: kv.delete(self._sql, namespace, key), write=False, retry=True)
+
+    def kv_search(self, prefix: str, refresh: bool) -> list[KVRow]:
+        return self._run(lambda: kv.search(self._sql, prefix, refresh), write=False, retry=True)
+
+    def kv_namespaces(self, prefix: str) -> list[str]:
+        return self._run(lambda: kv.namespaces(self._sql, prefix), write=False, retry=True)
+
+    def kv_clear(self, prefix: str) -> int:
+        return self._run(lambda: kv.clear(self._sql, prefix), write=True, retry=False)
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:

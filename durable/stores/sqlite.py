@@ -27,10 +27,12 @@ from ..errors import (
     StoreError,
     UsageError,
 )
+from . import _sqlite_kv as kv
 from . import _sqlite_ops as ops
 from ._base import (
     AsyncSession,
     JournalRow,
+    KVRow,
     Lease,
     NewRun,
     RunOutcome,
@@ -263,6 +265,28 @@ class SQLiteStore(Store):
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         self._run(ops.finish_run(lease, run_id, outcome), write=True)
+
+    def kv_put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None:
+        self._run(kv.put(namespace, key, value, ttl_seconds), write=True)
+
+    def kv_get(self, namespace: str, key: str, refresh: bool) -> KVRow | None:
+        return self._run(kv.get(namespace, key, refresh), write=False)
+
+    def kv_touch(self, items: Sequence[tuple[str, str]]) -> None:
+        if items:
+            self._run(kv.touch(items), write=True)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self._run(kv.delete(namespace, key), write=False)
+
+    def kv_search(self, prefix: str, refresh: bool) -> list[KVRow]:
+        return self._run(kv.search(prefix, refresh), write=False)
+
+    def kv_namespaces(self, prefix: str) -> list[str]:
+        return self._run(kv.namespaces(prefix), write=False)
+
+    def kv_clear(self, prefix: str) -> int:
+        return self._run(kv.clear(prefix), write=True)
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:

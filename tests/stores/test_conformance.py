@@ -12,12 +12,12 @@ import pytest
 
 from durable import LeaseLostError, StoreError, ThreadBusyError, ThreadExistsError
 from durable.stores import JournalRow, NewRun, RunOutcome, RunRow, Store
-from durable.stores._base import ThreadFilter
+from durable.stores._base import ThreadFilter, kv_labels, kv_namespace, kv_prefix_end
 
 BACKENDS = ("memory", "sqlite", "postgres")
 BLOCKING_ONLY = (
     "renew", "reserve", "lease_seconds", "list_threads", "list_runs", "delete_thread", "prune", "import_thread",
-    "rewrite_thread",
+    "rewrite_thread", "kv_put", "kv_get", "kv_touch", "kv_delete", "kv_search", "kv_namespaces", "kv_clear",
 )  # fmt: skip
 
 
@@ -733,3 +733,164 @@ def test_rewrite_thread_refuses_a_thread_held_or_claimed_since(store: Any) -> No
     store.release(held)
     assert not store.rewrite_thread(read, b"m" * 16, [replace_run(run, output=b"Tx")], [])  # claimed since
     assert store.list_runs("t") == [run] and store.get_thread("t").nonce == NONCE
+
+
+# -- key-value rows (the long-term memory and the task cache live there) -----------------------------------
+
+U1, U2, USERS2 = kv_namespace(("users", "1")), kv_namespace(("users", "2")), kv_namespace(("users2",))
+
+
+def kv_keys(rows: list[Any]) -> list[tuple[str, str]]:
+    return [(r.namespace, r.key) for r in rows]
+
+
+def test_kv_namespace_encoding_makes_text_prefixes_label_prefixes() -> None:
+    """An encoded prefix starts exactly the namespaces below it, and decodes back; kv_prefix_end bounds the range."""
+    assert kv_namespace(("users", "1")) == "users\x1f1\x1f" and kv_labels("users\x1f1\x1f") == ("users", "1")
+    assert kv_namespace(()) == "" and kv_labels("") == ()
+    assert U1.startswith(kv_namespace(("users",))) and not USERS2.startswith(kv_namespace(("users",)))
+    assert kv_prefix_end("users\x1f") == "users\x20" and kv_prefix_end("") is None
+    assert kv_prefix_end("a\U0010ffff") == "b" and kv_prefix_end("\ud7ff") == "\ue000"
+    for text in ("users\x1f", "users\x1f1\x1f", "users\x1fzz\x1f", "users\x1f\U0010ffff\x1f"):
+        assert "users\x1f" <= text < "users\x20"
+    assert not ("users\x1f" <= USERS2 < "users\x20")
+
+
+def test_kv_put_then_get(store: Any) -> None:
+    """A put row reads back with its value and times; an unknown key or namespace reads as None."""
+    before = time.time()
+    store.kv_put(U1, "prefs", b'{"theme":"dark"}', None)
+    row = store.kv_get(U1, "prefs", False)
+    assert (row.namespace, row.key, row.value) == (U1, "prefs", b'{"theme":"dark"}')
+    assert row.expires_at is None and row.ttl is None
+    assert row.created_at == row.updated_at and before - 1 < row.created_at < time.time() + 1
+    assert store.kv_get(U1, "nope", False) is None and store.kv_get(U2, "prefs", True) is None
+
+
+def test_kv_put_replaces_the_value_and_keeps_created_at(store: Any) -> None:
+    """A second put replaces the value; created_at stays, updated_at moves on."""
+    store.kv_put(U1, "k", b"one", None)
+    first = store.kv_get(U1, "k", False)
+    time.sleep(0.01)
+    store.kv_put(U1, "k", b"two", None)
+    second = store.kv_get(U1, "k", False)
+    assert second.value == b"two" and second.created_at == first.created_at and second.updated_at > first.updated_at
+    assert kv_keys(store.kv_search("", False)) == [(U1, "k")]
+
+
+def test_kv_values_keys_and_namespaces_are_kept_exactly(store: Any) -> None:
+    """Any bytes, any Unicode key and namespace label (no NUL) come back as they were put."""
+    blob = bytes(range(256)) * 300
+    ns = kv_namespace(("ümlaut", "日本", "🙂 space"))
+    store.kv_put(ns, "clé 🔑", blob, None)
+    store.kv_put(ns, "", b"", None)
+    assert store.kv_get(ns, "clé 🔑", False).value == blob and store.kv_get(ns, "", False).value == b""
+    assert kv_keys(store.kv_search(kv_namespace(("ümlaut",)), False)) == [(ns, "clé 🔑"), (ns, "")]
+
+
+def test_kv_delete(store: Any) -> None:
+    """A deleted row is gone; deleting an absent one does nothing."""
+    store.kv_put(U1, "k", b"v", None)
+    store.kv_put(U1, "other", b"v", None)
+    store.kv_delete(U1, "k")
+    store.kv_delete(U1, "k")
+    store.kv_delete(U2, "never")
+    assert store.kv_get(U1, "k", False) is None and kv_keys(store.kv_search("", False)) == [(U1, "other")]
+
+
+def test_kv_search_matches_label_prefixes_only(store: Any) -> None:
+    """A prefix finds its namespace and those below, never a sibling sharing its first letters ("users2")."""
+    for ns in (U1, U2, USERS2, kv_namespace(("users",))):
+        store.kv_put(ns, "k", ns.encode(), None)
+    users = kv_namespace(("users",))
+    assert kv_keys(store.kv_search(users, False)) == [(U1, "k"), (U2, "k"), (users, "k")]
+    assert kv_keys(store.kv_search(U1, False)) == [(U1, "k")]
+    assert kv_keys(store.kv_search(USERS2, False)) == [(USERS2, "k")]
+    assert len(store.kv_search("", False)) == 4 and store.kv_search(kv_namespace(("user",)), False) == []
+
+
+def test_kv_search_order_is_in_memory_stores(store: Any) -> None:
+    """Namespaces in the order they were opened, keys in insertion order; an update keeps its place, a delete
+    then put goes last; a namespace keeps its place while it has rows, and reopens last once emptied."""
+    a, b, c = (kv_namespace(("n", x)) for x in "abc")
+    for ns, key in [(b, "b1"), (a, "a1"), (b, "b2"), (a, "a2"), (c, "c1"), (a, "a3")]:
+        store.kv_put(ns, key, b"v", None)
+    assert kv_keys(store.kv_search("", False)) == [(b, "b1"), (b, "b2"), (a, "a1"), (a, "a2"), (a, "a3"), (c, "c1")]
+    store.kv_put(b, "b1", b"updated", None)  # keeps its place
+    store.kv_delete(a, "a1")  # a's first row: a keeps its place
+    store.kv_delete(b, "b2")
+    store.kv_put(b, "b2", b"again", None)  # goes last in b
+    assert kv_keys(store.kv_search("", False)) == [(b, "b1"), (b, "b2"), (a, "a2"), (a, "a3"), (c, "c1")]
+    store.kv_delete(b, "b1")
+    store.kv_delete(b, "b2")
+    store.kv_put(b, "b3", b"v", None)  # b was emptied: it reopens last
+    assert kv_keys(store.kv_search("", False)) == [(a, "a2"), (a, "a3"), (c, "c1"), (b, "b3")]
+
+
+def test_kv_rows_expire_after_their_ttl(store: Any) -> None:
+    """An expired row is invisible to get, search, namespaces and clear's count; a put over it starts anew."""
+    store.kv_put(U1, "short", b"v", 0.3)
+    store.kv_put(U1, "long", b"v", 60)
+    store.kv_put(U2, "short", b"v", 0.3)
+    row = store.kv_get(U1, "short", False)
+    assert row.ttl == pytest.approx(0.3) and row.expires_at == pytest.approx(time.time() + 0.3, abs=0.2)
+    assert len(store.kv_search("", False)) == 3
+    time.sleep(0.45)
+    assert store.kv_get(U1, "short", False) is None and store.kv_get(U1, "short", True) is None
+    assert kv_keys(store.kv_search("", True)) == [(U1, "long")]
+    assert store.kv_namespaces("") == [U1]
+    store.kv_put(U1, "short", b"new", None)  # over the expired row: a new row, last in its namespace
+    again = store.kv_get(U1, "short", False)
+    assert again.value == b"new" and again.created_at > row.created_at and again.expires_at is None
+    assert kv_keys(store.kv_search("", False)) == [(U1, "long"), (U1, "short")]
+    assert store.kv_clear("") == 2
+
+
+def test_kv_refresh_extends_a_row_by_its_ttl(store: Any) -> None:
+    """A read with refresh (get, touch or search) restarts a row's ttl; a read without it does not."""
+    for key in ("get", "touch", "search", "plain"):
+        store.kv_put(U1, key, b"v", 0.5)
+    store.kv_put(U2, "forever", b"v", None)
+    time.sleep(0.3)
+    refreshed = store.kv_get(U1, "get", True)
+    assert refreshed.expires_at == pytest.approx(time.time() + 0.5, abs=0.15)
+    store.kv_touch([(U1, "touch"), (U2, "forever"), (U2, "absent")])
+    assert store.kv_get(U1, "plain", False).expires_at < time.time() + 0.35
+    found = {r.key: r for r in store.kv_search(U1, False)}
+    assert set(found) == {"get", "touch", "search", "plain"}
+    time.sleep(0.3)  # 0.6 s after the puts, 0.3 s after the refreshes
+    assert store.kv_get(U1, "plain", False) is None and store.kv_get(U1, "search", False) is None
+    assert store.kv_get(U1, "get", False) is not None and store.kv_get(U1, "touch", False) is not None
+    assert store.kv_get(U2, "forever", True).expires_at is None
+    store.kv_put(U1, "search", b"v", 0.5)
+    time.sleep(0.3)
+    (row,) = [r for r in store.kv_search(U1, True) if r.key == "search"]
+    assert row.expires_at == pytest.approx(time.time() + 0.5, abs=0.15)
+    time.sleep(0.3)
+    assert store.kv_get(U1, "search", False) is not None
+
+
+def test_kv_namespaces_lists_live_namespaces_under_a_prefix(store: Any) -> None:
+    """Each namespace with a live row, once, in code point order; only those under the prefix."""
+    for ns in (USERS2, U2, U1, kv_namespace(("users",)), kv_namespace(("other", "x"))):
+        store.kv_put(ns, "k", b"v", None)
+        store.kv_put(ns, "k2", b"v", None)
+    store.kv_put(kv_namespace(("gone",)), "k", b"v", 0.05)
+    users = kv_namespace(("users",))
+    assert store.kv_namespaces(users) == [users, U1, U2]
+    time.sleep(0.1)
+    assert store.kv_namespaces("") == sorted([USERS2, U2, U1, users, kv_namespace(("other", "x"))])
+
+
+def test_kv_clear_deletes_under_a_prefix_and_counts_live_rows(store: Any) -> None:
+    """clear(prefix) deletes that prefix's rows (expired ones too) and returns how many were live."""
+    for ns in (U1, U2, USERS2):
+        store.kv_put(ns, "a", b"v", None)
+        store.kv_put(ns, "b", b"v", None)
+    store.kv_put(U1, "gone", b"v", 0.05)
+    time.sleep(0.1)
+    assert store.kv_clear(kv_namespace(("users",))) == 4
+    assert kv_keys(store.kv_search("", False)) == [(USERS2, "a"), (USERS2, "b")]
+    store.kv_put(U1, "gone", b"back", None)
+    assert store.kv_get(U1, "gone", False).value == b"back"
+    assert store.kv_clear("") == 3 and store.kv_search("", False) == []

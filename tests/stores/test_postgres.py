@@ -185,3 +185,59 @@ def test_a_claim_on_a_dead_connection_fails_cleanly(pg_schema: Schema) -> None:
             # The next attempt has a fresh connection.
             lease = store.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
         assert lease.thread.run is not None and lease.thread.run.run_id == 1
+
+
+def test_a_key_value_prefix_search_is_an_index_range_scan(pg_schema: Schema) -> None:
+    """The memory's prefix search is a range condition on the (namespace, key) index (the column compares as "C")."""
+    from durable.stores import _pg_kv, _pg_ops
+
+    dsn, schema = pg_schema
+    with PostgresStore(dsn, schema=schema) as store:
+        store.kv_put("users\x1f1\x1f", "k", b"v", None)
+    stmt = next(_pg_kv.search(_pg_ops.SQL(schema), "users\x1f", False))
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET enable_seqscan = off")  # a table this small would be read whole otherwise
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + stmt.sql, stmt.params))
+    assert "durable_kv_key" in plan and "Index Cond: ((namespace >= " in plan, plan
+
+
+def test_a_schema_of_the_previous_version_is_migrated_and_keeps_its_threads(pg_schema: Schema) -> None:
+    """A schema an older durable made (before key-value rows) is migrated on first use: its threads stay, and the
+    key-value rows work; the result equals a fresh schema's tables and indexes."""
+    from durable.stores import _pg_ops
+
+    dsn, schema = pg_schema
+    saved = _pg_ops.MIGRATIONS, _pg_ops.SCHEMA_VERSION
+    _pg_ops.MIGRATIONS, _pg_ops.SCHEMA_VERSION = saved[0][:-1], saved[1] - 1
+    try:
+        with PostgresStore(dsn, schema=schema) as old:
+            old.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
+    finally:
+        _pg_ops.MIGRATIONS, _pg_ops.SCHEMA_VERSION = saved
+    with PostgresStore(dsn, schema=schema) as store:
+        thread = store.get_thread("t")
+        assert thread is not None and thread.run is not None and thread.run.input == b"Pin"
+        store.kv_put("users\x1f1\x1f", "prefs", b"{}", None)
+        assert [r.key for r in store.kv_search("users\x1f", False)] == ["prefs"]
+    fresh = f"{schema}_fresh"
+    try:
+        with PostgresStore(dsn, schema=fresh) as store:
+            store.get_thread("t")
+        assert _tables(dsn, schema) == _tables(dsn, fresh)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{fresh}" CASCADE')
+
+
+def _tables(dsn: str, schema: str) -> tuple[list[Any], list[Any]]:
+    """A schema's columns and index definitions, without its name."""
+    with psycopg.connect(dsn) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name, is_identity "
+            "FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+            (schema,),
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY indexname", (schema,)
+        ).fetchall()
+    return columns, [(name, sql.replace(f" {schema}.", " S.")) for name, sql in indexes]

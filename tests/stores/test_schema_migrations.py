@@ -188,12 +188,15 @@ def _journal(path: Path) -> Any:
 
 
 def test_a_journal_written_today_survives_the_next_migration(tmp_path: Path) -> None:
-    """A migration appended later is applied on open to a populated journal, whose runs still replay and resume."""
+    """A migration appended later is applied on open to a populated journal, whose runs still replay and resume,
+    and whose key-value rows (memory, cache) read back."""
     path = tmp_path / "j.db"
     store, flow = _journal(path)
     assert flow.invoke(3, thread_id="done") == [0, 2, 4]
     with pytest.raises(RuntimeError, match="down"):
         flow.invoke(5, thread_id="failed")
+    store.kv_put("users\x1f1\x1f", "prefs", b'{"theme":"dark"}', None)
+    store.kv_put("users\x1f1\x1f", "later", b"{}", 3600)
     store.close()
 
     future = (
@@ -210,6 +213,10 @@ def test_a_journal_written_today_survives_the_next_migration(tmp_path: Path) -> 
         assert state.status == "failed" and len(state.entries) == 8  # 4 doubles, 3 flaky ok, 1 flaky error
         with pytest.raises(RuntimeError, match="down"):
             flow.invoke(None, thread_id="failed")
+        assert [(r.key, r.value) for r in store.kv_search("users\x1f", False)] == [
+            ("prefs", b'{"theme":"dark"}'),
+            ("later", b"{}"),
+        ]
         store.close()
         assert versions(path) == list(range(1, SCHEMA_VERSION + 2))
         with closing(sqlite3.connect(path)) as conn:

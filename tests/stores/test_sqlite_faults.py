@@ -30,6 +30,7 @@ import pytest
 
 from durable import (
     IntegrityError,
+    Memory,
     SerializationError,
     SQLiteStore,
     StoreError,
@@ -40,6 +41,7 @@ from durable import (
 
 PAGE = 1024  # SQLiteStore's page size for new files
 THREADS = [f"t{i}" for i in range(20)]
+USERS = [("users", f"u{i}") for i in range(30)]  # long-term memory items, beside the journal
 TASKS_PER_RUN = 10
 WORKER = Path(__file__).resolve().with_name("_disk_full_worker.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,18 +72,23 @@ def workflow(store: SQLiteStore, calls: Counter[str]) -> Any:
 
 
 def read_everything(path: Path, *, secret: str | None = None) -> dict[str, Any]:
-    """Every thread's output and journal through the public API, and ``invoke(None)`` (which must run nothing)."""
+    """Every thread's output and journal through the public API, and ``invoke(None)`` (which must run nothing);
+    and the long-term memory's items (by search, then one by one) and namespaces, under ``"memory"``."""
     store = SQLiteStore(path, secret=secret)
     calls: Counter[str] = Counter()
     flow = workflow(store, calls)
     try:
-        seen = {}
+        seen: dict[str, Any] = {}
         for thread_id in THREADS:
             state = flow.get_state(thread_id=thread_id)
             entries = sorted((e.key, e.task, e.status, e.result) for e in state.entries)
             assert flow.invoke(None, thread_id=thread_id) == state.output
             seen[thread_id] = (state.status, state.output, entries)
         assert not calls, f"reading the journal ran tasks: {dict(calls)}"
+        memory = Memory(store)
+        items = memory.search((), limit=len(USERS) + 1, refresh_ttl=False)  # a refresh would write
+        assert all(memory.get(i.namespace, i.key, refresh_ttl=False) == i for i in items)
+        seen["memory"] = (memory.list_namespaces(), [(i.namespace, i.key, i.value) for i in items])
         return seen
     finally:
         store.close()
@@ -95,13 +102,16 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     flow = workflow(store, Counter())
     for thread_id in THREADS:
         flow.invoke(TASKS_PER_RUN // 2, thread_id=thread_id)
+    for i, namespace in enumerate(USERS):
+        Memory(store).put(namespace, "prefs", {"theme": "dark", "n": i}, ttl=None if i % 2 else 7 * 24 * 60)
     store.close()
     assert not Path(f"{path}-wal").exists(), "closing the store checkpoints the WAL into the file"
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     contents = read_everything(path)
-    assert len(contents) == len(THREADS) and all(len(c[2]) == TASKS_PER_RUN for c in contents.values())
+    assert len(contents) == len(THREADS) + 1 and all(len(contents[t][2]) == TASKS_PER_RUN for t in THREADS)
+    assert contents["memory"][0] == sorted(USERS) and len(contents["memory"][1]) == len(USERS)
     return path, contents
 
 
@@ -206,7 +216,9 @@ def test_every_corrupted_page_is_a_store_error(journal: Path) -> None:
     """Garbage over the header of any page (the middle ones too) raises StoreError on read; nothing is misread."""
     data = journal.read_bytes()
     # Page 1 (the file header) is the test above; an overflow page holds only a value's bytes (see the signed test).
+    # The memory's expiry index is read by a put only (its sweep of expired items): the next test damages it.
     btree = [n for n in range(2, len(data) // PAGE + 1) if data[(n - 1) * PAGE] in BTREE_PAGE_TYPES]
+    btree.remove(expiry_index_page(journal))
     assert len(btree) >= 20, f"the pristine journal should span at least 20 b-tree pages: {btree}"
     for number in btree:
         start = (number - 1) * PAGE
@@ -216,6 +228,26 @@ def test_every_corrupted_page_is_a_store_error(journal: Path) -> None:
             read_everything(journal)
         assert isinstance(info.value.__cause__, sqlite3.DatabaseError), (number, repr(info.value.__cause__))
         assert journal.read_bytes() == damaged, f"reading page {number} changed the file"
+
+
+def expiry_index_page(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        (page,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'durable_kv_expiry'").fetchone()
+    return int(page)
+
+
+def test_a_corrupted_expiry_index_fails_the_next_put(journal: Path) -> None:
+    """Garbage over the memory's expiry index (which only a put reads, to sweep) makes the put a StoreError."""
+    data = journal.read_bytes()
+    start = (expiry_index_page(journal) - 1) * PAGE
+    damage(journal, data[:start] + b"\xff" * 8 + data[start + 8 :])
+    store = SQLiteStore(journal)
+    try:
+        with pytest.raises(StoreError) as info:
+            Memory(store).put(("users", "new"), "prefs", {"theme": "light"})
+        assert isinstance(info.value.__cause__, sqlite3.DatabaseError), repr(info.value.__cause__)
+    finally:
+        store.close()
 
 
 def test_altered_result_in_a_signed_journal_is_an_integrity_error(tmp_path: Path) -> None:

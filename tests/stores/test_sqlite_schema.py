@@ -111,3 +111,16 @@ def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> 
     old = SQLiteStore(old_path)
     assert pragma(old, "page_size") == 4096
     old.close()
+
+
+def test_a_key_value_prefix_search_is_an_index_range_scan(tmp_path: Path) -> None:
+    """The memory's prefix search reads a range of the (namespace, key) index, not the whole table."""
+    from durable.stores import _sqlite_kv
+
+    store = SQLiteStore(tmp_path / "j.db")
+    store.kv_put("users\x1f1\x1f", "k", b"v", None)
+    stmt = next(_sqlite_kv.search("users\x1f", False))
+    assert store._conn is not None
+    plan = " ".join(row[-1] for row in store._conn.execute("EXPLAIN QUERY PLAN " + stmt.sql, stmt.params))
+    store.close()
+    assert "USING INDEX durable_kv_key (namespace>? AND namespace<?)" in plan, plan

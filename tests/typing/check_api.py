@@ -140,3 +140,13 @@ assert_type(durable.SQLiteStore("x.db", read_only=True).read_only, bool)
 mismatch = durable.EntrypointMismatchError("t", "a", "b")
 assert_type(mismatch.recorded, str)
 trusted.import_bundle({}, runnable="yes")  # type: ignore[arg-type]
+
+# Long-term memory: LangGraph's BaseStore signatures and results; the task cache's bytes.
+memory = durable.Memory("sqlite:///app.db", ttl={"default_ttl": 60, "refresh_on_read": True})
+assert_type(memory.get(("users", "1"), "prefs"), durable.Item | None)
+assert_type(memory.search(("users",), filter={"size": {"$gt": 3}}, limit=5), list[durable.SearchItem])
+assert_type(memory.put(("users", "1"), "prefs", {"theme": "dark"}, ttl=None), None)
+assert_type(memory.list_namespaces(prefix=("users", "*"), max_depth=2), list[tuple[str, ...]])
+assert_type(memory.bind(MemoryStore()), durable.Memory)
+assert_type(durable.Cache(MemoryStore()).get("mod.task", "key"), bytes | None)
+assert_type(durable.Cache().clear(), int)
