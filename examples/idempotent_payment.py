@@ -56,7 +56,8 @@ class PaymentAPI:
         return charge_id
 
 
-@task(retry=RetryPolicy(max_attempts=4, initial_interval=0.1, jitter=True))
+# A timeout is an OSError, which the default retry_on (LangGraph's: not programming errors) leaves alone: say it.
+@task(retry=RetryPolicy(max_attempts=4, initial_interval=0.1, jitter=True, retry_on=TimeoutError))
 def price_in_eur(cents_usd: int) -> int:
     """A flaky API: its first two calls time out."""
     calls = WORKDIR / "rate-calls"
