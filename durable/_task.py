@@ -33,6 +33,18 @@ class Task(Protocol[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]: ...
 
+    @property
+    def name(self) -> str:
+        """The name the journal records it under."""
+        ...
+
+    @property
+    def timeout(self) -> float | None: ...
+
+    def clear_cache(self, cache: Any) -> int:
+        """Forget its cached results in ``cache``."""
+        ...
+
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> Task[P, R]: ...
     @overload
@@ -111,9 +123,40 @@ def task(
         )
         # A bound method (``task(obj.method)``) already carries its instance: do not pass it again.
         bound = inspect.ismethod(func)
-        return wrapt.FunctionWrapper(func, partial(_call_bound if bound else _call_task, spec))
+        return _TaskWrapper(func, partial(_call_bound if bound else _call_task, spec), spec)
 
     return decorate if fn is None else decorate(fn)
+
+
+class _TaskWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt is untyped
+    """The decorated function (signature, name, docs and all), with its task options readable as LangGraph's are."""
+
+    def __init__(self, func: Callable[..., Any], wrapper: Callable[..., Any], spec: TaskSpec) -> None:
+        super().__init__(func, wrapper)
+        self._self_spec = spec
+
+    @property
+    def name(self) -> str:
+        """The name the journal records this task under."""
+        return self._self_spec.name
+
+    @property
+    def retry_policy(self) -> Any:
+        return self._self_spec.retry
+
+    @property
+    def cache_policy(self) -> CachePolicy[Any] | None:
+        return self._self_spec.cache
+
+    @property
+    def timeout(self) -> float | None:
+        return self._self_spec.timeout
+
+    def clear_cache(self, cache: Any) -> int:
+        """Forget this task's cached results in ``cache`` (a `durable.Cache`, or an entrypoint's ``.cache``)."""
+        from ._caching import cache_identity
+
+        return int(cache.clear(cache_identity(self._self_spec.fn, self._self_spec.name)))
 
 
 def _timeout(timeout: float | timedelta | None) -> float | None:
