@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import copy_context
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import _context
 from ._codec import Keyring, Secret, keyring
@@ -163,6 +163,28 @@ class Entrypoint(Generic[I, O]):
 
     # -- running -----------------------------------------------------------------------------------
 
+    @overload
+    def invoke(
+        self,
+        input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        context: Any = None,
+        durability: Durability = "sync",
+        version: Literal["v1"] = "v1",
+    ) -> O | Interrupted: ...
+    @overload
+    def invoke(
+        self,
+        input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        context: Any = None,
+        durability: Durability = "sync",
+        version: Literal["v2"],
+    ) -> GraphOutput[O]: ...
     def invoke(
         self,
         input: I | Command[Any] | None,
@@ -231,6 +253,28 @@ class Entrypoint(Generic[I, O]):
         finally:
             _context.current.reset(token)
 
+    @overload
+    async def ainvoke(
+        self,
+        input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        context: Any = None,
+        durability: Durability = "sync",
+        version: Literal["v1"] = "v1",
+    ) -> O | Interrupted: ...
+    @overload
+    async def ainvoke(
+        self,
+        input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        context: Any = None,
+        durability: Durability = "sync",
+        version: Literal["v2"],
+    ) -> GraphOutput[O]: ...
     async def ainvoke(
         self,
         input: I | Command[Any] | None,
@@ -324,18 +368,22 @@ class Entrypoint(Generic[I, O]):
         version: Version = "v1",
         replayed: bool = False,
     ) -> Iterator[Any]:
-        """`invoke`, yielding events as the run goes (the modes are described in `durable._stream`).
+        """`invoke`, yielding events as the run goes, in LangGraph's shapes (described in `durable._stream`).
 
         ``stream_mode`` (one, or a list for ``(mode, chunk)`` pairs): ``"updates"`` yields
         ``{task_name: result}`` per finished task, then ``{entrypoint_name: value}`` or
         ``{"__interrupt__": (Interrupt, ...)}``; ``"custom"`` what `get_stream_writer()` sends;
-        ``"values"`` what `invoke` returns. Replayed tasks are emitted only with ``replayed=True``.
+        ``"values"`` what `invoke` returns; ``"tasks"`` each task's start and result; ``"checkpoints"``
+        the run's start and end snapshots; ``"debug"`` both, with steps and timestamps; ``"messages"``
+        the tokens of LangChain chat models (needs ``langchain-core``). ``subgraphs=True`` adds what
+        sub-entrypoints do, each event with its namespace; ``version="v2"`` yields
+        ``{"type", "ns", "data"}`` parts. Replayed tasks' updates are emitted only with ``replayed=True``.
         The run goes on in a worker thread; stopping the iteration early does not stop the run.
         """
         _check_version(version)
         tid = _thread_id(thread_id, config, new=input is not None)
         run = partial(self._invoke, input, tid, durability, env=self._env(config, tid, context))
-        return stream_sync(run, stream_mode, replayed)
+        return stream_sync(run, stream_mode, replayed, subgraphs, version)
 
     def astream(
         self,
@@ -354,7 +402,7 @@ class Entrypoint(Generic[I, O]):
         _check_version(version)
         tid = _thread_id(thread_id, config, new=input is not None)
         run = partial(self._ainvoke, input, tid, durability, env=self._env(config, tid, context))
-        return stream_async(run, stream_mode, replayed)
+        return stream_async(run, stream_mode, replayed, subgraphs, version)
 
     def cancel(self, config: Mapping[str, Any] | None = None, *, thread_id: str | uuid.UUID | None = None) -> bool:
         """Cancel the thread's unfinished run (running, paused, sleeping or waiting for a worker).

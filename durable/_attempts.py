@@ -21,7 +21,7 @@ from contextvars import copy_context
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _caching, _clock, _context, _faults
+from . import _caching, _chunks, _clock, _context, _faults
 from ._context import Scope
 from ._futures import pool
 from ._retry import Retry
@@ -88,7 +88,7 @@ def _hit_done(run: Run, spec: TaskSpec, key: str, attempt: int, inner: bytes, st
         run.observer.task(spec.name, key, attempt, started, None)
     run.replay.note_recorded(key)
     if run.sink is not None:
-        run.sink("updates", {spec.name: value, "__metadata__": {"cached": True}})
+        _chunks.call_done(run.sink, spec, key, value, cached=True)
     return value
 
 
@@ -125,6 +125,8 @@ def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | No
             run.write(run._error_row(spec, key, attempt, digest, exc, started))
             if run.observer is not None:
                 run.observer.task(spec.name, key, attempt, started, exc)
+            if run.sink is not None:
+                _chunks.call_failed(run.sink, spec, key, exc)
             raise
         _fill(run, spec, ckey, value)
         return run._record_ok(spec, key, attempt, digest, value, started)
@@ -163,6 +165,8 @@ async def aexecute(
             await run.awrite(run._error_row(spec, key, attempt, digest, exc, started))
             if run.observer is not None:
                 run.observer.task(spec.name, key, attempt, started, exc)
+            if run.sink is not None:
+                _chunks.call_failed(run.sink, spec, key, exc)
             raise
         row = run._ok_row(spec, key, attempt, digest, value, started)
         _fill(run, spec, ckey, value)
@@ -173,7 +177,7 @@ async def aexecute(
         run.replay.note_recorded(key)
         _faults.hit("after_commit")
         if run.sink is not None:
-            run.sink("updates", {spec.name: value})
+            _chunks.call_done(run.sink, spec, key, value)
         return value
 
 

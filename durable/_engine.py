@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import _context, _faults
+from . import _chunks, _context, _faults
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
@@ -42,6 +42,7 @@ from ._retry import Retry
 from ._run import Run, Sink
 from ._runtime import EMPTY, RunEnv, _no_writer, injected
 from ._serde import Serializer, error_text
+from ._state import is_update
 from ._writers import Durability
 from .errors import (
     ConfigurationError,
@@ -162,9 +163,9 @@ def _look(
         _raise_if_held(thread_id, thread)
         recorded: list[JournalRow] = yield _Op("load_journal", (thread.tid, thread.run.run_id))
         if not _answered(codec, thread, recorded):
-            return _settled(codec, thread_id, thread, kind, sink)
+            return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
     if kind == "finished":
-        return _settled(codec, thread_id, thread, kind, sink)
+        return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
     answers = None
     if kind == "answer":  # a bad Command (or an answer that cannot be stored) fails before any write
         chosen = answers_for(_pending(codec, thread), input.resume, thread_id)
@@ -214,11 +215,11 @@ def _carry(
             check_owner(thread_id, thread, spec)
             kind = plan(thread_id, thread, given)
             if kind == "finished":
-                return _settled(codec, thread_id, thread, kind, sink)
+                return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
             assert run_row is not None
             rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
             if kind == "paused" and not _answered(codec, thread, rows):
-                return _settled(codec, thread_id, thread, kind, sink)
+                return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
         assert run_row is not None
         if not lease.started:
             # Another Python (or serializer) wrote it: left for a worker that can read it, not failed.
@@ -276,6 +277,9 @@ def _execute(
         run.default_retry = spec.retry
         run.suspend_after = suspend_after
         run.env, run.previous, run.cache = env, previous, env.cache
+        body = spec.fn
+        if sink is not None:
+            body = yield from _stream_start(spec, store, codec, run_row, not lease.started, input, sink, env)
         writer = _no_writer if sink is None else partial(sink, "custom")
         kwargs = injected(spec.injects, env, previous, writer) if spec.injects else {}
         from . import _observe  # logging is imported by the first run, not by `import durable`
@@ -290,7 +294,7 @@ def _execute(
             try:
                 try:
                     try:
-                        result = yield _Body(spec.fn, (input,), kwargs)
+                        result = yield _Body(body, (input,), kwargs)
                     finally:
                         yield _Drain(scope)
                         if run.misuse is not None:
@@ -321,6 +325,8 @@ def _execute(
                 )
                 yield from _finish(run, failed)
                 released = True
+                if sink is not None:
+                    _chunks.run_failed(sink, exc)
                 raise
             finally:
                 _context.current.reset(token)
@@ -341,17 +347,53 @@ def _execute(
     if isinstance(paused, Interrupted):
         ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
         if sink is not None:
-            sink("updates", {"__interrupt__": paused.interrupts})
-            sink("values", paused)
+            _chunks.run_paused(sink, paused)
         return paused
     if paused is not None:
         ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
         return paused
     ended("completed", None)
     if sink is not None:
-        sink("updates", {spec.name: output})
-        sink("values", output)
+        _chunks.run_completed(sink, output)
     return output
+
+
+def _stream_start(
+    spec: EntrypointSpec, store: Store, codec: Codec, run_row: RunRow, resumed: bool, input: Any, sink: Sink,
+    env: RunEnv,
+) -> Flow:  # fmt: skip
+    """Stream a run's start (the values it resumes from, its input checkpoint, its entrypoint's start);
+    returns the body to run (which streams the messages of the models it calls, when asked)."""
+    sink.bind(codec.thread_id, run_row.run_id, spec.name, env.config)
+    prior = None
+    if run_row.run_id > 1 and _chunks.wants_prior(sink, resumed):
+        runs = yield _chunks.read_prior(store, spec.is_async, codec.thread_id)
+        prior = _chunks.prior_values(runs, codec, run_row.run_id)
+    interrupts: tuple[Interrupt, ...] = ()
+    error = None
+    if resumed and (sink.checkpoints or sink.debug):
+        interrupts, error = _resumed_from(codec, run_row)
+    _chunks.run_started(sink, spec.fn, input, resumed, prior, interrupts, error)
+    if sink.messages:
+        from ._messages import with_body
+
+        return with_body(sink, spec.fn, spec.is_async, input)
+    return spec.fn
+
+
+def _resumed_from(codec: Codec, run_row: RunRow) -> tuple[tuple[Interrupt, ...], str | None]:
+    """The pending interrupts, or the error, of a run being resumed (as its input checkpoint shows them)."""
+    from ._peek import as_error
+
+    try:
+        if run_row.status == "failed" and run_row.error is not None:
+            return (), repr(as_error(codec.load(run_row.error, run_row.run_id, "#error", "the run's error")))
+        if run_row.interrupts is not None:
+            data = codec.load(run_row.interrupts, run_row.run_id, "#interrupts", "the pending interrupts")
+            return tuple(Interrupt(p.id, p.value) for p in pending_from_data(data)), None
+    except DurableError:
+        pass  # unreadable: the checkpoint shows none (get_state() would say why)
+    return (), None
 
 
 def _paused(codec: Codec, run: Run, thread_id: str) -> tuple[Interrupted, RunOutcome]:
@@ -476,16 +518,25 @@ def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:
         raise IncompatibleJournalError(thread_id, stamp, serde.stamp(), reason)
 
 
-def _settled(codec: Codec, thread_id: str, thread: ThreadRow | None, kind: str, sink: Sink | None) -> Any:
+def _settled(
+    spec: EntrypointSpec, store: Store, codec: Codec, thread_id: str, thread: ThreadRow | None, kind: str,
+    sink: Sink | None,
+) -> Flow:  # fmt: skip
     """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
     if kind == "paused":
         value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(codec, thread)), thread_id)
-        if sink is not None:
-            sink("updates", {"__interrupt__": value.interrupts})
     else:
         value = _finished_output(codec, thread_id, thread)
     if sink is not None:
-        sink("values", value)
+        run = thread.run if thread is not None else None
+        assert run is not None
+        sink.bind(thread_id, run.run_id, spec.name)
+        prior = None
+        if kind == "paused" and run.run_id > 1 and _chunks.wants_prior(sink, True):
+            runs = yield _chunks.read_prior(store, spec.is_async, thread_id)
+            prior = _chunks.prior_values(runs, codec, run.run_id)
+        read_input = partial(codec.load, run.input, run.run_id, "#input", f"the input of thread {thread_id!r}")
+        _chunks.settled(sink, spec.fn, value, kind == "paused", read_input, prior, is_update(run))
     return value
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _attempts, _context, _faults
+from . import _attempts, _chunks, _context, _faults
 from ._codec import Codec, too_large
 from ._context import Scope
 from ._core import Replay
@@ -24,6 +24,7 @@ from ._interrupts import INTERRUPT, PendingInterrupt
 from ._retry import Retry
 from ._runtime import EMPTY, RunEnv
 from ._serde import dump_value, load_value
+from ._stream import Sink as Sink  # where a streamed run's events go
 from ._writers import DURABILITY_MODES, Durability, make_writer
 from .errors import ConfigurationError, LeaseLostError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
-
-
-Sink = Callable[[str, Any], None]  # (stream mode, chunk): where a streamed run's events go
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +97,8 @@ class Run:
         # Journal one outcome per the durability mode (bound once: this is on every task's path).
         self.record = self.writer.write
         self.arecord = self.writer.awrite
-        # Streaming: where events go ("updates", "custom"), and whether replayed tasks are re-emitted.
+        # Streaming: where events go (None: nothing streams, and no event is built).
         self.sink = sink
-        self.stream_replayed = getattr(sink, "replayed", False)
         self.pending: list[PendingInterrupt] = []
         self.misuse: UsageError | None = None  # fails the run once its body has stopped
         self.thread_id = lease.thread_id
@@ -149,11 +146,11 @@ class Run:
         if row is not None:
             if self.observer is not None:
                 self.observer.replayed(spec.name, key, row.attempt)
-            if self.stream_replayed and self.sink is not None and row.status == OK:
-                replayed = self._replayed(row, spec.name)
-                self.sink("updates", {spec.name: replayed.result()})
-                return replayed
+            if self.sink is not None:
+                return self._stream_replayed(self.sink, row, spec, key, args, kwargs)
             return self._replayed(row, spec.name)
+        if self.sink is not None:
+            spec = _chunks.call_started(self.sink, spec, key, args, kwargs)
         loop = self.loop
         if loop is not None and _in_loop(loop):
             coro = _attempts.aexecute(self, spec, key, attempt, digest, args, kwargs)
@@ -167,6 +164,14 @@ class Run:
         if previous is not None:
             scope.start(previous)
         return fut
+
+    def _stream_replayed(
+        self, sink: Sink, row: JournalRow, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs
+    ) -> TaskFuture[Any]:
+        replayed = self._replayed(row, spec.name)
+        error = replayed.exception()
+        _chunks.call_replayed(sink, spec, key, args, kwargs, error, None if error is not None else replayed.result())
+        return replayed
 
     def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
         blob = self.codec.open_row(row, self.run_id) if self.signed else row.payload
@@ -198,6 +203,8 @@ class Run:
             self.write(self._error_row(spec, key, attempt, digest, exc, started))
             if self.observer is not None:
                 self.observer.task(spec.name, key, attempt, started, exc)
+            if self.sink is not None:
+                _chunks.call_failed(self.sink, spec, key, exc)
             raise
         except BaseException:
             drain(scope)
@@ -230,7 +237,7 @@ class Run:
         if _faults._armed is not None:
             _faults.hit("after_commit")
         if self.sink is not None:
-            self.sink("updates", {spec.name: value})
+            _chunks.call_done(self.sink, spec, key, value)
         return value
 
     def lose(self, error: LeaseLostError) -> None:

@@ -239,7 +239,7 @@ def _child() -> None:
         raise TypeError(f"{target} is {ep!r}, not an @entrypoint")
     ep._checkpointer, ep._journal = url, None  # the cell's fresh journal, whatever the entrypoint was given
     value = None if input_file == "-" else pickle.loads(Path(input_file).read_bytes())
-    result = ep.invoke(value, thread_id=thread_id, durability=durability)  # type: ignore[arg-type]
+    result = ep.invoke(value, thread_id=thread_id, durability=durability)  # type: ignore[call-overload]
     if isinstance(result, Interrupted):
         raise RuntimeError(f"{target} paused on {result.interrupts}: crash_matrix needs a run that finishes")
     try:

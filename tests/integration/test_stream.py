@@ -1,4 +1,5 @@
-"""`stream` and `astream`: a run's events as it goes, in the "updates", "custom" and "values" modes.
+"""`stream` and `astream`: a run's events as it goes, in the "updates", "custom" and "values" modes
+(the other modes, sub-entrypoints and ``version="v2"`` are in ``test_stream_modes.py``).
 
 Every test runs with both iterators (``how``: ``stream`` and ``astream``) on sync and async entrypoints
 (``flavor``) and on both stores.
@@ -143,21 +144,23 @@ def test_replayed_true_also_yields_the_replayed_tasks(how: str, store: Store, fl
 def test_streaming_none_on_a_paused_thread_yields_the_same_pause_and_runs_nothing(
     how: str, store: Store, flavor: Flavor, calls: Any
 ) -> None:
-    """Streaming None on a paused thread yields its pending interrupts ("updates") or its Interrupted ("values")."""
+    """Streaming None on a paused thread yields its pending interrupts ("updates"), or the values it would resume
+    from and its Interrupted ("values")."""
     review = review_flow(flavor, store, calls)
     collect(how, review, 1, thread_id="t")
     assert collect(how, review, None, thread_id="t") == [{"__interrupt__": PAUSE.interrupts}]
-    assert collect(how, review, None, thread_id="t", stream_mode="values") == [PAUSE]
+    assert collect(how, review, None, thread_id="t", stream_mode="values") == [None, PAUSE]
     assert calls.as_dict() == {"fetch": 1}
 
 
 def test_values_yields_exactly_what_invoke_returns(how: str, store: Store, flavor: Flavor, calls: Any) -> None:
-    """The "values" mode yields one event: the Interrupted when the run pauses, the run's value when it finishes."""
+    """The "values" mode yields what invoke returns: the Interrupted when the run pauses, the run's value when it
+    finishes; a resume first yields the values it resumes from (None on a thread's first run), as LangGraph does."""
     review = review_flow(flavor, store, calls)
     assert collect(how, review, 1, thread_id="t", stream_mode="values") == [PAUSE]
     assert flavor.invoke(review, None, thread_id="t") == PAUSE
     final = collect(how, review, Command(resume="ok"), thread_id="t", stream_mode="values")
-    assert final == ["doc1 ok"]
+    assert final == [None, "doc1 ok"]
     assert flavor.invoke(review, None, thread_id="t") == "doc1 ok"
     # A finished thread streamed with None yields its stored value; nothing runs.
     assert collect(how, review, None, thread_id="t", stream_mode="values") == ["doc1 ok"]
@@ -255,7 +258,7 @@ def test_a_list_of_modes_on_a_pause(how: str, store: Store, flavor: Flavor, call
     ]
 
 
-@pytest.mark.parametrize("mode", ["bogus", [], ["updates", "bogus"], "messages"], ids=repr)
+@pytest.mark.parametrize("mode", ["bogus", [], ["updates", "bogus"], "message"], ids=repr)
 def test_a_bad_stream_mode_is_a_configuration_error(how: str, store: Store, flavor: Flavor, mode: Any) -> None:
     """An unknown mode (or an empty list) raises ConfigurationError and runs nothing."""
     ran: list[int] = []
