@@ -100,6 +100,10 @@ class Entrypoint(Generic[I, O]):
         self._journal_lock = threading.Lock()
         self._secret = secret
         self._ring: Keyring | None = keyring(secret) if secret is not None else None
+        for placed in (store, cache):  # a Memory() or Cache() with no store of its own lives in the journal
+            attach = getattr(placed, "attach", None)
+            if callable(attach):
+                attach(lambda: self.checkpointer)
         self._memory, self._cache = store, cache
         self.context_schema = context_schema
         functools.update_wrapper(self, fn)
@@ -148,15 +152,30 @@ class Entrypoint(Generic[I, O]):
     def store(self) -> Any:
         """LangGraph's ``store``: the long-term memory shared by this entrypoint's threads (a `durable.Memory`
         given as ``store=`` lives in the journal's database unless it names another), or ``None``."""
-        return _bound(self._memory, self.checkpointer)
+        return self._memory
 
     @property
     def cache(self) -> Any:
-        """The cache of its tasks' results (``cache=``), bound to the journal's database like ``store``."""
-        return _bound(self._cache, self.checkpointer)
+        """The cache of its tasks' results (``cache=``), in the journal's database like ``store``."""
+        return self._cache
 
     def _env(self, config: Mapping[str, Any] | None, thread_id: str, context: Any) -> RunEnv:
-        """What an invocation carries besides its input: its config (with the thread id), context, memory."""
+        """What an invocation carries besides its input: its config (with the thread id), context, memory.
+
+        A config naming a ``checkpoint_id`` other than the thread's latest (LangGraph's time travel) is refused:
+        durable runs a thread from its latest state only; `durable.Threads.fork` copies a thread up to a key.
+        """
+        wanted = _checkpoint(config)
+        if wanted is not None:
+            thread = self.checkpointer.get_thread(thread_id)
+            run = thread.run if thread is not None else None
+            latest = None if run is None else checkpoint_id(run.run_id, "end" if run.status == "completed" else "input")
+            if wanted != latest:
+                raise ConfigurationError(
+                    f"config names checkpoint {wanted!r} of thread {thread_id!r}, not its latest ({latest!r}): durable "
+                    f"runs a thread from its latest state only. To run from an earlier point, fork the thread "
+                    f"(durable.Threads(...).fork(thread_id, at=KEY)) and invoke the fork; nothing was run"
+                )
         merged = dict(config or {})
         merged["configurable"] = {**dict(merged.get("configurable") or {}), "thread_id": thread_id}
         return RunEnv(merged, context, self.store, self.cache)
@@ -520,12 +539,6 @@ class Entrypoint(Generic[I, O]):
         import asyncio
 
         return await asyncio.to_thread(self.clear_cache)
-
-
-def _bound(memory: Any, journal: Store) -> Any:
-    """A `Memory` or `Cache` given without a place of its own lives in the journal's database."""
-    bind = getattr(memory, "bind", None)
-    return bind(journal) if callable(bind) else memory
 
 
 def _check_body(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:

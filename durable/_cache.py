@@ -9,46 +9,20 @@ from __future__ import annotations
 
 import math
 
-from ._urls import resolve_store
+from ._placed import Placed
 from .errors import ConfigurationError
-from .stores._base import Store, kv_namespace
+from .stores._base import kv_namespace
 
 ROOT = "__durable_cache"  # starts with `_memory.RESERVED`
 _ESCAPES = str.maketrans({"%": "%25", "\x1f": "%1F", "\x00": "%00"})
 
 
-class Cache:
+class Cache(Placed):
     """Cached task results: bytes by task name and cache key, each with an optional ttl in seconds.
 
     ``where`` is a store object or URL; ``None`` means the journal of the entrypoint it is given to
-    (``@entrypoint(cache=Cache())`` calls `bind`).
+    (``@entrypoint(cache=Cache())`` calls `attach`).
     """
-
-    def __init__(self, where: Store | str | None = None) -> None:
-        self._store = None if where is None else resolve_store(where)
-        self._owned = isinstance(where, str)
-
-    def __repr__(self) -> str:
-        return f"Cache({self._store!r})" if self._store is not None else "Cache(unbound)"
-
-    @property
-    def store(self) -> Store:
-        """The journal store the cache lives in (`ConfigurationError` while unbound)."""
-        if self._store is None:
-            raise ConfigurationError(
-                "this Cache() names no store, and no entrypoint has bound it to its journal: give it to "
-                "@entrypoint(cache=Cache()), or give it one: Cache('sqlite:///app.db'), Cache(SQLiteStore(...))"
-            )
-        return self._store
-
-    def bind(self, store: Store) -> Cache:
-        """This cache on ``store`` if it names no store of its own; else itself (its own store wins)."""
-        return self if self._store is not None else Cache(store)
-
-    def close(self) -> None:
-        """Close the store the cache opened from a URL (a store object given to it is the caller's to close)."""
-        if self._owned and self._store is not None:
-            self._store.close()
 
     def get(self, task: str, key: str) -> bytes | None:
         """The bytes cached for ``task`` under ``key``, or ``None`` (never cached, cleared, or expired)."""

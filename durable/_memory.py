@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, TypedDict
 
 from ._memory_match import check_filter, ends, matches
-from ._urls import resolve_store
+from ._placed import Placed
 from .errors import ConfigurationError, InvalidNamespaceError, SerializationError, UsageError
 from .stores._base import KV_SEP, KVRow, Store, kv_labels, kv_namespace
 
@@ -121,50 +121,20 @@ class SearchItem(Item):
         return result
 
 
-class Memory:
+class Memory(Placed):
     """Long-term memory with LangGraph's ``BaseStore`` methods, kept by a journal store.
 
     ``where`` is a store object or URL (``"sqlite:///app.db"``, ``"postgresql://..."``, ``"memory://"``);
     ``None`` means the journal of the entrypoint it is given to (``@entrypoint(store=Memory())`` calls
-    `bind`). ``ttl`` is LangGraph's `TTLConfig`. An item's ttl is in minutes, as in LangGraph: it
+    `attach`). ``ttl`` is LangGraph's `TTLConfig`. An item's ttl is in minutes, as in LangGraph: it
     expires that long after its last write, or its last read with ``refresh_ttl`` (the default).
     """
 
     supports_ttl: bool = True
 
     def __init__(self, where: Store | str | None = None, *, ttl: TTLConfig | None = None) -> None:
+        super().__init__(where)
         self.ttl_config = _ttl_config(ttl)
-        self._store = None if where is None else resolve_store(where)
-        self._owned = isinstance(where, str)  # made here from a URL: `close` closes it
-
-    def __repr__(self) -> str:
-        return f"Memory({self._store!r})" if self._store is not None else "Memory(unbound)"
-
-    @property
-    def store(self) -> Store:
-        """The journal store the memory lives in (`ConfigurationError` while unbound)."""
-        if self._store is None:
-            raise ConfigurationError(
-                "this Memory() names no store, and no entrypoint has bound it to its journal: use it through "
-                "@entrypoint(store=Memory()) (in the run: the `store` parameter or get_store()), or give it "
-                "one: Memory('sqlite:///app.db'), Memory(SQLiteStore(...))"
-            )
-        return self._store
-
-    def bind(self, store: Store) -> Memory:
-        """This memory on ``store`` if it names no store of its own; else itself (its own store wins)."""
-        return self if self._store is not None else Memory(store, ttl=self.ttl_config)
-
-    def close(self) -> None:
-        """Close the store the memory opened from a URL (a store object given to it is the caller's to close)."""
-        if self._owned and self._store is not None:
-            self._store.close()
-
-    def __enter__(self) -> Memory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- LangGraph's BaseStore ---------------------------------------------------------------------
 

@@ -232,8 +232,10 @@ def _snapshot(state: ThreadState, phase: str, previous_values: Any, update: bool
             created_at=_iso(when), parent_config=parent,
         )  # fmt: skip
     error = None if state.error is None or state.status != "failed" else repr(state.error)
+    from ._stream import entry_id  # the id "tasks" and "checkpoints" chunks give the same run
+
     task = PregelTask(
-        f"{state.thread_id}/{r}", name, ("__pregel_pull", name), error, state.interrupts, None,
+        entry_id(state.thread_id, r), name, ("__pregel_pull", name), error, state.interrupts, None,
         state.output if state.status == "completed" else None,
     )  # fmt: skip
     return replace(

@@ -95,10 +95,14 @@ class UnfinishedRunError(DurableError):
         self.thread_id = thread_id
         self.run_id = run_id
         self.status = status
+        resume = (
+            f"answer it with invoke(Command(resume=...), thread_id={thread_id!r})"
+            if status == "interrupted"
+            else f"resume it with invoke(None, thread_id={thread_id!r})"
+        )
         super().__init__(
-            f"thread {thread_id!r} has an unfinished run #{run_id} (status {status!r}); "
-            f"resume it with invoke(None, thread_id={thread_id!r}) or use another thread id. "
-            f"The new input was not recorded."
+            f"thread {thread_id!r} has an unfinished run #{run_id} (status {status!r}); {resume}, cancel it "
+            f"(durable cancel {thread_id}), or use another thread id. The new input was not recorded."
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -102,7 +102,7 @@ def _durable_lib(name: str, tmp_path: Path, closing: list[Any]) -> Lib:
         get_runtime=durable.get_runtime,
         checkpointer=checkpointer,
         cache=lambda: durable.Cache(),
-        store=lambda: durable.Memory(),
+        store=lambda: durable.Memory("memory://"),  # InMemoryStore(): an in-process memory of its own
     )
 
 

@@ -18,6 +18,7 @@ from durable import (
     Cache,
     CachePolicy,
     Command,
+    ConfigurationError,
     Interrupted,
     ThreadNotFoundError,
     UnfinishedRunError,
@@ -213,6 +214,28 @@ def test_update_state_refuses_an_unfinished_run(lib: Lib) -> None:
         flow.update_state(cfg("t1"), 5)
         assert flow.get_state(cfg("t1")).interrupts == ()
         assert flow.invoke(lib.Command(resume="answer"), cfg("t1")) == 5
+
+
+def test_an_earlier_checkpoint_is_refused_not_ignored(lib: Lib) -> None:
+    """A config naming an earlier snapshot's checkpoint_id (LangGraph's time travel) is a ConfigurationError that
+    points to a fork, and nothing runs; the latest snapshot's config (as update_state returns it) runs as usual."""
+    ran: list[int] = []
+
+    @lib.entrypoint(checkpointer=lib.checkpointer())
+    def counter(x: int, *, previous: Any = None) -> int:
+        ran.append(x)
+        return x + (previous or 0)
+
+    counter.invoke(1, cfg("t1"))
+    counter.invoke(10, cfg("t1"))
+    first_end = list(counter.get_state_history(cfg("t1")))[2].config
+    latest = counter.get_state(cfg("t1")).config
+    if lib.is_durable:
+        with pytest.raises(ConfigurationError, match="fork"):
+            counter.invoke(100, first_end)
+        assert ran == [1, 10]
+    assert counter.invoke(5, latest) == 16
+    assert counter.invoke(5, counter.update_state(cfg("t1"), 0)) == 5
 
 
 @pytest.mark.parametrize("option", ["cache_policy", "timeout"])

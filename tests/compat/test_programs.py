@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from durable import ConfigurationError
+
 Lib = Any  # the `Lib` of tests/compat/conftest.py
 Calls = Any  # the `calls` counter of tests/conftest.py
 # LangGraph injects ``writer``, ``store`` and ``config`` only when unannotated or annotated with these names
@@ -535,13 +537,6 @@ def test_cache_key_func(lib: Lib, calls: Calls) -> None:
     assert calls.as_dict() == {"classify": 2}
 
 
-@on_libs(
-    pytest.mark.xfail(
-        strict=True,
-        reason="the Cache() given to @entrypoint(cache=) stays unbound (bind returns a copy): "
-        "task.clear_cache(cache) raises ConfigurationError",
-    )
-)
 def test_task_clear_cache(lib: Lib, calls: Calls) -> None:
     """``some_task.clear_cache(cache)``, with the cache given to the entrypoint, forgets that task's cached
     results, so its next call runs."""
@@ -832,13 +827,6 @@ def test_long_term_store(lib: Lib, calls: Calls) -> None:
     assert calls.as_dict() == {"remember": 1}
 
 
-@on_libs(
-    pytest.mark.xfail(
-        strict=True,
-        reason="the Memory() given to @entrypoint(store=) stays unbound (bind returns a copy): using it outside "
-        "a run raises ConfigurationError",
-    )
-)
 def test_long_term_store_outside_a_run(lib: Lib) -> None:
     """The store object given to the entrypoint is the one the runs use: put into before a run, searched after."""
     memories = lib.store()
@@ -986,7 +974,10 @@ def test_history_keeps_answered_interrupts(lib: Lib) -> None:
 
 
 TIME_TRAVEL = pytest.mark.xfail(
-    strict=True, reason="durable ignores a checkpoint_id in invoke's config: it runs from the thread's latest state"
+    strict=True,
+    raises=ConfigurationError,
+    reason="durable runs a thread from its latest state only: a config naming an earlier checkpoint is refused "
+    "(test_differences shows it); LangGraph forks from there",
 )
 
 

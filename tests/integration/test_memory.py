@@ -404,13 +404,13 @@ def test_async_twins_do_what_the_blocking_methods_do(memory: Memory) -> None:
 
 
 def test_an_unbound_memory_says_how_to_bind_it(store: Store) -> None:
-    """Memory() names no store until bind(store) (what @entrypoint(store=Memory()) does); bound, it keeps its own."""
+    """Memory() names no store until it is given one (bind, or @entrypoint(store=Memory())): that very object then
+    lives there; a Memory with a store of its own keeps it."""
     unbound = Memory()
     with pytest.raises(ConfigurationError, match="entrypoint"):
         unbound.get(("a",), "k")
-    bound = unbound.bind(store)
-    assert bound is not unbound and bound.store is store
-    bound.put(("a",), "k", {"v": 1})
+    assert unbound.bind(store) is unbound and unbound.store is store
+    unbound.put(("a",), "k", {"v": 1})
     own = Memory(MemoryStore())
     assert own.bind(store) is own and own.get(("a",), "k") is None
     with pytest.raises(ConfigurationError, match="entrypoint"):

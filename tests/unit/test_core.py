@@ -77,7 +77,8 @@ def test_plan_new_input_on_an_unknown_or_finished_thread_starts_a_run(known: Thr
 @pytest.mark.parametrize("status", ["running", "failed", "interrupted"])
 def test_plan_new_input_on_an_unfinished_run_raises(status: str) -> None:
     """New input while the last run is unfinished is UnfinishedRunError naming the run and how to resume it."""
-    with pytest.raises(UnfinishedRunError, match=r"invoke\(None") as info:
+    how = r"invoke\(Command\(resume=" if status == "interrupted" else r"invoke\(None"
+    with pytest.raises(UnfinishedRunError, match=how) as info:
         plan("t", thread(status), "new")
     assert (info.value.thread_id, info.value.run_id, info.value.status) == ("t", 7, status)
 
