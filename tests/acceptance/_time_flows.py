@@ -7,7 +7,7 @@ tests see which process ran which body, when, and with which `durable.task_conte
 
 Flows (``@entrypoint(name=...)``):
 
-* ``tf_retry`` (input ``x``): one task, ``flaky(x)``, with ``RetryPolicy(initial_interval=3, jitter=False)``.
+* ``tf_retry`` (input ``x``): one task, ``flaky(x)``, with ``RetryPolicy(initial_interval=3, jitter=False, retry_on=Flaky)``.
   Its first attempt ever (no ``$TF_DIR/failed-once`` file yet) creates that file and raises; later ones
   return ``2 * x``.
 * ``tf_sleep`` (input: seconds): ``mark("A")``, ``durable.sleep(seconds)``, ``mark("B")``.
@@ -66,7 +66,10 @@ def _context() -> dict[str, Any]:
 # -- a crash during a retry backoff ---------------------------------------------------------------
 
 
-@task(name="flaky", retry=RetryPolicy(max_attempts=3, initial_interval=BACKOFF, backoff_factor=1.0, jitter=False))
+POLICY = RetryPolicy(max_attempts=3, initial_interval=BACKOFF, backoff_factor=1.0, jitter=False, retry_on=Flaky)
+
+
+@task(name="flaky", retry=POLICY)
 def flaky(x: int) -> int:
     event("attempt", **_context())
     marker = _dir() / "failed-once"
