@@ -7,7 +7,8 @@ tests see which process ran which body, when, and with which `durable.task_conte
 
 Flows (``@entrypoint(name=...)``):
 
-* ``tf_retry`` (input ``x``): one task, ``flaky(x)``, with ``RetryPolicy(initial_interval=3, jitter=False, retry_on=Flaky)``.
+* ``tf_retry`` (input ``x``): one task, ``flaky(x)``, with
+  ``RetryPolicy(initial_interval=3, jitter=False, retry_on=Flaky)``.
   Its first attempt ever (no ``$TF_DIR/failed-once`` file yet) creates that file and raises; later ones
   return ``2 * x``.
 * ``tf_sleep`` (input: seconds): ``mark("A")``, ``durable.sleep(seconds)``, ``mark("B")``.
