@@ -13,7 +13,7 @@ from ._caching import CachePolicy
 from ._codec import Keyring
 from ._context import TaskContext, task_context
 from ._futures import TaskFuture
-from ._interrupts import Command, GraphOutput, Interrupt, Interrupted, interrupt
+from ._interrupts import Command, GraphOutput, Interrupt, Interrupted, Send, interrupt
 from ._peek import SealedError, SealedValue
 from ._retry import RetryPolicy
 from ._runtime import Runtime, StreamWriter, get_config, get_runtime, get_store, get_stream_writer
@@ -27,10 +27,12 @@ from .errors import (
     DeadLetteredError,
     DurableError,
     EntrypointMismatchError,
+    GraphRecursionError,
     IncompatibleJournalError,
     InsecureJournalWarning,
     IntegrityError,
     InvalidNamespaceError,
+    InvalidUpdateError,
     JournalNotFoundError,
     LeaseLostError,
     NonDeterminismError,
@@ -99,12 +101,14 @@ __all__ = [
     "EntrypointMismatchError",
     "Finding",
     "GraphOutput",
+    "GraphRecursionError",
     "IncompatibleJournalError",
     "InsecureJournalWarning",
     "IntegrityError",
     "Interrupt",
     "Interrupted",
     "InvalidNamespaceError",
+    "InvalidUpdateError",
     "Item",
     "JournalDiff",
     "JournalNotFoundError",
@@ -130,6 +134,7 @@ __all__ = [
     "SealedError",
     "SealedValue",
     "SearchItem",
+    "Send",
     "SerializationError",
     "Serializer",
     "Store",

@@ -58,6 +58,7 @@ class Entrypoint(Generic[I, O]):
     """A workflow: ordinary Python calling tasks, run durably on a thread with `invoke`."""
 
     __wrapped__: Callable[..., Any]
+    _aspec: EntrypointSpec | None = None  # an async body run by ainvoke instead of the sync one (a graph's)
     __name__: str
     __qualname__: str
     __doc__: str | None
@@ -325,7 +326,8 @@ class Entrypoint(Generic[I, O]):
         env: RunEnv | None = None,
     ) -> Any:
         _check_durability(durability)
-        if not self._spec.is_async:
+        spec = self._aspec or self._spec
+        if not spec.is_async:
             import asyncio
 
             call = partial(self._invoke, input, tid, durability, sink, on, reserved, suspend_after, env)
@@ -336,7 +338,7 @@ class Entrypoint(Generic[I, O]):
         try:
             async with store.asession() as session:
                 flow = invoke_flow(
-                    self._spec, store, input, tid, durability, session, sink, ring, reserved, suspend_after, env
+                    spec, store, input, tid, durability, session, sink, ring, reserved, suspend_after, env
                 )
                 return await adrive(flow, session)
         finally:

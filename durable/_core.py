@@ -129,6 +129,11 @@ class Replay:
             warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
         return row, row.attempt
 
+    def recorded(self, key: str) -> bool:
+        """Whether a call at ``key`` would replay its recorded outcome (not run), as far as the journal says."""
+        row = self._latest.get(key)
+        return row is not None and row.status != RETRY and not (row.status == ERROR and key in self._retry)
+
     def pending_retry(self, key: str) -> tuple[int, JournalRow | None]:
         """For a call whose latest row is a failed attempt its policy was retrying when the run stopped:
         the attempts made since the call last had an outcome, and that row. ``(0, None)`` otherwise."""

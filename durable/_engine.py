@@ -107,6 +107,11 @@ def invoke_flow(
     durable sleep at least that long ends the invoke with `Suspended` and leaves the run to a worker.
     """
     given: InputKind = "none" if input is None else "command" if isinstance(input, Command) else "new"
+    if given == "command" and input.steers:
+        raise UsageError(
+            f"{spec.name!r} is an entrypoint: Command(update=..., goto=..., graph=...) steers a graph "
+            f"(durable.graph); answer an entrypoint's interrupts with Command(resume=...)"
+        )
     if reserved is not None:
         thread = reserved.thread
         run = thread.run

@@ -13,9 +13,9 @@ again from its start on resume (its finished children replay).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 from . import _context
 from .errors import ResumeError, UsageError
@@ -93,9 +93,35 @@ def shaped(out: Any, version: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class Command(Generic[R]):
     """Resume a paused run: ``Command(resume=answer)`` for one pending interrupt, or
-    ``Command(resume={id: answer, ...})`` for several (answering some leaves the rest pending)."""
+    ``Command(resume={id: answer, ...})`` for several (answering some leaves the rest pending).
 
-    resume: R
+    In a graph (`durable.graph`), a node may also return a ``Command`` to update the state and choose
+    where to go next in one value: ``Command(update={"k": v}, goto="node")`` (``goto`` is a node name,
+    a `Send`, or a list of them; ``graph=Command.PARENT`` sends it to the graph that runs this one as a
+    node). Given to a graph's ``invoke``, ``update`` and ``goto`` apply before it continues.
+    """
+
+    resume: R = None  # type: ignore[assignment]
+    _: KW_ONLY
+    update: Any = None
+    goto: Send | str | Sequence[Send | str] = ()
+    graph: str | None = None
+
+    PARENT: ClassVar[str] = "__parent__"
+
+    @property
+    def steers(self) -> bool:
+        """Whether it updates or routes a graph (then ``resume=None`` is no answer)."""
+        return self.update is not None or bool(self.goto) or self.graph is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Run ``node`` in the next superstep with ``arg`` as its input instead of the graph's state
+    (LangGraph's ``Send``): return a list of them from a conditional edge to fan out, one task each."""
+
+    node: str
+    arg: Any
 
 
 class Pause(BaseException):

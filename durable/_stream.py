@@ -230,18 +230,19 @@ class _Shape:
 
 def stream_sync(
     run: Callable[[Any], Any], stream_mode: str | Sequence[str], replayed: bool, subgraphs: bool = False,
-    version: str = "v1",
+    version: str = "v1", sink_type: type[Sink] = Sink,
 ) -> Iterator[Any]:  # fmt: skip
     """Iterate the events of ``run(sink)``, which runs in a thread of its own (``stream``)."""
     modes, single = _modes(stream_mode)
-    return _iterate(run, modes, _Shape(single, subgraphs, version), replayed, subgraphs)
+    return _iterate(run, modes, _Shape(single, subgraphs, version), replayed, subgraphs, sink_type)
 
 
 def _iterate(
-    run: Callable[[Any], Any], modes: frozenset[str], shape: _Shape, replayed: bool, subgraphs: bool
-) -> Iterator[Any]:
+    run: Callable[[Any], Any], modes: frozenset[str], shape: _Shape, replayed: bool, subgraphs: bool,
+    sink_type: type[Sink],
+) -> Iterator[Any]:  # fmt: skip
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    sink = Sink(modes, events.put, replayed, subgraphs)
+    sink = sink_type(modes, events.put, replayed, subgraphs)
 
     def work() -> None:
         try:
@@ -263,16 +264,17 @@ def _iterate(
 
 def stream_async(
     run: Callable[[Any], Awaitable[Any]], stream_mode: str | Sequence[str], replayed: bool, subgraphs: bool = False,
-    version: str = "v1",
+    version: str = "v1", sink_type: type[Sink] = Sink,
 ) -> AsyncIterator[Any]:  # fmt: skip
     """Iterate the events of ``await run(sink)``, which runs as a task of the loop (``astream``)."""
     modes, single = _modes(stream_mode)
-    return _aiterate(run, modes, _Shape(single, subgraphs, version), replayed, subgraphs)
+    return _aiterate(run, modes, _Shape(single, subgraphs, version), replayed, subgraphs, sink_type)
 
 
 async def _aiterate(
-    run: Callable[[Any], Awaitable[Any]], modes: frozenset[str], shape: _Shape, replayed: bool, subgraphs: bool
-) -> AsyncIterator[Any]:
+    run: Callable[[Any], Awaitable[Any]], modes: frozenset[str], shape: _Shape, replayed: bool, subgraphs: bool,
+    sink_type: type[Sink],
+) -> AsyncIterator[Any]:  # fmt: skip
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -286,7 +288,7 @@ async def _aiterate(
         else:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
-    task = asyncio.ensure_future(run(Sink(modes, put, replayed, subgraphs)))
+    task = asyncio.ensure_future(run(sink_type(modes, put, replayed, subgraphs)))
     task.add_done_callback(lambda _: put((_DONE, None, ())))
     while True:
         mode, chunk, ns = await events.get()

@@ -17,6 +17,8 @@ The tree::
     ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
     ├── RunCancelledError         the run was cancelled (`Entrypoint.cancel`); it is failed and resumable
     ├── TaskTimeoutError          a task ran past its `timeout=` (also a `TimeoutError`; retry policies see it)
+    ├── InvalidUpdateError        a graph node's update does not fit the state (two values for a plain key, ...)
+    ├── GraphRecursionError       a graph ran more supersteps than its ``recursion_limit`` (a `RecursionError`)
     ├── NonDeterminismError       a replayed call differs from the journal
     │   └── ArgumentsChangedError     same task, different arguments
     ├── SerializationError        a value cannot be stored, or a stored one cannot be read
@@ -231,6 +233,37 @@ class TaskTimeoutError(DurableError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.task, self.key, self.timeout, self.abandoned))
+
+
+class InvalidUpdateError(DurableError, ValueError):
+    """A graph node returned an update the state cannot take: not a mapping of state keys, two values for a
+    key without a reducer in one superstep, or a `Command` sent to a graph that has no parent.
+
+    Raised in the node's task, it is journaled as that node's error: fix the node (or give the key a
+    reducer with ``Annotated[T, reducer]``) and resume the thread with ``None``.
+    """
+
+
+class GraphRecursionError(DurableError, RecursionError):
+    """A graph ran ``recursion_limit`` supersteps without reaching its end.
+
+    The run fails with it and stays resumable: nothing journaled is lost. Raise the limit for this
+    invocation (``config={"recursion_limit": 100, ...}``) and resume with ``None``, or fix the loop's exit
+    condition (a conditional edge that never routes to ``END``).
+    """
+
+    def __init__(self, limit: int, thread_id: str = "") -> None:
+        self.limit = limit
+        self.thread_id = thread_id
+        where = f" on thread {thread_id!r}" if thread_id else ""
+        super().__init__(
+            f"recursion limit of {limit} supersteps reached without hitting a stop condition{where}: raise it "
+            f"with config={{'recursion_limit': N, ...}} and resume with None, or check that a conditional edge "
+            f"routes to END"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.limit, self.thread_id))
 
 
 class NonRetryableError(Exception):

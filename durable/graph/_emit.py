@@ -1,0 +1,258 @@
+"""A streamed graph run's events, in LangGraph's chunk shapes for graphs.
+
+The flow (`_loop.graph_flow`) tells the `Emitter` where the run is: a superstep about to start, a
+superstep applied, a breakpoint, the end. A node's own task tells it when the node starts and
+finishes, so only nodes that run now are streamed: a node replayed from the journal runs nothing
+and streams nothing, and a resumed run streams from where it goes on, as LangGraph's does from its
+last checkpoint. The checkpoint of a superstep's start is held until one of its nodes really runs.
+
+Chunks, per mode: ``values`` the state (output keys) after each superstep that ran; ``updates``
+``{node: {key: value}}`` as each node finishes; ``tasks`` a node's start ``{"id", "name",
+"input", "triggers"}`` and end ``{"id", "name", "error", "result", "interrupts"}``;
+``checkpoints`` ``{"config", "parent_config", "values", "metadata", "next", "tasks"}`` at each
+superstep's start; ``debug`` the last three wrapped as ``{"step", "timestamp", "type", "payload"}``.
+A subgraph's events carry its namespace (``("node:<task id>",)``) and are streamed only with
+``subgraphs=True``. ``custom`` and ``messages`` events go through the run's `Sink` as in the
+Functional API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .. import _context
+from .._chunks import interrupt_dict
+from .._stream import Namespace, Sink, call_id
+from ._pregel import START
+
+if TYPE_CHECKING:
+    from ._loop import Call, GraphCore, Op
+    from ._pregel import Machine, Task, Write
+
+
+def checkpoint_id(run_id: int, step: int) -> str:
+    """The id of a graph's checkpoint: the run that reached it and its superstep (``"3:5"``)."""
+    return f"{run_id}:{step}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class GraphSink(Sink):
+    """The run's sink, with custom events placed in the namespace of the graph whose node sends them."""
+
+    __slots__ = ("graph_modes", "spaces")
+
+    def __init__(self, modes: frozenset[str], put: Any, replayed: bool = False, subgraphs: bool = False) -> None:
+        super().__init__(modes, put, replayed, subgraphs)
+        self.graph_modes = modes
+        self.spaces: dict[str, Namespace] = {}  # the key of a subgraph's node task -> its namespace
+        # The engine streams an entrypoint's run; a graph streams its own (see Emitter): the engine keeps
+        # only the messages of chat models, and what tells it to note each call.
+        self.updates = self.values = self.tasks = self.checkpoints = self.debug = self.task_events = False
+        self.starts = self.track = self.messages
+
+    def __call__(self, mode: str, chunk: Any) -> None:
+        if mode not in self.modes:
+            return
+        scope = _context.current.get()
+        body = scope.prefix[:-1] if scope is not None and scope.run.sink is self else ""
+        ns = self.space_of(body)
+        if ns and not self.subgraphs:
+            return
+        self.put((mode, chunk, ns))
+
+    def space_of(self, key: str) -> Namespace:
+        spaces = self.spaces
+        while key and spaces:
+            found = spaces.get(key)
+            if found is not None:
+                return found
+            key = key.rpartition(".")[0]
+        return ()
+
+
+class Emitter:
+    """Streams one graph's run (the top graph's, or a subgraph's inside a node, with its namespace)."""
+
+    def __init__(self, sink: GraphSink, ns: Namespace = ()) -> None:
+        self.sink = sink
+        self.ns = ns
+        modes = sink.graph_modes
+        self.values, self.updates = "values" in modes, "updates" in modes
+        self.tasks, self.checkpoints, self.debug = "tasks" in modes, "checkpoints" in modes, "debug" in modes
+        self.shown = not ns or sink.subgraphs
+        self.thread_id, self.run_id = "", 0
+        self.live = False  # a node of this run has really run (what comes before was replayed)
+        self.last_checkpoint: str | None = None
+        self.core: GraphCore | None = None
+        self.resumed = False
+
+    # -- the flow's events --------------------------------------------------------------------------------
+
+    def begin(self, core: GraphCore, machine: Machine, op: Op) -> None:
+        self.core = core
+        scope = _context.current.get()
+        if scope is not None:
+            self.thread_id, self.run_id = scope.run.thread_id, scope.run.run_id
+        self.resumed = op.kind != "input"
+
+    def step(self, machine: Machine, calls: Sequence[Call]) -> None:
+        """A superstep is about to run ``calls``: the checkpoint of the state they run from, and their starts.
+        A superstep whose calls all replay from the journal streams nothing (it ran before)."""
+        if not self.shown or not any(c.fresh for c in calls):
+            return
+        assert self.core is not None
+        if not self.live and self.resumed and self.values:
+            self._put("values", self.core.output(machine))  # a resumed run first streams where it goes on from
+        self.live = True
+        if self.checkpoints or self.debug:
+            chunk = self._checkpoint_chunk(machine, [c.task.name for c in calls], calls)
+            if self.checkpoints:
+                self._put("checkpoints", chunk)
+            if self.debug:
+                self._put("debug", {"step": machine.step, "timestamp": _now(), "type": "checkpoint", "payload": chunk})
+        if self.tasks or self.debug:
+            for call in calls:
+                if call.fresh and call.task.name != START:
+                    task = {"id": call_id(self.thread_id, self.run_id, call.key), "name": call.task.name,
+                            "input": call.arg, "triggers": call.task.triggers}  # fmt: skip
+                    if self.tasks:
+                        self._put("tasks", task)
+                    if self.debug:
+                        self._put("debug", {"step": machine.step + 1, "timestamp": _now(), "type": "task",
+                                            "payload": task})  # fmt: skip
+
+    def stepped(self, machine: Machine, fresh: bool) -> None:
+        """A superstep was applied; ``fresh``: some of its nodes ran now (else it was replayed)."""
+        if fresh and self.values and self.shown:
+            assert self.core is not None
+            self._put("values", self.core.output(machine))
+
+    def stopped(self, machine: Machine, tasks: Sequence[Task], breakpoint: bool = False) -> None:
+        """The run ends (or stops at a breakpoint before ``tasks``): its last checkpoint."""
+        if not self.shown:
+            return
+        if self.checkpoints or self.debug:
+            chunk = self._checkpoint_chunk(machine, [t.name for t in tasks])
+            if self.checkpoints:
+                self._put("checkpoints", chunk)
+            if self.debug:
+                self._put("debug", {"step": machine.step, "timestamp": _now(), "type": "checkpoint", "payload": chunk})
+        if breakpoint and self.updates:
+            self._put("updates", {"__interrupt__": ()})
+
+    # -- a node's events ----------------------------------------------------------------------------------
+
+    def child(self, task: Task, step: int) -> TaskEmitter:
+        return TaskEmitter(self, task, step)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def _put(self, mode: str, chunk: Any) -> None:
+        self.sink.emit(mode, chunk, self.ns)
+
+    def _checkpoint_chunk(self, machine: Machine, names: list[str],
+                          calls: Sequence[Call] = ()) -> dict[str, Any]:  # fmt: skip
+        cid = checkpoint_id(machine.origin or self.run_id, machine.step)
+        parent = self.last_checkpoint
+        self.last_checkpoint = cid
+        tasks = [
+            {"id": call_id(self.thread_id, self.run_id, c.key) if c.key else "", "name": c.task.name,
+             "interrupts": (), "state": None}
+            for c in calls
+        ] if calls else [{"id": "", "name": n, "interrupts": (), "state": None} for n in names]  # fmt: skip
+        assert self.core is not None
+        return {
+            "config": _config(self.thread_id, cid),
+            "parent_config": _config(self.thread_id, parent) if parent else None,
+            "values": self.core.output(machine),
+            "metadata": {"source": machine.source, "step": machine.step, "parents": {}},
+            "next": names,
+            "tasks": tasks,
+        }
+
+
+def _config(thread_id: str, cid: str) -> dict[str, Any]:
+    return {"configurable": {"checkpoint_ns": "", "thread_id": thread_id, "checkpoint_id": cid}}
+
+
+class TaskEmitter:
+    """The events of one node's run, and the emitter of a subgraph it runs (namespaced under the node)."""
+
+    def __init__(self, graph: Emitter, task: Task, step: int) -> None:
+        self.graph = graph
+        self.task = task
+        self.step = step
+        self.key = ""
+
+    @property
+    def hidden(self) -> bool:
+        return self.task.name == START or not self.graph.shown
+
+    def started(self, call: Call) -> None:
+        """The node starts running (its start was streamed with its superstep's)."""
+        self.key = call.key
+        if call.runner.kind == "graph":
+            graph = self.graph
+            graph.sink.spaces[call.key] = (*graph.ns, f"{self.task.name}:{self.id}")
+
+    def done(self, call: Call, writes: Sequence[Write]) -> None:
+        graph = self.graph
+        if self.hidden:
+            return
+        keys = graph.core.plan.state_keys if graph.core is not None else ()
+        update = _update_of(writes, keys)
+        if graph.updates:
+            graph._put("updates", {self.task.name: update})
+        if graph.tasks or graph.debug:
+            result = dict(w for w in writes if w[0] in keys)
+            chunk: dict[str, Any] = {
+                "id": self.id, "name": self.task.name, "error": None, "result": result, "interrupts": [],
+            }  # fmt: skip
+            self._task_event(chunk, "task_result")
+
+    def failed(self, call: Call, error: BaseException) -> None:
+        from .._interrupts import Pause
+
+        graph = self.graph
+        if self.hidden or not (graph.tasks or graph.debug):
+            return
+        chunk: dict[str, Any]
+        if isinstance(error, Pause):
+            asked = [interrupt_dict(error.interrupt)]
+            chunk = {"id": self.id, "name": self.task.name, "error": None, "result": {}, "interrupts": asked}
+        else:
+            chunk = {"id": self.id, "name": self.task.name, "error": error, "result": {}, "interrupts": []}
+        self._task_event(chunk, "task_result")
+
+    def subgraph(self) -> Emitter:
+        """The emitter of a subgraph this node runs: its events are in the node's namespace."""
+        graph = self.graph
+        return Emitter(graph.sink, (*graph.ns, f"{self.task.name}:{self.id}"))
+
+    @property
+    def id(self) -> str:
+        return call_id(self.graph.thread_id, self.graph.run_id, self.key)
+
+    def _task_event(self, chunk: dict[str, Any], kind: str) -> None:
+        graph = self.graph
+        if graph.tasks:
+            graph._put("tasks", chunk)
+        if graph.debug:
+            graph._put("debug", {"step": self.step, "timestamp": _now(), "type": kind, "payload": chunk})
+
+
+def _update_of(writes: Sequence[Write], keys: Sequence[str]) -> Any:
+    """A node's ``updates`` chunk: its state writes as a dict (``None`` if it wrote none); a key written
+    twice makes a list of one-key dicts, as in LangGraph."""
+    state = [(k, v) for k, v in writes if k in keys]
+    if not state:
+        return None
+    names = [k for k, _ in state]
+    if len(set(names)) != len(names):
+        return [{k: v} for k, v in state]
+    return dict(state)

@@ -1,0 +1,385 @@
+"""A graph run, written once as a flow of supersteps (`graph_flow`) and carried out by two thin drivers.
+
+The flow decides; it does no I/O. It restores the state the thread's last run saved, applies what
+the invocation brings (`Op`: new input, a resume, an update, a `Command`), then runs supersteps:
+it yields the superstep's `Call`\\ s, and is sent back each call's `Outcome` (its journaled writes,
+or its error). `drive` and `adrive` make each call a durable task of the running entrypoint (so a
+node's result is one journal row, its nested tasks and interrupts are keyed under it, and a
+replay returns it without running it) and wait for them, blocking or on the event loop.
+
+A superstep whose nodes all finished before a crash replays from the journal; one that did not
+runs its unfinished nodes from their beginning; its finished ones are not run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .. import _context
+from .._core import Final
+from .._interrupts import Command, Pause, Send
+from .._retry import Retry
+from .._run import TaskSpec
+from ..errors import GraphRecursionError, InvalidUpdateError, UsageError
+from ._node import PARENT, ParentCommand, Runner, anode_task, decode, node_task
+from ._pregel import INTERRUPT, START, Machine, Plan, Task, Write
+
+if TYPE_CHECKING:
+    from ._emit import Emitter, TaskEmitter
+
+DEFAULT_RECURSION_LIMIT = 25
+OP_KEY = "__graph__"  # a run input that is an instruction to the graph, not the graph's input
+
+
+@dataclass(frozen=True)
+class GraphCore:
+    """What a compiled graph's runs need: its wiring, its nodes as runners, its options."""
+
+    name: str
+    plan: Plan
+    runners: Mapping[str, Runner]
+    output_keys: tuple[str, ...]
+    interrupt_before: tuple[str, ...] = ()
+    interrupt_after: tuple[str, ...] = ()
+    retry: Retry | None = None
+    has_async: bool = False
+    nested: bool = False  # a subgraph: runs inside its parent's node, has no checkpoint of its own
+
+    def output(self, machine: Machine) -> Any:
+        return machine.values(self.output_keys)
+
+
+# -- what an invocation brings ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """A run's input, decoded: ``input`` (new input), ``resume`` (go on from where the graph stopped),
+    ``update`` (``update_state``), ``command`` (a `Command` with ``update``/``goto``). ``restore`` is the
+    saved state of an earlier checkpoint to start from instead of the thread's latest (time travel)."""
+
+    kind: str
+    value: Any = None
+    as_node: str | None = None
+    goto: tuple[Any, ...] = ()
+    restore: Mapping[str, Any] | None = None
+
+    def encode(self) -> Any:
+        if self.kind == "input" and self.restore is None:
+            return self.value
+        data: dict[str, Any] = {"op": self.kind}
+        if self.value is not None:
+            data["value"] = self.value
+        if self.as_node is not None:
+            data["as_node"] = self.as_node
+        if self.goto:
+            data["goto"] = [[g.node, g.arg] if isinstance(g, Send) else g for g in self.goto]
+        if self.restore is not None:
+            data["restore"] = self.restore
+        return {OP_KEY: data}
+
+
+def decode_op(input: Any) -> Op:
+    if isinstance(input, dict) and len(input) == 1 and OP_KEY in input:
+        data = input[OP_KEY]
+        goto = tuple(Send(g[0], g[1]) if isinstance(g, list) else g for g in data.get("goto", ()))
+        return Op(data["op"], data.get("value"), data.get("as_node"), goto, data.get("restore"))
+    return Op("input", input)
+
+
+# -- the flow ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """A task of the superstep, ready to run: the node, what it reads, the state it runs in, its journal key."""
+
+    task: Task
+    runner: Runner
+    arg: Any
+    config: dict[str, Any]
+    machine: Machine
+    emitter: TaskEmitter | None = None
+    key: str = ""
+    fresh: bool = True  # it will run now (it has no outcome in the journal to replay)
+
+
+class Outcome(NamedTuple):
+    writes: list[Write] | None
+    error: BaseException | None
+    fresh: bool  # it ran now (not replayed from the journal)
+
+
+Steps = Generator[list[Call], list[Outcome], Any]
+
+
+@dataclass
+class Invocation:
+    """What one ``invoke`` of the top graph gives its run besides the input (its breakpoints), and where the
+    run got to when it stopped (its state: a paused run's values are read from it)."""
+
+    interrupt_before: tuple[str, ...] | None = None
+    interrupt_after: tuple[str, ...] | None = None
+    machine: Machine | None = None
+
+
+invocation: ContextVar[Invocation | None] = ContextVar("durable_graph_invocation", default=None)
+
+
+def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, Any],
+               emitter: Emitter | None, run_id: int = 0) -> Steps:  # fmt: skip
+    """Run ``run_id`` of the graph; returns ``Final(output, saved state)`` (or the output only, nested)."""
+    op = decode_op(input)
+    saved = op.restore if op.restore is not None else previous
+    machine = Machine(core.plan, saved if isinstance(saved, Mapping) else None)
+    before, after = core.interrupt_before, core.interrupt_after
+    given = invocation.get() if not core.nested else None
+    if given is not None:
+        given.machine = machine
+        before = given.interrupt_before if given.interrupt_before is not None else before
+        after = given.interrupt_after if given.interrupt_after is not None else after
+    limit = int(config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
+    stop = machine.step + 1 + limit + 1
+    if emitter is not None:
+        emitter.begin(core, machine, op)
+    if op.kind == "input":
+        discarded = machine.next_tasks()  # new input drops what the last run left pending, as in LangGraph
+        machine.apply_input([(START, op.value)], discarded)
+        machine.step += 1
+        machine.origin, machine.source = run_id, "input"
+    elif op.kind in ("resume", "command"):
+        machine.pass_breakpoints()
+        if op.kind == "command":
+            command: Command[Any] = Command(update=op.value, goto=op.goto)
+            call = Call(Task(START, (INTERRUPT, 0), ()), _as(core.runners[START], "command"), command, {}, machine)
+            outcomes = yield _keyed_calls([call])
+            machine.apply_input(_settle(core, [call], outcomes)[0][1])
+            machine.origin, machine.source = run_id, "loop"
+    elif op.kind == "update":
+        yield from _update(core, machine, op)
+        machine.origin, machine.source = run_id, "update"
+        if emitter is not None:
+            emitter.stopped(machine, machine.next_tasks())
+        return Final(core.output(machine), machine.save())
+    else:
+        raise InvalidUpdateError(f"this graph run has an instruction durable does not know: {op.kind!r}")
+    while True:
+        if machine.step + 1 > stop:
+            raise GraphRecursionError(limit)
+        tasks = machine.next_tasks()
+        if not tasks:
+            break
+        if machine.breakpoint(before, tasks):
+            return _stopped(core, machine, emitter, tasks)
+        step = machine.step + 1
+        calls = _keyed_calls([_call(core, machine, task, step, stop, config, emitter) for task in tasks])
+        if emitter is not None:
+            emitter.step(machine, calls)
+        outcomes = yield calls
+        done = _settle(core, calls, outcomes)
+        machine.apply(done)
+        machine.step, machine.origin, machine.source = step, run_id, "loop"
+        if emitter is not None:
+            emitter.stepped(machine, any(o.fresh for o in outcomes))
+        if machine.breakpoint(after, tasks):
+            return _stopped(core, machine, emitter, machine.next_tasks())
+    if emitter is not None:
+        emitter.stopped(machine, [])
+    if core.nested:
+        return core.output(machine)
+    return Final(core.output(machine), machine.save())
+
+
+def _keyed_calls(calls: list[Call]) -> list[Call]:
+    """Give each call the journal key the driver's task call will get, and say whether it will replay."""
+    scope = _context.current.get()
+    if scope is not None:
+        replay = scope.run.replay
+        for i, call in enumerate(calls):
+            call.key = key = f"{scope.prefix}{scope.n + i}"
+            call.fresh = not replay.recorded(key)
+    return calls
+
+
+def _stopped(core: GraphCore, machine: Machine, emitter: Emitter | None, tasks: list[Task]) -> Any:
+    """A breakpoint: the run ends here, its state saved with the next tasks pending (``invoke(None)`` goes on)."""
+    if core.nested:
+        raise UsageError(
+            f"subgraph {core.name!r} has interrupt_before/interrupt_after breakpoints: inside a parent graph, "
+            f"pause with interrupt() in a node instead"
+        )
+    if emitter is not None:
+        emitter.stopped(machine, tasks, breakpoint=True)
+    return Final(core.output(machine), machine.save())
+
+
+def _call(core: GraphCore, machine: Machine, task: Task, step: int, stop: int, config: Mapping[str, Any],
+          emitter: Emitter | None) -> Call:  # fmt: skip
+    runner = core.runners.get(task.name)
+    if runner is None:
+        raise InvalidUpdateError(f"a Send names node {task.name!r}, which this graph does not have")
+    if task.push:
+        arg = task.arg
+    else:
+        values = machine.task_input(task, stop)
+        arg = values if runner.kind == "start" else runner.spec.input_schema.build(values)  # type: ignore[union-attr]
+    node_config = dict(config)
+    if runner.kind != "start" and (runner.injects or runner.kind != "function"):
+        metadata = dict(config.get("metadata") or {})
+        metadata.update(
+            langgraph_step=step, langgraph_node=task.name, langgraph_triggers=task.triggers,
+            langgraph_path=task.path, langgraph_checkpoint_ns=task.name,
+        )  # fmt: skip
+        node_config["metadata"] = metadata
+    child = emitter.child(task, step) if emitter is not None else None
+    return Call(task, runner, arg, node_config, machine, child)
+
+
+def _settle(core: GraphCore, calls: Sequence[Call], outcomes: Sequence[Outcome]) -> list[tuple[Task, list[Write]]]:
+    """The superstep's writes, once every task is done; the first error (or the pause) if any task had one."""
+    errors = [o.error for o in outcomes if o.error is not None]
+    if errors:
+        failure = next((e for e in errors if not isinstance(e, Pause)), errors[0])
+        raise failure
+    done = []
+    for call, outcome in zip(calls, outcomes, strict=True):
+        writes = outcome.writes or []
+        parent = [value for chan, value in writes if chan == PARENT]
+        if parent:
+            if not core.nested:
+                raise InvalidUpdateError(
+                    f"node {call.task.name!r} returned Command(graph=Command.PARENT), but graph {core.name!r} runs "
+                    f"at the top: there is no parent graph to send it to"
+                )
+            raise ParentCommand(parent[0])
+        done.append((call.task, writes))
+    return done
+
+
+def _update(core: GraphCore, machine: Machine, op: Op) -> Steps:
+    """``update_state``: the node ``as_node`` (or the one that wrote last) writes ``value``, as if it had run."""
+    as_node = op.as_node or infer_as_node(machine, core)
+    runner = core.runners.get(as_node)
+    if runner is None:
+        raise InvalidUpdateError(f"update_state(as_node={as_node!r}): this graph has no node {as_node!r}")
+    task = Task(as_node, (INTERRUPT, 0), (INTERRUPT,))
+    call = Call(task, _as(runner, "start" if runner.kind == "start" else "update"), op.value, {}, machine)
+    outcomes = yield _keyed_calls([call])
+    machine.apply(_settle(core, [call], outcomes))
+    machine.step += 1
+
+
+def _as(runner: Runner, kind: str) -> Runner:
+    """The node's writers only, for a given value: what it would write had it returned it (it does not run)."""
+    from dataclasses import replace
+
+    return replace(runner, kind=kind, is_async=False, async_routes=runner.async_routes)
+
+
+def infer_as_node(machine: Machine, core: GraphCore) -> str:
+    """The node an update is applied as when none is named: the one that ran last (LangGraph's rule)."""
+    seen = [(v, n) for n, s in machine.seen.items() if n in core.runners for v in s.values()]
+    if not any(v for v, _ in seen):
+        return START
+    seen.sort()
+    if len(seen) == 1 or seen[-1][0] != seen[-2][0]:
+        return seen[-1][1]
+    raise InvalidUpdateError(
+        "Ambiguous update, specify as_node: several nodes wrote the state last; pass as_node='name'"
+    )
+
+
+# -- the drivers ------------------------------------------------------------------------------------
+
+
+def _spec(call: Call, core: GraphCore, asynchronous: bool) -> tuple[TaskSpec, tuple[Any, ...]]:
+    """The durable task that runs one call (its cache key reads the node's input, so only then is it passed)."""
+    runner = call.runner
+    node = runner.spec
+    cached = node is not None and node.cache is not None
+    run_async = asynchronous and (runner.is_async or runner.kind in ("graph", "runnable") or runner.async_routes)
+    body = anode_task if run_async else node_task
+    fn: Callable[..., Any] = partial(body, runner, call)
+    if cached:
+        fn = _keyed(fn, run_async)
+    spec = TaskSpec(
+        name=call.task.name,
+        fn=fn,
+        is_async=run_async,
+        retry=(node.retry if node is not None else None) or core.retry,
+        timeout=node.timeout if node is not None else None,
+        cache=node.cache if node is not None else None,
+    )
+    return spec, ((call.arg,) if cached else ())
+
+
+def _keyed(fn: Callable[..., Any], run_async: bool) -> Callable[..., Any]:
+    """A cached node's task takes its input as an argument (the cache key is made from it) and ignores it."""
+    if run_async:
+
+        async def acached(_arg: Any) -> Any:
+            return await fn()
+
+        return acached
+
+    def cached(_arg: Any) -> Any:
+        return fn()
+
+    return cached
+
+
+def drive(core: GraphCore, flow: Steps) -> Any:
+    """Carry a graph run out in a blocking run: each superstep's nodes as parallel durable tasks."""
+    scope = _context.current.get()
+    assert scope is not None
+    run = scope.run
+    outcomes: list[Outcome] | None = None
+    while True:
+        try:
+            calls = flow.send(outcomes)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            return stop.value
+        futures = []
+        for call in calls:
+            spec, args = _spec(call, core, False)
+            fut = run.call(spec, scope, args, {})
+            futures.append((fut, not fut.done()))
+        outcomes = []
+        for fut, fresh in futures:
+            try:
+                outcomes.append(Outcome(decode(fut.result()), None, fresh))
+            except BaseException as exc:  # the flow decides what a failed or paused node means
+                outcomes.append(Outcome(None, exc, fresh))
+
+
+async def adrive(core: GraphCore, flow: Steps) -> Any:
+    """Carry a graph run out on the event loop: async nodes as tasks, sync ones in worker threads."""
+    import asyncio
+
+    scope = _context.current.get()
+    assert scope is not None
+    run = scope.run
+    outcomes: list[Outcome] | None = None
+    while True:
+        try:
+            calls = flow.send(outcomes)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            return stop.value
+        futures = []
+        for call in calls:
+            spec, args = _spec(call, core, True)
+            fut = run.call(spec, scope, args, {})
+            futures.append((fut, not fut.done()))
+        results = await asyncio.gather(*(_awaited(f) for f, _ in futures), return_exceptions=True)
+        outcomes = [
+            Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(decode(r), None, fresh)
+            for r, (_, fresh) in zip(results, futures, strict=True)
+        ]
+
+
+async def _awaited(fut: Any) -> Any:
+    return await fut

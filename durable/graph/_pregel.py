@@ -1,0 +1,306 @@
+"""The superstep machine: which nodes run next, and how their writes change the state. No I/O.
+
+A graph runs in supersteps, as LangGraph's Pregel loop does. `Machine.next_tasks` lists the
+tasks of the next superstep: every node with a trigger channel written since it last ran (a
+*pull* task, reading the state) and one *push* task per `Send` packet (reading the packet's
+argument). The tasks run side by side; `Machine.apply` then applies all their writes together,
+in the tasks' path order (pull tasks by node name, then push tasks in packet order), so a
+reducer folds parallel writes in the same order on every run and on every replay.
+
+`Plan` is the compiled graph's wiring (channels, triggers, the writes each edge makes), shared by
+every run; `Machine` is one run's state over it, saved at the run's end as plain data
+(`Machine.save`) and restored at the next run's start. The engine drives it from the journal
+(`_loop`); `get_state` drives it without running anything (`_snapshot`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._interrupts import Send
+from ..errors import InvalidUpdateError
+from ._channels import MISSING, Channel, Tasks
+
+START = "__start__"
+END = "__end__"
+PULL = "__pregel_pull"
+PUSH = "__pregel_push"
+TASKS = "__pregel_tasks"
+INTERRUPT = "__interrupt__"  # the versions a breakpoint has seen (LangGraph's name)
+Write = tuple[str, Any]
+
+
+def branch_channel(node: str) -> str:
+    """The channel whose write triggers ``node`` in the next superstep."""
+    return f"branch:to:{node}"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """How one node is wired: what triggers it, what it reads, what its edges write after it."""
+
+    name: str
+    triggers: tuple[str, ...]
+    reads: tuple[str, ...]  # the state keys of its input schema
+    managed: tuple[str, ...]  # its input schema's managed values (RemainingSteps...)
+    edge_writes: tuple[Write, ...]  # its plain edges and joins
+    hidden: bool = False  # START: not a node of the user's (no updates, no breakpoints)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled graph's wiring: its channels (empty, copied per run) and nodes."""
+
+    channels: Mapping[str, Channel]
+    nodes: Mapping[str, NodePlan]
+    state_keys: tuple[str, ...]  # the state's channels, in schema order
+    managed: Mapping[str, Any]  # the managed values (RemainingSteps...) by key
+    trigger_to_nodes: Mapping[str, tuple[str, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        found: dict[str, list[str]] = defaultdict(list)
+        for node in self.nodes.values():
+            for trigger in node.triggers:
+                found[trigger].append(node.name)
+        object.__setattr__(self, "trigger_to_nodes", {k: tuple(sorted(v)) for k, v in found.items()})
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task of a superstep: a node to run, on the state (pull) or on a `Send`'s argument (push)."""
+
+    name: str
+    path: tuple[Any, ...]  # (PULL, name) or (PUSH, index)
+    triggers: tuple[str, ...]
+    arg: Any = MISSING  # a push task's argument
+
+    @property
+    def push(self) -> bool:
+        return bool(self.path[0] == PUSH)
+
+    @property
+    def sort_key(self) -> str:
+        # LangGraph's order (``task_path_str``): "~__pregel_pull, b" < "~__pregel_push, 0000000003".
+        kind, last = self.path
+        return f"~{kind}, {last:010d}" if isinstance(last, int) else f"~{kind}, {last}"
+
+
+class Machine:
+    """One run's channels, their versions and what each node has seen; ``step`` is the superstep."""
+
+    def __init__(self, plan: Plan, saved: Mapping[str, Any] | None = None) -> None:
+        self.plan = plan
+        self.channels: dict[str, Channel] = {k: c.fresh() for k, c in plan.channels.items()}
+        self.versions: dict[str, int] = {}
+        self.seen: dict[str, dict[str, int]] = {}
+        self.step = -2  # the superstep of the last checkpoint: a new thread's input is at -1, as in LangGraph
+        self.updated: set[str] | None = None  # the channels the last apply changed (None: unknown)
+        self.origin = 0  # the run that made this state (a checkpoint's id is its run and superstep)
+        self.source = "input"  # what made it: "input", "loop" (a superstep), "update" (update_state)
+        if saved:
+            self._restore(saved)
+
+    # -- saving -----------------------------------------------------------------------------------------
+
+    def save(self) -> dict[str, Any]:
+        """The run's state as plain data (lists and dicts of strings and ints, and the state's values)."""
+        values = {}
+        for key, channel in self.channels.items():
+            data = channel.save()
+            if data is not MISSING:
+                values[key] = data
+        return {
+            "v": 1, "run": self.origin, "source": self.source, "step": self.step, "values": values,
+            "versions": dict(self.versions), "seen": {k: dict(v) for k, v in self.seen.items()},
+        }  # fmt: skip
+
+    def _restore(self, saved: Mapping[str, Any]) -> None:
+        if saved.get("v") != 1:
+            raise InvalidUpdateError(f"this graph checkpoint has format {saved.get('v')!r}, which durable cannot read")
+        self.step = int(saved["step"])
+        self.origin = int(saved.get("run", 0))
+        self.source = str(saved.get("source", "loop"))
+        self.versions = {k: int(v) for k, v in saved["versions"].items()}
+        self.seen = {k: {c: int(n) for c, n in v.items()} for k, v in saved["seen"].items()}
+        for key, data in saved["values"].items():
+            channel = self.channels.get(key)
+            if channel is not None:  # a key the graph no longer has is dropped
+                channel.load(data)
+
+    def copy(self) -> Machine:
+        other = Machine(self.plan)
+        other._restore(self.save())
+        other.origin = self.origin
+        other.updated = None if self.updated is None else set(self.updated)
+        return other
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def values(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """The state keys that have a value."""
+        out = {}
+        for key in self.plan.state_keys if keys is None else keys:
+            channel = self.channels.get(key)
+            if channel is not None and channel.available():
+                out[key] = channel.get()
+        return out
+
+    def fresh_values(self, keys: Sequence[str], writes: Sequence[Write]) -> dict[str, Any]:
+        """The state as a node's own writes leave it (what its conditional edges read), others' not yet applied."""
+        touched: dict[str, list[Any]] = defaultdict(list)
+        for chan, value in writes:
+            if chan in keys:
+                touched[chan].append(value)
+        if not touched:
+            return self.values(keys)
+        out = {}
+        for key in keys:
+            channel = self.channels.get(key)
+            if channel is None:
+                continue
+            if key in touched:
+                channel = _copy(channel)
+                channel.update(touched[key])
+            if channel.available():
+                out[key] = channel.get()
+        return out
+
+    # -- planning ---------------------------------------------------------------------------------------
+
+    def next_tasks(self) -> list[Task]:
+        """The tasks of the next superstep, in path order (its journal keys follow it)."""
+        tasks: list[Task] = []
+        if self.versions:
+            nodes = self.plan.nodes
+            if self.updated is not None:
+                candidates: Iterable[str] = sorted(
+                    {n for c in self.updated for n in self.plan.trigger_to_nodes.get(c, ())}
+                )
+            else:
+                candidates = sorted(nodes)
+            for name in candidates:
+                node = nodes[name]
+                if self._triggered(node):
+                    tasks.append(Task(name, (PULL, name), tuple(sorted(node.triggers))))
+        packets = self.channels.get(TASKS)
+        if packets is not None and packets.available():
+            for index, send in enumerate(packets.get()):
+                tasks.append(Task(send.node, (PUSH, index), (PUSH,), send.arg))
+        return tasks
+
+    def _triggered(self, node: NodePlan) -> bool:
+        seen = self.seen.get(node.name)
+        for chan in node.triggers:
+            channel = self.channels[chan]
+            if channel.available() and (seen is None or self.versions.get(chan, 0) > seen.get(chan, 0)):
+                return True
+        return False
+
+    def task_input(self, task: Task, stop: int) -> Any:
+        """What a pull task's node reads: its input keys that have a value, and its managed values."""
+        node = self.plan.nodes[task.name]
+        if not task.push and node.hidden:
+            return self.channels[START].get()
+        values = self.values(node.reads)
+        for key in node.managed:
+            values[key] = self.plan_managed(key, stop)
+        return values
+
+    def plan_managed(self, key: str, stop: int) -> Any:
+        from ._schema import _LAST, _REMAINING
+
+        managed = self.plan.managed.get(key)
+        if managed is _LAST:
+            return self.step == stop - 1
+        if managed is _REMAINING:
+            return stop - self.step
+        return None
+
+    # -- applying ---------------------------------------------------------------------------------------
+
+    def apply_input(self, writes: Sequence[Write], discarded: Sequence[Task] = ()) -> set[str]:
+        """Writes from outside any node (the input, a Command); ``discarded``: tasks dropped unrun, whose
+        triggers count as seen."""
+        done: list[tuple[Task, Sequence[Write]]] = [(t, []) for t in discarded]
+        return self._apply([(_INPUT_TASK, list(writes)), *done], bump=bool(discarded))
+
+    def apply(self, done: Sequence[tuple[Task, Sequence[Write]]]) -> set[str]:
+        """A superstep's writes, all together, in path order; returns the channels that changed."""
+        return self._apply(sorted(done, key=lambda d: d[0].sort_key), bump=True)
+
+    def _apply(self, done: Sequence[tuple[Task, Sequence[Write]]], bump: bool) -> set[str]:
+        channels, versions = self.channels, self.versions
+        for task, _ in done:
+            if task.triggers and not task.push:
+                seen = self.seen.setdefault(task.name, {})
+                for chan in task.triggers:
+                    if chan in versions:
+                        seen[chan] = versions[chan]
+        version = max(versions.values(), default=0) + 1
+        for chan in {c for task, _ in done if not task.push for c in task.triggers}:
+            channel = channels.get(chan)
+            if channel is not None and channel.consume():
+                versions[chan] = version
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for task, writes in done:
+            for chan, value in writes:
+                if chan not in channels:
+                    raise InvalidUpdateError(f"node {task.name!r} wrote to {chan!r}, which this graph does not have")
+                grouped[chan].append(value)
+        updated: set[str] = set()
+        for chan, values in grouped.items():
+            channel = channels[chan]
+            if channel.update(values):
+                versions[chan] = version
+                if channel.available():
+                    updated.add(chan)
+        if bump:
+            for chan, channel in channels.items():
+                if chan not in updated and channel.available() and channel.update(()):
+                    versions[chan] = version
+                    if channel.available():
+                        updated.add(chan)
+            if updated.isdisjoint(self.plan.trigger_to_nodes):  # the graph would end: deferred nodes may run
+                for chan, channel in channels.items():
+                    if channel.finish():
+                        versions[chan] = version
+                        if channel.available():
+                            updated.add(chan)
+        self.updated = updated
+        return updated
+
+    # -- breakpoints ------------------------------------------------------------------------------------
+
+    def breakpoint(self, nodes: tuple[str, ...], tasks: Sequence[Task]) -> list[Task]:
+        """The tasks a breakpoint on ``nodes`` stops at, if the state changed since the last breakpoint."""
+        if not nodes:
+            return []
+        seen = self.seen.get(INTERRUPT, {})
+        if not any(v > seen.get(c, 0) for c, v in self.versions.items()):
+            return []
+        every = nodes == ("*",)
+        return [t for t in tasks if (not self.plan.nodes[t.name].hidden if every else t.name in nodes)]
+
+    def pass_breakpoints(self) -> None:
+        """Mark the state as seen by breakpoints: the run that goes on from here does not stop again at once."""
+        self.seen[INTERRUPT] = dict(self.versions)
+
+
+_INPUT_TASK = Task("__input__", ("__input__", ""), ())
+
+
+def _copy(channel: Channel) -> Channel:
+    other = channel.fresh()
+    data = channel.save()
+    if data is not MISSING:
+        other.load(data)
+    elif isinstance(channel, Tasks):
+        other.value = MISSING
+    return other
+
+
+def send_writes(sends: Iterable[Send]) -> list[Write]:
+    return [(TASKS, s) for s in sends]
