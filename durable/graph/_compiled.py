@@ -125,7 +125,10 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """The graph's nodes and edges, as LangGraph draws them: ``get_graph().draw_mermaid()``."""
         from ._draw import draw_graph
 
-        return draw_graph(self.builder, xray=xray)
+        core = self.core
+        return draw_graph(
+            self.builder, xray=xray, interrupt_before=core.interrupt_before, interrupt_after=core.interrupt_after
+        )
 
     # -- running -------------------------------------------------------------------------------------------
 

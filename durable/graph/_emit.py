@@ -145,6 +145,11 @@ class Emitter:
         if breakpoint and self.updates:
             self._put("updates", {"__interrupt__": ()})
 
+    def paused(self, interrupts: Sequence[Any]) -> None:
+        """A subgraph's nodes paused: its own ``{"__interrupt__": ...}`` update (its parent's follows)."""
+        if self.updates and self.shown:
+            self._put("updates", {"__interrupt__": tuple(interrupts)})
+
     # -- a node's events ----------------------------------------------------------------------------------
 
     def child(self, task: Task, step: int) -> TaskEmitter:

@@ -180,7 +180,12 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
         if emitter is not None:
             emitter.step(machine, calls)
         outcomes = yield calls
-        done = _settle(core, calls, outcomes)
+        try:
+            done = _settle(core, calls, outcomes)
+        except Pause:
+            if emitter is not None and core.nested:  # a subgraph streams its own pause, in its namespace
+                emitter.paused([o.error.interrupt for o in outcomes if isinstance(o.error, Pause)])
+            raise
         machine.apply(done)
         machine.step, machine.origin, machine.source = step, run_id, "loop"
         if emitter is not None:

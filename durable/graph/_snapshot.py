@@ -22,7 +22,7 @@ from ..errors import ConfigurationError, DurableError, EntrypointMismatchError, 
 from ._emit import checkpoint_id
 from ._loop import Outcome, graph_flow
 from ._node import decode
-from ._pregel import PULL, Machine, Task
+from ._pregel import PULL, PUSH, START, Machine, Task, Write
 
 if TYPE_CHECKING:
     from ..stores._base import RunRow, ThreadRow
@@ -44,6 +44,7 @@ class Checkpoint:
     results: dict[str, Any] = field(default_factory=dict)  # key -> the task's state writes, once known
     at: float = 0.0
     made_by: int = 0  # the run that made this state (a run going on from a checkpoint did not make it)
+    finished: set[str] = field(default_factory=set)  # where a run stopped: the keys of the tasks that finished
 
     @property
     def id(self) -> str:
@@ -113,18 +114,29 @@ def _dry(core: GraphCore, input: Any, previous: Any, entries: Sequence[JournalEn
         last = recorder.found[-1] if recorder.found else None
         if last is not None and [t.name for t in last.next] == [c.task.name for c in calls]:
             last.keys = [c.key for c in calls]  # the checkpoint these calls run from
-        outcomes = []
+        else:
+            last = None
+        keys = frozenset(core.plan.state_keys)
+        done: list[tuple[Call, list[Write]]] = []
         for call in calls:
             entry = ok.get(call.key)
             if entry is None:
-                flow.close()
-                return _Replayed(recorder.found, None)
+                continue
             writes = decode(entry.result)
-            if recorder.found:
-                keys = frozenset(core.plan.state_keys)
-                recorder.found[-1].results[call.key] = {k: v for k, v in writes if k in keys}
-                recorder.found[-1].at = max(recorder.found[-1].at, entry.finished_at)
-            outcomes.append(Outcome(writes, None, False))
+            done.append((call, writes))
+            if last is not None:
+                last.results[call.key] = {k: v for k, v in writes if k in keys}
+                last.at = max(last.at, entry.finished_at)
+        if len(done) < len(calls):  # the run stopped in this superstep
+            flow.close()
+            if last is not None and done:
+                # As LangGraph's snapshot shows it: the nodes that finished have written, the others are next.
+                shown = calls[0].machine.copy()
+                shown.apply([(c.task, w) for c, w in done])
+                last.values = shown.values()
+                last.finished = {c.key for c, _ in done}
+            return _Replayed(recorder.found, None)
+        outcomes = [Outcome(w, None, False) for _, w in done]
 
 
 # -- reading a thread --------------------------------------------------------------------------------------
@@ -185,12 +197,12 @@ def state_now(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> 
         machine = Machine(graph.core.plan, saved)
         point = Checkpoint(run.run_id, machine.step, machine.source, saved, machine.values(), machine.next_tasks(),
                            at=run.finished_at or run.started_at, made_by=machine.origin)  # fmt: skip
-        return _state(base, point, None, parent=None)
+        return _state(base, point, None, None, _order(graph))
     replayed = _dry(graph.core, t.load(run.input, run, "#input"), t.load(run.previous, run, "#previous"),
                     base.entries, run.run_id, run.started_at)  # fmt: skip
     if not replayed.checkpoints:
         raise ConfigurationError(f"thread {thread_id!r}: its run cannot be replayed to a checkpoint")
-    return _state(base, replayed.checkpoints[-1], _pending(t, run), parent=None)
+    return _state(base, replayed.checkpoints[-1], _pending(t, run), None, _order(graph))
 
 
 def _pending(t: _Thread, run: RunRow) -> tuple[PendingInterrupt, ...]:
@@ -200,15 +212,17 @@ def _pending(t: _Thread, run: RunRow) -> tuple[PendingInterrupt, ...]:
 
 
 def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterrupt] | None,
-           parent: str | None) -> ThreadState:  # fmt: skip
+           parent: str | None, order: Mapping[str, int]) -> ThreadState:  # fmt: skip
     """A checkpoint as LangGraph's snapshot fields on durable's `ThreadState` (``pending``: the interrupts
     its tasks are waiting on, when it is where the run stopped)."""
     tid, r = base.thread_id, point.run_id
     errors = {e.key: e for e in base.entries if e.status == "error" and "." not in e.key}
+    keyed = [(task, point.keys[i] if i < len(point.keys) else "") for i, task in enumerate(point.next)]
+    # LangGraph lists a checkpoint's Send tasks first, then its nodes in the order they were added.
+    keyed.sort(key=lambda tk: (0, tk[0].path[1], 0) if tk[0].path[0] == PUSH else (1, 0, order.get(tk[0].name, 0)))
     tasks = []
     asked: list[Interrupt] = []
-    for i, task in enumerate(point.next):
-        key = point.keys[i] if i < len(point.keys) else ""
+    for task, key in keyed:
         mine = tuple(Interrupt(p.id, p.value) for p in (pending or ()) if key and p.key.split(".")[0] == key)
         asked.extend(mine)
         failed = errors.get(key) if base.status == "failed" and r == base.run_id else None
@@ -216,15 +230,20 @@ def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterr
             call_id(tid, r, key) if key else "", task.name, task.path if task.path[0] != PULL else (PULL, task.name),
             repr(failed.error) if failed is not None else None, mine, None, point.results.get(key),
         ))  # fmt: skip
+    waiting = tuple(task.name for task, key in keyed if key not in point.finished)
     config = {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": point.id}}
     return replace(
-        base, values=point.values, next=tuple(t.name for t in point.next), tasks=tuple(tasks), config=config,
+        base, values=point.values, next=waiting, tasks=tuple(tasks), config=config,
         metadata={"source": point.source, "step": point.step, "parents": {}, "run_id": point.made_by or r},
         created_at=_iso(point.at), interrupts=tuple(asked) if pending is not None else base.interrupts,
         parent_config=None if parent is None else {
             "configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": parent}
         },
     )  # fmt: skip
+
+
+def _order(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, int]:
+    return {name: i for i, name in enumerate((START, *graph.builder.nodes))}
 
 
 def _iso(ts: float) -> str:
@@ -258,9 +277,10 @@ def history(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> li
     t = _open(graph, thread_id)
     out: list[ThreadState] = []
     parent: str | None = None
+    order = _order(graph)
     for base, point, stopped in _fold(graph, thread_id):
         pending = _pending(t, t.run) if stopped and point.run_id == t.run.run_id else None
-        out.append(_state(base, point, pending, parent))
+        out.append(_state(base, point, pending, parent, order))
         parent = point.id
     out.reverse()
     return out
