@@ -73,6 +73,7 @@ class EntrypointSpec:
     on_changed_args: OnChangedArgs
     retry: Retry | None = None  # the default for its tasks
     aliases: tuple[str, ...] = ()  # names its runs were recorded under by earlier versions
+    forget_prior: bool = False  # its saved value is all the next run needs (a graph's state): see RunOutcome
 
 
 _CLAIM_TRIES = 5  # looks at a thread that keeps changing between the look and the claim
@@ -311,6 +312,7 @@ def _execute(
                         "completed",
                         output=codec.dump(output, run.run_id, "#output", f"the output of {spec.name!r}"),
                         save=codec.dump(save, run.run_id, "#save", f"the saved value of {spec.name!r}"),
+                        forget_prior=spec.forget_prior,
                     )
                 except Pause:
                     # Questions that cannot be stored (too large, not serializable) fail the run, as an output would.

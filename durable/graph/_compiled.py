@@ -25,11 +25,11 @@ from .._interrupts import Command, GraphOutput, Interrupt, Interrupted
 from .._serde import DEFAULT_SERIALIZER
 from .._stream import StreamMode, stream_async, stream_sync
 from .._writers import Durability
-from ..errors import ConfigurationError, UsageError
+from ..errors import ConfigurationError, IntegrityError, UsageError
 from ._builder import END, START, NodeSpec, StateGraph, call_of
 from ._channels import Barrier, Channel, DeferredTrigger, Ephemeral, Reduced, Tasks
 from ._emit import Emitter, GraphSink
-from ._loop import GraphCore, Invocation, Op, adrive, drive, graph_flow, invocation
+from ._loop import GraphCore, Invocation, Op, adrive, decode_op, drive, graph_flow, invocation
 from ._node import Runner
 from ._pregel import TASKS, NodePlan, Plan, branch_channel
 
@@ -88,9 +88,10 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             cache=cache,
             context_schema=builder.context_schema,
         )
+        # A graph's saved state is all its next run needs: the thread keeps that one copy (see RunOutcome).
+        spec = self.entrypoint._spec = dataclasses.replace(self.entrypoint._spec, forget_prior=True)
         if not self.core.has_async:
-            abody = _abody(self.core)
-            self.entrypoint._aspec = dataclasses.replace(self.entrypoint._spec, fn=abody, is_async=True)
+            self.entrypoint._aspec = dataclasses.replace(spec, fn=_abody(self.core), is_async=True)
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name}: {', '.join(self.builder.nodes)}>"
@@ -464,9 +465,15 @@ def _run_flow(core: GraphCore, input: Any, previous: Any, config: Any) -> Any:
 
     scope = _context.current.get()
     assert scope is not None
-    sink = scope.run.sink
-    emitter = Emitter(sink) if isinstance(sink, GraphSink) else None
-    return graph_flow(core, input, previous, config or {}, emitter, scope.run.run_id)
+    run = scope.run
+    if previous is None and run.run_id > 1 and decode_op(input).restore is None:
+        # Every graph run saves its state, and the next run starts from it: its absence is not "empty".
+        raise IntegrityError(
+            f"thread {run.thread_id!r}: run {run.run_id} has no state to start from, but the run before it saved "
+            f"one: the journal was changed outside durable; restore it from a backup"
+        )
+    emitter = Emitter(run.sink) if isinstance(run.sink, GraphSink) else None
+    return graph_flow(core, input, previous, config or {}, emitter, run.run_id)
 
 
 def _body(core: GraphCore) -> Any:

@@ -212,6 +212,10 @@ class RunOutcome:
     retry_keys: tuple[str, ...] = ()
     interrupts: bytes | None = None
     wake_at: float | None = None  # with status "running": suspended in a durable sleep until then
+    # A completed run whose saved value holds all the next run needs (a graph's whole state): the thread's
+    # earlier runs' copies of their values (output, save, previous) and this run's previous are dropped in
+    # the same commit, so a thread keeps one copy of its state, not one per run.
+    forget_prior: bool = False
 
 
 def summary(thread_id: str, run: RunRow, owner: str | None, lease_expires: float | None) -> ThreadSummary:
@@ -252,6 +256,23 @@ def check_version(found: int, known: int) -> None:
             f"does not upgrade it (workers running the older durable would stop). Read it with the durable that "
             f"wrote it, or upgrade the journal: any write (a run of the application) migrates it"
         )
+
+
+# The SQL stores' `RunOutcome.forget_prior` (``{0}`` is the placeholder): the runs before this one that still hold
+# a copy of their values, and this one's previous, emptied. Each completed run of a graph empties the one before,
+# so the range scan finds at most a couple of rows to change.
+FORGET_PRIOR = (
+    "UPDATE durable_runs SET previous = NULL, "
+    "output = CASE WHEN run_id < {0} THEN NULL ELSE output END, "
+    "save = CASE WHEN run_id < {0} THEN NULL ELSE save END "
+    "WHERE tid = {0} AND run_id <= {0} AND (previous IS NOT NULL OR (run_id < {0} AND "
+    "(output IS NOT NULL OR save IS NOT NULL)))"
+)
+
+
+def forget_params(lease: Lease, run_id: int) -> tuple[Any, ...]:
+    """`FORGET_PRIOR`'s parameters."""
+    return (run_id, run_id, lease.tid, run_id, run_id)
 
 
 def rewrite_params(r: RunRow, tid: int) -> tuple[Any, ...]:

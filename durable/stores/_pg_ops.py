@@ -30,6 +30,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
+    FORGET_PRIOR,
     RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
@@ -40,6 +41,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
     check_version,
+    forget_params,
     newer_schema,
     outcome_params,
     rewrite_params,
@@ -385,6 +387,9 @@ def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[Non
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)
+    if outcome.forget_prior and outcome.status == "completed":
+        # In the same transaction as the outcome, under the lease its update just checked.
+        yield Stmt(FORGET_PRIOR.replace("durable_runs", q.runs).format("%s"), forget_params(lease, run_id))
     yield from release(q, lease)
 
 

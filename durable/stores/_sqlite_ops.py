@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
+    FORGET_PRIOR,
     RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
@@ -26,6 +27,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
     check_version,
+    forget_params,
     newer_schema,
     outcome_params,
     rewrite_params,
@@ -343,7 +345,10 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     )
     if n != 1:
         raise LeaseLostError(lease.thread_id)
+    if outcome.forget_prior and outcome.status == "completed":
+        yield Stmt(FORGET_PRIOR.format("?"), forget_params(lease, run_id))
     yield from release(lease)
+
 
 
 # -- operating on threads ---------------------------------------------------------------------------

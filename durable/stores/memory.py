@@ -230,6 +230,11 @@ class MemoryStore(Store):
                 interrupts=outcome.interrupts,
                 wake_at=outcome.wake_at,
             )
+            if outcome.forget_prior and outcome.status == "completed":
+                for number, run in t.runs.items():
+                    if number < run_id:
+                        t.runs[number] = dataclasses.replace(run, output=None, save=None, previous=None)
+                t.runs[run_id] = dataclasses.replace(t.runs[run_id], previous=None)
             t.owner = t.lease_expires = None
 
     def list_threads(self, where: ThreadFilter) -> list[ThreadSummary]:

@@ -245,6 +245,26 @@ def test_finish_run_records_outcome(store: Any) -> None:
     assert (run.status, run.output, run.save, run.retry_keys) == ("completed", b"Pout", b"Psave", ())
 
 
+def test_forget_prior_keeps_one_copy_of_the_values(store: Any) -> None:
+    """A completed run with forget_prior empties the earlier runs' values and its own previous; journals stay."""
+    for n in (1, 2, 3):
+        lease = start(store)
+        store.append(lease, n, [row("0", payload=b"Pj%d" % n)])
+        forget = n == 3
+        store.finish_run(lease, n, RunOutcome("completed", output=b"Po%d" % n, save=b"Ps%d" % n, forget_prior=forget))
+    runs = store.list_runs("t")
+    assert [(r.output, r.save, r.previous) for r in runs] == [
+        (None, None, None),
+        (None, None, None),
+        (b"Po3", b"Ps3", None),
+    ]
+    assert [store.load_journal(lease.tid, n)[0].payload for n in (1, 2, 3)] == [b"Pj1", b"Pj2", b"Pj3"]
+    lease = start(store)  # the next run still starts from the latest saved value
+    assert store.get_thread("t").run.previous == b"Ps3"
+    store.finish_run(lease, 4, RunOutcome("failed", error=b"Pe", forget_prior=True))
+    assert store.list_runs("t")[2].save == b"Ps3"  # only a completed run lets the values go
+
+
 def test_runs_are_numbered_per_thread(store: Any) -> None:
     """A second run becomes the latest; the first run's journal stays readable and separate."""
     lease = start(store)
