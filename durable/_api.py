@@ -543,6 +543,14 @@ class Entrypoint(Generic[I, O]):
         return await asyncio.to_thread(self.clear_cache)
 
 
+def as_entrypoint(obj: Any) -> Entrypoint[Any, Any] | None:
+    """The entrypoint an object runs as: an `Entrypoint`, or what a compiled graph runs on; ``None`` otherwise."""
+    if isinstance(obj, Entrypoint):
+        return obj
+    underneath = getattr(type(obj), "__durable_entrypoint__", None)
+    return underneath(obj) if callable(underneath) else None
+
+
 def _check_body(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
     """The body's parameters, or a `ConfigurationError` for a body no invoke could ever run."""
     if not callable(fn):

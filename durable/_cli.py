@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def load_entrypoints(targets: Sequence[str]) -> list[Any]:
     """The entrypoints named by ``module`` (all of a module's) or ``module:attribute`` targets."""
-    from ._api import Entrypoint
+    from ._api import as_entrypoint
 
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the user's modules sit in the working directory
@@ -96,14 +96,19 @@ def load_entrypoints(targets: Sequence[str]) -> list[Any]:
         except ImportError as exc:
             raise ConfigurationError(f"cannot import {module_name!r} (from {target!r}): {exc}") from exc
         if attr:
-            ep = getattr(module, attr, None)
-            if not isinstance(ep, Entrypoint):
-                raise ConfigurationError(f"{target!r} is not an entrypoint (got {type(ep).__name__})")
+            value = getattr(module, attr, None)
+            ep = as_entrypoint(value)
+            if ep is None:
+                raise ConfigurationError(
+                    f"{target!r} is not an entrypoint nor a compiled graph (got {type(value).__name__})"
+                )
             found.append(ep)
             continue
-        eps = [v for v in vars(module).values() if isinstance(v, Entrypoint)]
+        eps = [ep for v in vars(module).values() if (ep := as_entrypoint(v)) is not None]
         if not eps:
-            raise ConfigurationError(f"module {module_name!r} defines no @entrypoint at its top level")
+            raise ConfigurationError(
+                f"module {module_name!r} defines no @entrypoint nor compiled graph at its top level"
+            )
         found.extend(eps)
     return found
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _clock
-from ._api import Entrypoint
+from ._api import Entrypoint, as_entrypoint
 from ._codec import Codec
 from ._interrupts import Interrupted, Suspended
 from ._leases import new_owner, retire
@@ -88,7 +88,7 @@ class Worker:
 
     def __init__(
         self,
-        entrypoints: Iterable[Entrypoint[Any, Any]],
+        entrypoints: Iterable[Entrypoint[Any, Any] | Any],
         *,
         checkpointer: Store | str | None = None,
         concurrency: int = 4,
@@ -96,13 +96,18 @@ class Worker:
         dead_letter_after: int = 3,
         durability: Durability = "sync",
     ) -> None:
-        eps = list(entrypoints)
-        if not eps:
+        given_eps = list(entrypoints)
+        if not given_eps:
             raise ConfigurationError("a Worker needs at least one entrypoint to carry")
         by_name: dict[str, Entrypoint[Any, Any]] = {}
-        for ep in eps:
-            if not isinstance(ep, Entrypoint):
-                raise ConfigurationError(f"{ep!r} is not an entrypoint (decorate it with @entrypoint)")
+        eps: list[Entrypoint[Any, Any]] = []
+        for given in given_eps:
+            ep = as_entrypoint(given)
+            if ep is None:
+                raise ConfigurationError(
+                    f"{given!r} is not an entrypoint (decorate it with @entrypoint) nor a compiled graph"
+                )
+            eps.append(ep)
             other = by_name.setdefault(ep.name, ep)
             if other is not ep and other.__wrapped__ is not ep.__wrapped__:
                 raise ConfigurationError(
