@@ -1,4 +1,4 @@
-"""Every Python block of docs/porting-from-langgraph.md runs, and its worked port is the diff it shows.
+"""Every Python block of docs/porting-from-langgraph.md runs, and each worked port is the diff it shows.
 
 A block follows a marker: ``<!-- runs -->`` (durable code: it runs with LangGraph made unimportable, as on a
 machine without it) or ``<!-- runs with langgraph -->`` (LangGraph code: it runs where LangGraph is installed).
@@ -78,14 +78,24 @@ def test_block_runs(block: Block, tmp_path: Path) -> None:
     assert result.returncode == 0, f"{GUIDE.name}:{block.line}\n{result.stdout}{result.stderr}"
 
 
-def test_worked_port_is_the_diff() -> None:
-    """The durable program of the worked port is its LangGraph program with the guide's diff applied."""
+DIFFS = [i for i, b in enumerate(blocks()) if b.lang == "diff"]
+
+
+def test_every_port_has_a_diff() -> None:
+    """The guide shows a port as a diff twice: the Functional API's worked port, and the Graph API's."""
+    assert len(DIFFS) >= 2
+
+
+@pytest.mark.parametrize("at", DIFFS, ids=[f"line{blocks()[i].line}" for i in DIFFS])
+def test_worked_port_is_the_diff(at: int) -> None:
+    """The durable program of a port is its LangGraph program with the diff shown between them applied."""
     every = blocks()
-    at = next(i for i, b in enumerate(every) if b.lang == "diff")
     langgraph, diff, ported = every[at - 1], every[at], every[at + 1]
     assert (langgraph.runs, ported.runs) == ("langgraph", "durable")
     code = langgraph.code
     for hunk in re.split(r"^@@.*\n", diff.code, flags=re.M):
+        if not hunk.strip():
+            continue
         old = "".join(line[1:] + "\n" for line in hunk.splitlines() if line[:1] in " -")
         new = "".join(line[1:] + "\n" for line in hunk.splitlines() if line[:1] in " +")
         assert code.count(old) == 1, f"the diff's lines {old!r} are not in the LangGraph program once"
