@@ -31,10 +31,15 @@ START = "__start__"
 END = "__end__"
 _RESERVED_CHARS = ("|", ":")  # LangGraph's namespace separators
 
-StateT = TypeVar("StateT")
-ContextT = TypeVar("ContextT")
-InputT = TypeVar("InputT")
-OutputT = TypeVar("OutputT")
+if TYPE_CHECKING:  # defaults (PEP 696) let ``StateGraph(State)`` be typed without naming the other three
+    from typing_extensions import TypeVar as _TypeVar
+
+    StateT = _TypeVar("StateT")
+    ContextT = _TypeVar("ContextT", default=None)
+    InputT = _TypeVar("InputT", default=StateT)
+    OutputT = _TypeVar("OutputT", default=StateT)
+else:
+    StateT, ContextT, InputT, OutputT = (TypeVar(n) for n in ("StateT", "ContextT", "InputT", "OutputT"))
 
 
 @dataclass

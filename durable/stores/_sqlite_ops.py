@@ -350,7 +350,6 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     yield from release(lease)
 
 
-
 # -- operating on threads ---------------------------------------------------------------------------
 
 _SUMMARY = (

@@ -150,3 +150,27 @@ assert_type(memory.list_namespaces(prefix=("users", "*"), max_depth=2), list[tup
 assert_type(memory.bind(MemoryStore()), durable.Memory)
 assert_type(durable.Cache(MemoryStore()).get("mod.task", "key"), bytes | None)
 assert_type(durable.Cache().clear(), int)
+
+# The Graph API: the builder's chained methods, the compiled graph and its snapshots keep their types.
+from typing import TypedDict  # noqa: E402
+
+from durable.graph import END, START, CompiledStateGraph, StateGraph  # noqa: E402
+
+
+class GraphState(TypedDict):
+    n: int
+
+
+def bump(state: GraphState) -> dict[str, int]:
+    return {"n": state["n"] + 1}
+
+
+graph_builder = StateGraph(GraphState).add_node("bump", bump).add_edge(START, "bump").add_edge("bump", END)
+assert_type(graph_builder, StateGraph[GraphState, None, GraphState, GraphState])
+compiled = graph_builder.compile(checkpointer=MemoryStore(), interrupt_before=["bump"])
+assert_type(compiled, CompiledStateGraph[GraphState, None, GraphState, GraphState])
+assert_type(compiled.get_state({"configurable": {"thread_id": "g"}}), durable.ThreadState)
+assert_type(compiled.update_state({"configurable": {"thread_id": "g"}}, {"n": 1}, as_node="bump"), dict[str, Any])
+assert_type(compiled.entrypoint, Entrypoint[Any, Any])
+assert_type(durable.Send("bump", {"n": 1}).node, str)
+StateGraph(GraphState).add_edge(START, 3)  # type: ignore[arg-type]
