@@ -54,6 +54,8 @@ def interrupt_dict(interrupt: Interrupt) -> dict[str, Any]:
 
 def call_started(sink: Sink, spec: TaskSpec, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskSpec:
     """A call is about to run: remember it, stream its start; returns the spec to run it with."""
+    if spec.node:
+        return spec
     nested = not spec.inherit_retry  # a sub-entrypoint (`Entrypoint.invoke` inside a run)
     if not (nested or sink.starts):
         return spec  # nothing to do at a task's start in the modes streamed
@@ -83,6 +85,8 @@ def call_replayed(
 ) -> None:  # fmt: skip
     """A call replayed from the journal: its start (as LangGraph re-reads it), and its recorded error
     (LangGraph runs a failed task again, and streams its error again); its result with ``replayed=True``."""
+    if spec.node:
+        return
     if sink.messages and spec.inherit_retry:
         from ._messages import count
 
@@ -110,6 +114,8 @@ def call_replayed(
 
 def call_done(sink: Sink, spec: TaskSpec, key: str, value: Any, cached: bool = False) -> None:
     """A call finished with ``value`` (journaled already): its update and result."""
+    if spec.node:
+        return
     if not spec.inherit_retry:
         ns = sink.graph_ns(key)
         if ns is None:
@@ -142,7 +148,7 @@ def call_done(sink: Sink, spec: TaskSpec, key: str, value: Any, cached: bool = F
 
 def call_failed(sink: Sink, spec: TaskSpec, key: str, error: BaseException) -> None:
     """A call raised ``error`` (journaled already): its result, with the error."""
-    if not sink.task_events:
+    if not sink.task_events or spec.node:
         return
     ns = sink.graph_ns(key) if not spec.inherit_retry else sink.task_ns(key)
     if ns is not None:

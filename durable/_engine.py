@@ -332,7 +332,7 @@ def _execute(
                 )
                 yield from _finish(run, failed)
                 released = True
-                if sink is not None:
+                if sink is not None and sink.runs:
                     _chunks.run_failed(sink, exc)
                 raise
             finally:
@@ -353,14 +353,14 @@ def _execute(
             yield _Op("release", (lease,))
     if isinstance(paused, Interrupted):
         ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
-        if sink is not None:
+        if sink is not None and sink.runs:
             _chunks.run_paused(sink, paused)
         return paused
     if paused is not None:
         ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
         return paused
     ended("completed", None)
-    if sink is not None:
+    if sink is not None and sink.runs:
         _chunks.run_completed(sink, output)
     return output
 
@@ -372,6 +372,8 @@ def _stream_start(
     """Stream a run's start (the values it resumes from, its input checkpoint, its entrypoint's start);
     returns the body to run (which streams the messages of the models it calls, when asked)."""
     sink.bind(codec.thread_id, run_row.run_id, spec.name, env.config)
+    if not sink.runs:
+        return spec.fn
     prior = None
     if run_row.run_id > 1 and _chunks.wants_prior(sink, resumed):
         runs = yield _chunks.read_prior(store, spec.is_async, codec.thread_id)
@@ -534,7 +536,7 @@ def _settled(
         value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(codec, thread)), thread_id)
     else:
         value = _finished_output(codec, thread_id, thread)
-    if sink is not None:
+    if sink is not None and sink.runs:
         run = thread.run if thread is not None else None
         assert run is not None
         sink.bind(thread_id, run.run_id, spec.name)

@@ -272,3 +272,30 @@ def returned(sink: Sink, key: str, value: Any) -> None:
     if ns and not sink.subgraphs:
         return
     handler(sink).emit_found((ns if sink.subgraphs else (), meta), value)
+
+
+# -- a graph's nodes (`durable.graph`): LangGraph's metadata is the node's, made by the graph ----------------------
+
+
+def node_config(sink: Sink, metadata: Mapping[str, Any]) -> RunnableConfig:
+    """The LangChain config a graph node runs under: the streamer, and the node's metadata."""
+    return _config(sink, {**metadata, "ls_integration": "durable"})
+
+
+def enter_node(sink: Sink, config: RunnableConfig, input: Any) -> Any:
+    """A node starts: the models it calls stream under ``config``; the messages it was given are not news."""
+    _seen_inputs(sink, input)
+    return var_child_runnable_config.set(config)
+
+
+def leave_node(token: Any) -> None:
+    var_child_runnable_config.reset(token)
+
+
+def node_returned(sink: Sink, config: RunnableConfig, value: Any) -> None:
+    """A node returned ``value``: its messages that were not streamed (LangGraph's ``on_chain_end``)."""
+    meta = config["metadata"]
+    ns = graph_namespace(meta)
+    if ns and not sink.subgraphs:
+        return
+    handler(sink).emit_found((ns if sink.subgraphs else (), meta), value)

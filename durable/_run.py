@@ -52,6 +52,9 @@ class TaskSpec:
     # Names the journal may hold for this task from earlier versions (a default name that changed).
     aliases: tuple[str, ...] = ()
     cache: CachePolicy[Any] | None = None
+    # A graph's node run: its argument is the graph's call object, not the caller's (nothing to digest), and
+    # the graph streams its events in its own shapes (`durable.graph._emit`), not as a task's.
+    node: bool = False
     # A sync body with no policy, timeout or cache of its own: the short path runs it (see Run._execute).
     simple: bool = field(init=False)
 
@@ -111,6 +114,7 @@ class Run:
         self.env: RunEnv = EMPTY  # the invocation's config, context, long-term memory and cache
         self.previous: Any = None  # what the thread's last run saved (get_runtime().previous)
         self.cache: Any = None  # the entrypoint's task cache, when it has one
+        self.calls: dict[str, Any] | None = None  # a graph's node calls in progress by key (for get_config())
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -141,7 +145,7 @@ class Run:
         if self.lost is not None:
             raise self.lost
         key = scope.next_key()
-        digest = digest_call(args, kwargs)
+        digest = b"" if spec.node else digest_call(args, kwargs)
         row, attempt = self.replay.lookup(key, spec.name, digest, spec.aliases)
         if row is not None:
             if self.observer is not None:

@@ -81,6 +81,14 @@ def get_config() -> dict[str, Any]:
     scope = _scope()
     if scope is None:
         raise UsageError("get_config() is called outside a durable run: call it in an @entrypoint or a @task it runs")
+    calls = scope.run.calls
+    if calls:  # in a graph's node (or a task it calls): the node's config, as LangGraph gives it
+        key = scope.prefix[:-1]
+        while key:
+            call = calls.get(key)
+            if call is not None:
+                return dict(call.node_config())
+            key = key.rpartition(".")[0]
     return dict(scope.run.env.config)
 
 

@@ -102,8 +102,8 @@ class Sink:
 
     __slots__ = (
         "checkpoints", "config", "custom", "debug", "eid", "graphs", "handler", "index", "messages", "modes", "name",
-        "names", "put", "replayed", "run_id", "starts", "step", "subgraphs", "task_events", "tasks", "thread_id",
-        "track", "updates", "values",
+        "names", "put", "replayed", "run_id", "runs", "starts", "step", "subgraphs", "task_events", "tasks",
+        "thread_id", "track", "updates", "values",
     )  # fmt: skip
 
     def __init__(
@@ -118,6 +118,7 @@ class Sink:
         self.starts = self.task_events or self.track  # whether a task's start has anything to stream or note
         self.names: dict[str, str] = {}
         self.graphs: set[str] = set()
+        self.runs = True  # the engine streams the run's own events (a graph streams its own, in its shapes)
         self.handler: Any = None  # the LangChain callback handler, for "messages"
         # For "messages": each task call's index among the task calls of its caller's body (LangGraph's
         # ``langgraph_path`` counts those only: not interrupts, sub-entrypoints or durable.now()), by key.

@@ -154,6 +154,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         ``version="v2"`` a `GraphOutput`. ``interrupt_before``/``interrupt_after`` replace the compiled
         breakpoints for this run. ``config["recursion_limit"]`` caps the supersteps (default 25).
         """
+        nested = _nested_in_run(config, thread_id)
+        if nested is not None:  # invoked inside a node of a running graph: a subgraph call, journaled in its run
+            return self._nested_invoke(input, nested, _parent_emitter())
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode, durability=durability,
                                     interrupt_before=interrupt_before, interrupt_after=interrupt_after,
@@ -176,6 +179,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         thread_id: str | uuid.UUID | None = None,
     ) -> Any:
         """Async `invoke`: async nodes run on the loop, sync ones in worker threads."""
+        nested = _nested_in_run(config, thread_id)
+        if nested is not None:
+            return await self._nested_ainvoke(input, nested, _parent_emitter())
         if stream_mode != "values":
             return [chunk async for chunk in self.astream(
                 input, config, context=context, stream_mode=stream_mode, durability=durability,
@@ -388,11 +394,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
             values = dict(state_now(self, call.thread_id).values)
         if sink is not None:
-            emitter = Emitter(sink)
-            if emitter.updates:
-                sink.emit("updates", {_INTERRUPT: out.interrupts})
-            if emitter.values:
-                sink.emit("values", {**values, _INTERRUPT: out.interrupts})
+            emitter = call.given.emitter or Emitter(sink)  # none: nothing ran (the run was paused already)
+            emitter.paused(out.interrupts, values)
         return _Paused(values, out.interrupts)
 
     def _shape(self, out: Any, version: str) -> Any:
@@ -428,6 +431,28 @@ class _Invoke:
     env: Any
     given: Invocation
     done: Any = None  # the thread needs no run: this is what invoke returns
+
+
+def _nested_in_run(config: Mapping[str, Any] | None, thread_id: Any) -> Mapping[str, Any] | None:
+    """The config of a subgraph call, when the graph is invoked inside a running graph's node (LangGraph's
+    subgraph inside a node: it belongs to the run, whose thread its config names or leaves out); else None."""
+    from .. import _context
+
+    scope = _context.current.get()
+    if scope is None or thread_id is not None:
+        return None
+    run = scope.run
+    named = ((config or {}).get("configurable") or {}).get("thread_id")
+    if named is not None and str(named) != run.thread_id:
+        return None
+    return config if config is not None else run.env.config
+
+
+def _parent_emitter() -> Emitter | None:
+    from ._node import current_node
+
+    node = current_node.get()
+    return node.subgraph() if node is not None else None
 
 
 def _goto(goto: Any) -> tuple[Any, ...]:

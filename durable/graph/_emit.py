@@ -49,11 +49,10 @@ class GraphSink(Sink):
     def __init__(self, modes: frozenset[str], put: Any, replayed: bool = False, subgraphs: bool = False) -> None:
         super().__init__(modes, put, replayed, subgraphs)
         self.graph_modes = modes
-        self.spaces: dict[str, Namespace] = {}  # the key of a subgraph's node task -> its namespace
-        # The engine streams an entrypoint's run; a graph streams its own (see Emitter): the engine keeps
-        # only the messages of chat models, and what tells it to note each call.
-        self.updates = self.values = self.tasks = self.checkpoints = self.debug = self.task_events = False
-        self.starts = self.track = self.messages
+        self.spaces: dict[str, Namespace] = {}  # the key of a node task running a subgraph -> its namespace
+        # The graph streams its run, its supersteps and its nodes (see Emitter); the engine streams only the
+        # tasks a node calls (their updates and task events, as LangGraph's push tasks) and custom events.
+        self.values = self.checkpoints = self.runs = False
 
     def __call__(self, mode: str, chunk: Any) -> None:
         if mode not in self.modes:
@@ -64,6 +63,11 @@ class GraphSink(Sink):
         if ns and not self.subgraphs:
             return
         self.put((mode, chunk, ns))
+
+    def task_ns(self, key: str) -> Namespace | None:
+        """A task a node calls streams in the namespace of the graph that node belongs to."""
+        ns = self.space_of(key.rpartition(".")[0])
+        return ns if not ns or self.subgraphs else None
 
     def space_of(self, key: str) -> Namespace:
         spaces = self.spaces
@@ -87,7 +91,8 @@ class Emitter:
         self.shown = not ns or sink.subgraphs
         self.thread_id, self.run_id = "", 0
         self.live = False  # a node of this run has really run (what comes before was replayed)
-        self.last_checkpoint: str | None = None
+        self.replayed = False  # a superstep of this run was replayed from the journal
+        self.held: list[tuple[str, Any]] = []  # a paused node's result, streamed after the pause's chunks
         self.core: GraphCore | None = None
         self.resumed = False
 
@@ -104,9 +109,10 @@ class Emitter:
         """A superstep is about to run ``calls``: the checkpoint of the state they run from, and their starts.
         A superstep whose calls all replay from the journal streams nothing (it ran before)."""
         if not self.shown or not any(c.fresh for c in calls):
+            self.replayed = True
             return
         assert self.core is not None
-        if not self.live and self.resumed and self.values:
+        if not self.live and (self.resumed or self.replayed) and self.values:
             self._put("values", self.core.output(machine))  # a resumed run first streams where it goes on from
         self.live = True
         if self.checkpoints or self.debug:
@@ -145,10 +151,16 @@ class Emitter:
         if breakpoint and self.updates:
             self._put("updates", {"__interrupt__": ()})
 
-    def paused(self, interrupts: Sequence[Any]) -> None:
-        """A subgraph's nodes paused: its own ``{"__interrupt__": ...}`` update (its parent's follows)."""
+    def paused(self, interrupts: Sequence[Any], values: Any = None) -> None:
+        """The graph's nodes paused: its ``{"__interrupt__": ...}`` update, its state with them (the top graph's),
+        then its paused nodes' results, in LangGraph's order."""
         if self.updates and self.shown:
             self._put("updates", {"__interrupt__": tuple(interrupts)})
+        if values is not None and self.values and self.shown:
+            self._put("values", {**values, "__interrupt__": tuple(interrupts)})
+        held, self.held = self.held, []
+        for mode, chunk in held:
+            self._put(mode, chunk)
 
     # -- a node's events ----------------------------------------------------------------------------------
 
@@ -162,9 +174,8 @@ class Emitter:
 
     def _checkpoint_chunk(self, machine: Machine, names: list[str],
                           calls: Sequence[Call] = ()) -> dict[str, Any]:  # fmt: skip
-        cid = checkpoint_id(machine.origin or self.run_id, machine.step)
-        parent = self.last_checkpoint
-        self.last_checkpoint = cid
+        cid = machine.id or checkpoint_id(self.run_id, machine.step)
+        parent = machine.parent
         tasks = [
             {"id": call_id(self.thread_id, self.run_id, c.key) if c.key else "", "name": c.task.name,
              "interrupts": (), "state": None}
@@ -192,7 +203,9 @@ class TaskEmitter:
         self.graph = graph
         self.task = task
         self.step = step
-        self.key = ""
+        self.key = ""  # set when the node starts running (a cache hit never starts it)
+        self._streamer: Any = None  # with "messages": the LangChain config the node's models stream under
+        self._token: Any = None
 
     @property
     def hidden(self) -> bool:
@@ -201,12 +214,44 @@ class TaskEmitter:
     def started(self, call: Call) -> None:
         """The node starts running (its start was streamed with its superstep's)."""
         self.key = call.key
-        if call.runner.kind == "graph":
-            graph = self.graph
-            graph.sink.spaces[call.key] = (*graph.ns, f"{self.task.name}:{self.id}")
+        config = self.langchain(call)
+        if config is not None and call.runner.kind not in ("runnable", "start"):
+            from .._messages import enter_node
+
+            self._token = enter_node(self.graph.sink, config, call.arg)
+
+    def langchain(self, call: Call) -> Any:
+        """With ``stream_mode="messages"``: the LangChain config the node's models stream under (else None)."""
+        sink = self.graph.sink
+        if not sink.messages or not self.graph.shown:
+            return None
+        if self._streamer is None:
+            from .._messages import node_config
+
+            self._streamer = node_config(sink, call.node_config()["metadata"])
+        return self._streamer
+
+    def _left(self, writes: Sequence[Write] | None) -> None:
+        from .._messages import leave_node, node_returned
+
+        if self._token is not None:
+            leave_node(self._token)
+            self._token = None
+        if writes is not None and self._streamer is not None and not self.hidden:
+            node_returned(self.graph.sink, self._streamer, dict(w for w in writes if not w[0].startswith("branch:")))
+
+    def cached(self, call: Call, writes: Sequence[Write]) -> None:
+        """The node's result came from the cache: its update, marked as LangGraph marks it."""
+        graph = self.graph
+        if self.hidden or not graph.updates:
+            return
+        keys = graph.core.plan.state_keys if graph.core is not None else ()
+        graph._put("updates", {self.task.name: _update_of(writes, keys), "__metadata__": {"cached": True}})
 
     def done(self, call: Call, writes: Sequence[Write]) -> None:
         graph = self.graph
+        if self._streamer is not None:
+            self._left(writes)
         if self.hidden:
             return
         keys = graph.core.plan.state_keys if graph.core is not None else ()
@@ -223,32 +268,38 @@ class TaskEmitter:
     def failed(self, call: Call, error: BaseException) -> None:
         from .._interrupts import Pause
 
+        if self._streamer is not None:
+            self._left(None)
         graph = self.graph
         if self.hidden or not (graph.tasks or graph.debug):
             return
         chunk: dict[str, Any]
-        if isinstance(error, Pause):
+        if isinstance(error, Pause):  # streamed after the pause's own chunks (`Emitter.paused`)
             asked = [interrupt_dict(error.interrupt)]
             chunk = {"id": self.id, "name": self.task.name, "error": None, "result": {}, "interrupts": asked}
-        else:
-            chunk = {"id": self.id, "name": self.task.name, "error": error, "result": {}, "interrupts": []}
+            self._task_event(chunk, "task_result", hold=True)
+            return
+        chunk = {"id": self.id, "name": self.task.name, "error": error, "result": {}, "interrupts": []}
         self._task_event(chunk, "task_result")
 
     def subgraph(self) -> Emitter:
-        """The emitter of a subgraph this node runs: its events are in the node's namespace."""
+        """The emitter of a subgraph this node runs: its events (custom ones too) are in the node's namespace."""
         graph = self.graph
-        return Emitter(graph.sink, (*graph.ns, f"{self.task.name}:{self.id}"))
+        ns = (*graph.ns, f"{self.task.name}:{self.id}")
+        graph.sink.spaces[self.key] = ns
+        return Emitter(graph.sink, ns)
 
     @property
     def id(self) -> str:
         return call_id(self.graph.thread_id, self.graph.run_id, self.key)
 
-    def _task_event(self, chunk: dict[str, Any], kind: str) -> None:
+    def _task_event(self, chunk: dict[str, Any], kind: str, hold: bool = False) -> None:
         graph = self.graph
+        put = graph.held.append if hold else (lambda event: graph._put(*event))
         if graph.tasks:
-            graph._put("tasks", chunk)
+            put(("tasks", chunk))
         if graph.debug:
-            graph._put("debug", {"step": self.step, "timestamp": _now(), "type": kind, "payload": chunk})
+            put(("debug", {"step": self.step, "timestamp": _now(), "type": kind, "payload": chunk}))
 
 
 def _update_of(writes: Sequence[Write], keys: Sequence[str]) -> Any:

@@ -13,9 +13,10 @@ runs its unfinished nodes from their beginning; its finished ones are not run ag
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,6 +25,7 @@ from .._core import Final
 from .._interrupts import Command, Pause, Send
 from .._retry import Retry
 from .._run import TaskSpec
+from .._stream import call_id
 from ..errors import GraphRecursionError, InvalidUpdateError, UsageError
 from ._node import PARENT, ParentCommand, Runner, anode_task, decode, node_task
 from ._pregel import INTERRUPT, START, Machine, Plan, Task, Write
@@ -31,7 +33,8 @@ from ._pregel import INTERRUPT, START, Machine, Plan, Task, Write
 if TYPE_CHECKING:
     from ._emit import Emitter, TaskEmitter
 
-DEFAULT_RECURSION_LIMIT = 25
+# LangGraph 1.x's default, and its variable to change it: a ported program stops where it stopped there.
+DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
 OP_KEY = "__graph__"  # a run input that is an instruction to the graph, not the graph's input
 
 
@@ -48,6 +51,7 @@ class GraphCore:
     retry: Retry | None = None
     has_async: bool = False
     nested: bool = False  # a subgraph: runs inside its parent's node, has no checkpoint of its own
+    specs: dict[tuple[str, str, bool], TaskSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def output(self, machine: Machine) -> Any:
         return machine.values(self.output_keys)
@@ -94,18 +98,47 @@ def decode_op(input: Any) -> Op:
 # -- the flow ---------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """A task of the superstep, ready to run: the node, what it reads, the state it runs in, its journal key."""
 
     task: Task
     runner: Runner
     arg: Any
-    config: dict[str, Any]
+    config: Mapping[str, Any]  # the run's
     machine: Machine
     emitter: TaskEmitter | None = None
+    step: int = 0  # the superstep it runs in
+    stop: int = 0  # the superstep the recursion limit stops before (managed values read it)
     key: str = ""
     fresh: bool = True  # it will run now (it has no outcome in the journal to replay)
+    ids: tuple[str, int] = ("", 0)  # its run's thread and number
+    _node_config: dict[str, Any] | None = None
+
+    @property
+    def task_id(self) -> str:
+        return call_id(self.ids[0], self.ids[1], self.key)
+
+    def node_config(self) -> dict[str, Any]:
+        """The config the node runs with (its ``config`` parameter, `get_config()`, a runnable's config): the
+        run's, with LangGraph's metadata for this task (made on first use: most nodes never read it)."""
+        found = self._node_config
+        if found is None:
+            config = self.config
+            configurable = dict(config.get("configurable") or {})
+            metadata = dict(config.get("metadata") or {})
+            metadata.update((k, configurable[k]) for k in _PROPAGATED if configurable.get(k) is not None)
+            ns = f"{self.task.name}:{self.task_id}"
+            metadata.update(
+                langgraph_step=self.step, langgraph_node=self.task.name, langgraph_triggers=self.task.triggers,
+                langgraph_path=self.task.path, langgraph_checkpoint_ns=ns,
+            )  # fmt: skip
+            configurable["checkpoint_ns"] = ns
+            found = self._node_config = {**config, "metadata": metadata, "configurable": configurable}
+        return found
+
+
+_PROPAGATED = ("thread_id", "checkpoint_id", "task_id", "run_id", "assistant_id", "graph_id")  # LangGraph's
 
 
 class Outcome(NamedTuple):
@@ -125,6 +158,7 @@ class Invocation:
     interrupt_before: tuple[str, ...] | None = None
     interrupt_after: tuple[str, ...] | None = None
     machine: Machine | None = None
+    emitter: Emitter | None = None
 
 
 invocation: ContextVar[Invocation | None] = ContextVar("durable_graph_invocation", default=None)
@@ -139,18 +173,19 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
     before, after = core.interrupt_before, core.interrupt_after
     given = invocation.get() if not core.nested else None
     if given is not None:
-        given.machine = machine
+        given.machine, given.emitter = machine, emitter
         before = given.interrupt_before if given.interrupt_before is not None else before
         after = given.interrupt_after if given.interrupt_after is not None else after
     limit = int(config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
     stop = machine.step + 1 + limit + 1
     if emitter is not None:
         emitter.begin(core, machine, op)
+    if op.restore is not None and op.kind == "resume":
+        machine.made(run_id, "fork", machine.step + 1)  # time travel: it goes on from a copy of the checkpoint
     if op.kind == "input":
         discarded = machine.next_tasks()  # new input drops what the last run left pending, as in LangGraph
         machine.apply_input([(START, op.value)], discarded)
-        machine.step += 1
-        machine.origin, machine.source = run_id, "input"
+        machine.made(run_id, "input", machine.step + 1)
     elif op.kind in ("resume", "command"):
         machine.pass_breakpoints()
         if op.kind == "command":
@@ -158,10 +193,10 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
             call = Call(Task(START, (INTERRUPT, 0), ()), _as(core.runners[START], "command"), command, {}, machine)
             outcomes = yield _keyed_calls([call])
             machine.apply_input(_settle(core, [call], outcomes)[0][1])
-            machine.origin, machine.source = run_id, "loop"
+            machine.made(run_id, "loop", machine.step)
     elif op.kind == "update":
         yield from _update(core, machine, op)
-        machine.origin, machine.source = run_id, "update"
+        machine.made(run_id, "update", machine.step + 1)
         if emitter is not None:
             emitter.stopped(machine, machine.next_tasks())
         return Final(core.output(machine), machine.save())
@@ -187,7 +222,7 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
                 emitter.paused([o.error.interrupt for o in outcomes if isinstance(o.error, Pause)])
             raise
         machine.apply(done)
-        machine.step, machine.origin, machine.source = step, run_id, "loop"
+        machine.made(run_id, "loop", step)
         if emitter is not None:
             emitter.stepped(machine, any(o.fresh for o in outcomes))
         if machine.breakpoint(after, tasks):
@@ -203,10 +238,12 @@ def _keyed_calls(calls: list[Call]) -> list[Call]:
     """Give each call the journal key the driver's task call will get, and say whether it will replay."""
     scope = _context.current.get()
     if scope is not None:
-        replay = scope.run.replay
+        run = scope.run
+        replay, ids = run.replay, (run.thread_id, run.run_id)
         for i, call in enumerate(calls):
             call.key = key = f"{scope.prefix}{scope.n + i}"
             call.fresh = not replay.recorded(key)
+            call.ids = ids
     return calls
 
 
@@ -232,16 +269,8 @@ def _call(core: GraphCore, machine: Machine, task: Task, step: int, stop: int, c
     else:
         values = machine.task_input(task, stop)
         arg = values if runner.kind == "start" else runner.spec.input_schema.build(values)  # type: ignore[union-attr]
-    node_config = dict(config)
-    if runner.kind != "start" and (runner.injects or runner.kind != "function"):
-        metadata = dict(config.get("metadata") or {})
-        metadata.update(
-            langgraph_step=step, langgraph_node=task.name, langgraph_triggers=task.triggers,
-            langgraph_path=task.path, langgraph_checkpoint_ns=task.name,
-        )  # fmt: skip
-        node_config["metadata"] = metadata
     child = emitter.child(task, step) if emitter is not None else None
-    return Call(task, runner, arg, node_config, machine, child)
+    return Call(task, runner, arg, config, machine, child, step, stop)
 
 
 def _settle(core: GraphCore, calls: Sequence[Call], outcomes: Sequence[Outcome]) -> list[tuple[Task, list[Write]]]:
@@ -253,14 +282,13 @@ def _settle(core: GraphCore, calls: Sequence[Call], outcomes: Sequence[Outcome])
     done = []
     for call, outcome in zip(calls, outcomes, strict=True):
         writes = outcome.writes or []
-        parent = [value for chan, value in writes if chan == PARENT]
-        if parent:
+        if writes and writes[-1][0] == PARENT:  # `decode` puts a Command for the parent graph last
             if not core.nested:
                 raise InvalidUpdateError(
                     f"node {call.task.name!r} returned Command(graph=Command.PARENT), but graph {core.name!r} runs "
                     f"at the top: there is no parent graph to send it to"
                 )
-            raise ParentCommand(parent[0])
+            raise ParentCommand(writes[-1][1])
         done.append((call.task, writes))
     return done
 
@@ -275,7 +303,6 @@ def _update(core: GraphCore, machine: Machine, op: Op) -> Steps:
     call = Call(task, _as(runner, "start" if runner.kind == "start" else "update"), op.value, {}, machine)
     outcomes = yield _keyed_calls([call])
     machine.apply(_settle(core, [call], outcomes))
-    machine.step += 1
 
 
 def _as(runner: Runner, kind: str) -> Runner:
@@ -302,24 +329,35 @@ def infer_as_node(machine: Machine, core: GraphCore) -> str:
 
 
 def _spec(call: Call, core: GraphCore, asynchronous: bool) -> tuple[TaskSpec, tuple[Any, ...]]:
-    """The durable task that runs one call (its cache key reads the node's input, so only then is it passed)."""
+    """The durable task that runs one call, and its arguments. A node's task takes the call itself (made once per
+    node and driver); a cached node's takes its input, which its cache key is made from."""
     runner = call.runner
     node = runner.spec
-    cached = node is not None and node.cache is not None
+    if node is None or node.cache is None:
+        key = (runner.name, runner.kind, asynchronous)
+        spec = core.specs.get(key)
+        if spec is None:
+            spec = core.specs[key] = _task_spec(runner, core, asynchronous, None)
+        return spec, (call,)
+    return _task_spec(runner, core, asynchronous, call), (call.arg,)
+
+
+def _task_spec(runner: Runner, core: GraphCore, asynchronous: bool, cached: Call | None) -> TaskSpec:
+    node = runner.spec
     run_async = asynchronous and (runner.is_async or runner.kind in ("graph", "runnable") or runner.async_routes)
     body = anode_task if run_async else node_task
-    fn: Callable[..., Any] = partial(body, runner, call)
-    if cached:
-        fn = _keyed(fn, run_async)
-    spec = TaskSpec(
-        name=call.task.name,
+    fn: Callable[..., Any] = partial(body, runner)
+    if cached is not None:
+        fn = _keyed(partial(fn, cached), run_async)
+    return TaskSpec(
+        name=runner.name,
         fn=fn,
         is_async=run_async,
         retry=(node.retry if node is not None else None) or core.retry,
         timeout=node.timeout if node is not None else None,
         cache=node.cache if node is not None else None,
+        node=True,
     )
-    return spec, ((call.arg,) if cached else ())
 
 
 def _keyed(fn: Callable[..., Any], run_async: bool) -> Callable[..., Any]:
@@ -349,16 +387,18 @@ def drive(core: GraphCore, flow: Steps) -> Any:
         except StopIteration as stop:
             return stop.value
         futures = []
+        running = _running(run, calls)
         for call in calls:
             spec, args = _spec(call, core, False)
             fut = run.call(spec, scope, args, {})
             futures.append((fut, not fut.done()))
         outcomes = []
-        for fut, fresh in futures:
+        for call, (fut, fresh) in zip(calls, futures, strict=True):
             try:
-                outcomes.append(Outcome(decode(fut.result()), None, fresh))
+                outcomes.append(Outcome(_done(call, fut.result(), fresh), None, fresh))
             except BaseException as exc:  # the flow decides what a failed or paused node means
                 outcomes.append(Outcome(None, exc, fresh))
+            running.pop(call.key, None)
 
 
 async def adrive(core: GraphCore, flow: Steps) -> Any:
@@ -375,16 +415,38 @@ async def adrive(core: GraphCore, flow: Steps) -> Any:
         except StopIteration as stop:
             return stop.value
         futures = []
+        running = _running(run, calls)
         for call in calls:
             spec, args = _spec(call, core, True)
             fut = run.call(spec, scope, args, {})
             futures.append((fut, not fut.done()))
         results = await asyncio.gather(*(_awaited(f) for f, _ in futures), return_exceptions=True)
         outcomes = [
-            Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(decode(r), None, fresh)
-            for r, (_, fresh) in zip(results, futures, strict=True)
+            Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(_done(c, r, fresh), None, fresh)
+            for c, r, (_, fresh) in zip(calls, results, futures, strict=True)
         ]
+        for call in calls:
+            running.pop(call.key, None)
 
 
 async def _awaited(fut: Any) -> Any:
     return await fut
+
+
+def _running(run: Any, calls: Sequence[Call]) -> dict[str, Call]:
+    """Register the calls about to run by key, for `get_config()` in their nodes (see `_runtime`)."""
+    running: dict[str, Call] | None = run.calls
+    if running is None:
+        running = run.calls = {}
+    for call in calls:
+        running[call.key] = call
+    return running
+
+
+def _done(call: Call, result: Any, fresh: bool) -> list[Write]:
+    """A call's writes; a call that should have run but did not start was served from the cache."""
+    writes = decode(call.runner, result)
+    emitter = call.emitter
+    if fresh and emitter is not None and not emitter.key:
+        emitter.cached(call, writes)
+    return writes

@@ -14,7 +14,8 @@ state is JSON: a `Send` becomes ``[node, arg]`` and a `Command` for the parent g
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from ._loop import Call
 
 _VALUES = ("start", "update", "command")  # runner kinds whose "node" is the value it is given
+
+# The node running in this context (its events' emitter): a subgraph invoked inside it runs as part of it.
+current_node: ContextVar[TaskEmitter | None] = ContextVar("durable_graph_node", default=None)
 
 PARENT = "__parent__"  # the write that carries a Command(graph=Command.PARENT) to the graph running this one
 
@@ -62,31 +66,36 @@ class Runner:
 
     # -- calling ----------------------------------------------------------------------------------------
 
-    def call(self, arg: Any, kwargs: dict[str, Any], config: dict[str, Any], emitter: TaskEmitter | None) -> Any:
+    def call(self, call: Call, emitter: TaskEmitter | None) -> Any:
         """Call the node (sync). START, an update and a Command given to invoke are their own value."""
+        arg = call.arg
         if self.kind in _VALUES:
             return arg
         assert self.spec is not None
         action = self.spec.action
         if self.kind == "graph":
-            return action._nested_invoke(arg, config, emitter.subgraph() if emitter is not None else None)
+            return action._nested_invoke(arg, call.node_config(), emitter.subgraph() if emitter is not None else None)
         if self.kind == "runnable":
-            return action.invoke(arg, config)
+            return action.invoke(arg, _langchain(call, emitter))
         if self.is_async:
             raise UsageError(
                 f"node {self.name!r} is async: run the graph with ainvoke()/astream() (invoke() runs sync nodes only)"
             )
-        return action(arg, **kwargs)
+        return action(arg, **_injected(self, call)) if self.injects else action(arg)
 
-    async def acall(self, arg: Any, kwargs: dict[str, Any], config: dict[str, Any], emitter: TaskEmitter | None) -> Any:
+    async def acall(self, call: Call, emitter: TaskEmitter | None) -> Any:
+        """`call`, awaiting an async node (a sync one runs in a worker thread, off the event loop)."""
+        arg = call.arg
         if self.kind in _VALUES:
             return arg
         assert self.spec is not None
         action = self.spec.action
         if self.kind == "graph":
-            return await action._nested_ainvoke(arg, config, emitter.subgraph() if emitter is not None else None)
+            subgraph = emitter.subgraph() if emitter is not None else None
+            return await action._nested_ainvoke(arg, call.node_config(), subgraph)
         if self.kind == "runnable":
-            return await action.ainvoke(arg, config)
+            return await action.ainvoke(arg, _langchain(call, emitter))
+        kwargs = _injected(self, call)
         if self.is_async:
             return await action(arg, **kwargs)
         import asyncio
@@ -97,8 +106,9 @@ class Runner:
 
     # -- writes -----------------------------------------------------------------------------------------
 
-    def updates(self, value: Any) -> list[Write]:
-        """The state writes (and the Command routes) of what the node returned, before its edges."""
+    def updates(self, value: Any) -> tuple[list[Write], list[Any], Command[Any] | None]:
+        """What the node returned, as its state writes, its `Command`'s routes (node names and `Send`\\ s) and
+        a `Command` for the parent graph, if any."""
         if self.kind == "start":
             assert self.input_schema is not None
             writes = input_updates(value, self.input_schema)
@@ -110,34 +120,30 @@ class Runner:
             from .message import with_ids
 
             writes = [(k, with_ids(v)) if k in self.messages else (k, v) for k, v in writes]
+        routes: list[Any] = []
+        parent = None
         for command in _commands(value):
             if command.graph == Command.PARENT:
-                writes.append((PARENT, command))
-                continue
-            if command.graph is not None:
+                parent = command
+            elif command.graph is not None:
                 raise InvalidUpdateError(
                     f"node {self.name!r} returned Command(graph={command.graph!r}): use graph=Command.PARENT "
                     f"to send it to the parent graph, or leave graph out"
                 )
-            writes.extend(self._routes(_as_list(command.goto), f"Command(goto=...) of node {self.name!r}"))
-        return writes
+            else:
+                routes += self._routes(_as_list(command.goto), f"Command(goto=...) of node {self.name!r}")
+        return writes, routes, parent
 
-    def routes(
-        self, fresh: Callable[[Sequence[str], Sequence[Write]], dict[str, Any]], writes: list[Write]
-    ) -> Generator[Any, Any, list[Write]]:
-        """The writes of its edges and its routers' decisions. Written once for both drivers: it yields each
-        router's result (awaitable or `_Done`) and is sent the decision (`run_routes`, `arun_routes`)."""
-        if self.kind == "command":  # a Command given to invoke goes where its goto says, nowhere else
-            return []
-        out = list(self.plan.edge_writes)
-        for branch in self.branches:
-            state = self.branch_schema.build(fresh(self.branch_schema.keys, writes))
-            chosen = branch.path(state)
-            decided = yield chosen if inspect.isawaitable(chosen) else _Done(chosen)
-            out.extend(self._branch(branch, decided))
-        return out
+    def router_input(self, call: Call, writes: list[Write]) -> Any:
+        """What a conditional edge reads: the state as this node's own writes leave it (LangGraph's fresh read)."""
+        schema = self.branch_schema
+        values = call.machine.fresh_values(schema.keys, writes)
+        if schema.managed:
+            call.machine.add_managed(values, tuple(schema.managed), call.stop)
+        return schema.build(values)
 
-    def _branch(self, branch: Branch, decided: Any) -> list[Write]:
+    def route(self, branch: Branch, decided: Any) -> list[Any]:
+        """The routes a router's decision names (node names and `Send`\\ s), checked against the graph."""
         results = decided if isinstance(decided, list | tuple) else [decided]
         where = f"the conditional edge {getattr(branch.path, '__name__', 'path')!r} after {self.name!r}"
         if branch.ends is not None:
@@ -157,58 +163,24 @@ class Runner:
             raise InvalidUpdateError(f"{where} did not return a valid destination (got {list(results)!r})")
         return self._routes(results, where)
 
-    def _routes(self, targets: Sequence[Any], where: str) -> list[Write]:
-        writes: list[Write] = []
+    def _routes(self, targets: Sequence[Any], where: str) -> list[Any]:
+        routes: list[Any] = []
         for target in targets:
             if isinstance(target, Send):
                 if target.node == END:
                     raise InvalidUpdateError(f"{where}: cannot send a packet to the END node")
                 if target.node not in self.nodes:
                     raise InvalidUpdateError(f"{where}: Send to {target.node!r}, which is not a node of this graph")
-                writes.append((TASKS, target))
+                routes.append(target)
             elif target == END:
                 continue
             elif isinstance(target, str) and target in self.nodes:
-                writes.append((branch_channel(target), None))
+                routes.append(target)
             else:
                 raise InvalidUpdateError(
                     f"{where} goes to {target!r}, which is not a node of this graph (nodes: {sorted(self.nodes)})"
                 )
-        return writes
-
-
-class _Done:
-    """A router's result that needs no awaiting."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def run_routes(gen: Any) -> list[Write]:
-    """Drive `Runner.routes` with sync routers only."""
-    try:
-        step = next(gen)
-        while True:
-            if not isinstance(step, _Done):
-                if hasattr(step, "close"):
-                    step.close()  # the coroutine will never run: say so now, not in a warning at exit
-                raise UsageError("a conditional edge's router is async: run the graph with ainvoke()/astream()")
-            step = gen.send(step.value)
-    except StopIteration as done:
-        return list(done.value)
-
-
-async def arun_routes(gen: Any) -> list[Write]:
-    """Drive `Runner.routes`, awaiting async routers."""
-    try:
-        step = next(gen)
-        while True:
-            value = step.value if isinstance(step, _Done) else await step
-            step = gen.send(value)
-    except StopIteration as done:
-        return list(done.value)
+        return routes
 
 
 def _commands(value: Any) -> list[Command[Any]]:
@@ -229,45 +201,68 @@ def _as_list(goto: Any) -> list[Any]:
 
 
 def node_task(runner: Runner, call: Call) -> list[Any]:
-    """The body of a node's journaled task (sync): its writes, encoded for the journal."""
+    """The body of a node's journaled task (sync): what it wrote and where it goes, encoded for the journal."""
     emitter = call.emitter
+    token = None
     if emitter is not None:
         emitter.started(call)
+        token = current_node.set(emitter)  # a subgraph invoked in the node streams under it
     try:
         try:
-            value = runner.call(call.arg, _injected(runner, call), call.config, emitter)
+            value = runner.call(call, emitter)
         except ParentCommand as sent:  # a subgraph it ran sent this node a Command
             value = unparented(sent.command)
-        writes = runner.updates(value)
-        writes += run_routes(runner.routes(call.machine.fresh_values, writes))
+        writes, routes, parent = runner.updates(value)
+        for branch in runner.branches:
+            if branch.is_async:
+                raise UsageError("a conditional edge's router is async: run the graph with ainvoke()/astream()")
+            routes += runner.route(branch, branch.path(runner.router_input(call, writes)))
     except BaseException as exc:
         if emitter is not None:
             emitter.failed(call, exc)
         raise
+    finally:
+        if token is not None:
+            current_node.reset(token)
     if emitter is not None:
         emitter.done(call, writes)
-    return encode(writes)
+    return encode(writes, routes, parent)
 
 
 async def anode_task(runner: Runner, call: Call) -> list[Any]:
-    """The body of a node's journaled task (async)."""
+    """The body of a node's journaled task (async): `node_task`, awaiting the node and its routers."""
     emitter = call.emitter
+    token = None
     if emitter is not None:
         emitter.started(call)
+        token = current_node.set(emitter)  # a subgraph invoked in the node streams under it
     try:
         try:
-            value = await runner.acall(call.arg, _injected(runner, call), call.config, emitter)
+            value = await runner.acall(call, emitter)
         except ParentCommand as sent:
             value = unparented(sent.command)
-        writes = runner.updates(value)
-        writes += await arun_routes(runner.routes(call.machine.fresh_values, writes))
+        writes, routes, parent = runner.updates(value)
+        for branch in runner.branches:
+            decided = branch.path(runner.router_input(call, writes))
+            routes += runner.route(branch, await decided if inspect.isawaitable(decided) else decided)
     except BaseException as exc:
         if emitter is not None:
             emitter.failed(call, exc)
         raise
+    finally:
+        if token is not None:
+            current_node.reset(token)
     if emitter is not None:
         emitter.done(call, writes)
-    return encode(writes)
+    return encode(writes, routes, parent)
+
+
+def _langchain(call: Call, emitter: TaskEmitter | None) -> dict[str, Any]:
+    """The config a LangChain runnable node is invoked with: the node's, with the message streamer when the run
+    streams ``messages``."""
+    config = call.node_config()
+    lc = emitter.langchain(call) if emitter is not None else None
+    return {**config, **lc} if lc else config
 
 
 def _injected(runner: Runner, call: Call) -> dict[str, Any]:
@@ -279,7 +274,7 @@ def _injected(runner: Runner, call: Call) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in runner.injects:
         if name == "config":
-            out[name] = call.config
+            out[name] = call.node_config()
         elif name == "writer":
             out[name] = get_stream_writer()
         elif name == "store":
@@ -299,30 +294,36 @@ def unparented(value: Any) -> Any:
     return value
 
 
-# -- the journal's form of writes ---------------------------------------------------------------------
+# -- the journal's form of a node's result ----------------------------------------------------------------
 
 
-def encode(writes: Sequence[Write]) -> list[Any]:
-    """Writes as plain lists: ``[channel, value]``; a Send's value ``[node, arg]``, a parent Command's its fields."""
-    out: list[Any] = []
-    for chan, value in writes:
-        if chan == TASKS:
-            value = [value.node, value.arg]
-        elif chan == PARENT:
-            goto = value.goto
-            goto = [[g.node, g.arg] if isinstance(g, Send) else g for g in _as_list(goto)]
-            value = [value.update, goto]
-        out.append([chan, value])
-    return out
+def encode(writes: Sequence[Write], routes: Sequence[Any], parent: Command[Any] | None) -> list[Any]:
+    """A node's result as the journal keeps it, plain data any serializer takes: ``[updates, routes]`` (and
+    ``[update, goto]`` of a Command to the parent graph). Updates are a dict (pairs when a key is written
+    twice); a route is a node name, or ``[node, arg]`` for a `Send`. Its edges' writes are not kept: they
+    are the graph's, added back by `decode`."""
+    keys = [k for k, _ in writes]
+    updates: Any = dict(writes) if len(set(keys)) == len(keys) else [[k, v] for k, v in writes]
+    encoded = [r if isinstance(r, str) else [r.node, r.arg] for r in routes]
+    if parent is None:
+        return [updates, encoded]
+    goto = [[g.node, g.arg] if isinstance(g, Send) else g for g in _as_list(parent.goto)]
+    return [updates, encoded, [parent.update, goto]]
 
 
-def decode(data: Sequence[Any]) -> list[Write]:
-    out: list[Write] = []
-    for chan, value in data:
-        if chan == TASKS:
-            value = Send(value[0], value[1])
-        elif chan == PARENT:
-            goto = [Send(g[0], g[1]) if isinstance(g, list) else g for g in value[1]]
-            value = Command(update=value[0], goto=goto, graph=Command.PARENT)
-        out.append((chan, value))
-    return out
+def decode(runner: Runner, data: Sequence[Any]) -> list[Write]:
+    """The writes a journaled node result makes: its updates, its routes, then its edges'."""
+    updates, routes = data[0], data[1]
+    writes: list[Write] = list(updates.items()) if isinstance(updates, dict) else [(k, v) for k, v in updates]
+    for route in routes:
+        if isinstance(route, str):
+            writes.append((branch_channel(route), None))
+        else:
+            writes.append((TASKS, Send(route[0], route[1])))
+    if runner.kind != "command":
+        writes.extend(runner.plan.edge_writes)
+    if len(data) > 2:
+        update, goto = data[2]
+        goto = [Send(g[0], g[1]) if isinstance(g, list) else g for g in goto]
+        writes.append((PARENT, Command(update=update, goto=goto, graph=Command.PARENT)))
+    return writes

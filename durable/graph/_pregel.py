@@ -22,7 +22,7 @@ from typing import Any
 
 from .._interrupts import Send
 from ..errors import InvalidUpdateError
-from ._channels import MISSING, Channel, Tasks
+from ._channels import MISSING, Barrier, Channel, DeferredTrigger, Ephemeral, LastValue, Tasks
 
 START = "__start__"
 END = "__end__"
@@ -48,6 +48,12 @@ class NodePlan:
     managed: tuple[str, ...]  # its input schema's managed values (RemainingSteps...)
     edge_writes: tuple[Write, ...]  # its plain edges and joins
     hidden: bool = False  # START: not a node of the user's (no updates, no breakpoints)
+    path: tuple[str, str] = field(init=False)  # its pull tasks' path
+    sorted_triggers: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", (PULL, self.name))
+        object.__setattr__(self, "sorted_triggers", tuple(sorted(self.triggers)))
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,10 @@ class Plan:
     state_keys: tuple[str, ...]  # the state's channels, in schema order
     managed: Mapping[str, Any]  # the managed values (RemainingSteps...) by key
     trigger_to_nodes: Mapping[str, tuple[str, ...]] = field(init=False)
+    # The channels a superstep that did not write them changes (they forget their value), and those the end
+    # of a graph changes (deferred triggers and joins): the others need not be asked, every superstep.
+    stepped: tuple[str, ...] = field(init=False)
+    finishing: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         found: dict[str, list[str]] = defaultdict(list)
@@ -66,20 +76,34 @@ class Plan:
             for trigger in node.triggers:
                 found[trigger].append(node.name)
         object.__setattr__(self, "trigger_to_nodes", {k: tuple(sorted(v)) for k, v in found.items()})
+        kinds = self.channels.items()
+        object.__setattr__(self, "stepped", tuple(k for k, c in kinds if isinstance(c, Ephemeral | Tasks)))
+        finishing = tuple(
+            k for k, c in kinds if isinstance(c, DeferredTrigger) or (isinstance(c, Barrier) and c.deferred)
+        )
+        object.__setattr__(self, "finishing", finishing)
 
 
-@dataclass(frozen=True)
 class Task:
     """A task of a superstep: a node to run, on the state (pull) or on a `Send`'s argument (push)."""
 
-    name: str
-    path: tuple[Any, ...]  # (PULL, name) or (PUSH, index)
-    triggers: tuple[str, ...]
-    arg: Any = MISSING  # a push task's argument
+    __slots__ = ("arg", "name", "path", "push", "triggers")
 
-    @property
-    def push(self) -> bool:
-        return bool(self.path[0] == PUSH)
+    def __init__(self, name: str, path: tuple[Any, ...], triggers: tuple[str, ...], arg: Any = MISSING) -> None:
+        self.name = name
+        self.path = path  # (PULL, name) or (PUSH, index)
+        self.triggers = triggers
+        self.arg = arg  # a push task's argument
+        self.push = path[0] == PUSH
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, {self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and (self.name, self.path, self.triggers) == (other.name, other.path,
+                                                                                      other.triggers)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def sort_key(self) -> str:
@@ -98,8 +122,10 @@ class Machine:
         self.seen: dict[str, dict[str, int]] = {}
         self.step = -2  # the superstep of the last checkpoint: a new thread's input is at -1, as in LangGraph
         self.updated: set[str] | None = None  # the channels the last apply changed (None: unknown)
+        self.version = 0  # the highest channel version
         self.origin = 0  # the run that made this state (a checkpoint's id is its run and superstep)
-        self.source = "input"  # what made it: "input", "loop" (a superstep), "update" (update_state)
+        self.source = "input"  # what made it: "input", "loop" (a superstep), "update" (update_state), "fork"
+        self.parent: str | None = None  # the checkpoint this one was made from
         if saved:
             self._restore(saved)
 
@@ -113,8 +139,8 @@ class Machine:
             if data is not MISSING:
                 values[key] = data
         return {
-            "v": 1, "run": self.origin, "source": self.source, "step": self.step, "values": values,
-            "versions": dict(self.versions), "seen": {k: dict(v) for k, v in self.seen.items()},
+            "v": 1, "run": self.origin, "source": self.source, "parent": self.parent, "step": self.step,
+            "values": values, "versions": dict(self.versions), "seen": {k: dict(v) for k, v in self.seen.items()},
         }  # fmt: skip
 
     def _restore(self, saved: Mapping[str, Any]) -> None:
@@ -123,17 +149,29 @@ class Machine:
         self.step = int(saved["step"])
         self.origin = int(saved.get("run", 0))
         self.source = str(saved.get("source", "loop"))
+        self.parent = saved.get("parent")
         self.versions = {k: int(v) for k, v in saved["versions"].items()}
+        self.version = max(self.versions.values(), default=0)
         self.seen = {k: {c: int(n) for c, n in v.items()} for k, v in saved["seen"].items()}
         for key, data in saved["values"].items():
             channel = self.channels.get(key)
             if channel is not None:  # a key the graph no longer has is dropped
                 channel.load(data)
 
+    @property
+    def id(self) -> str | None:
+        """The id of the checkpoint this state is (``"<run>:<superstep>"``); ``None`` before the first one."""
+        return f"{self.origin}:{self.step}" if self.origin else None
+
+    def made(self, run_id: int, source: str, step: int) -> None:
+        """This state is a new checkpoint, at superstep ``step``, made by run ``run_id`` from the one it was."""
+        self.parent = self.id
+        self.origin, self.source, self.step = run_id, source, step
+
     def copy(self) -> Machine:
         other = Machine(self.plan)
         other._restore(self.save())
-        other.origin = self.origin
+        other.origin, other.source, other.parent = self.origin, self.source, self.parent
         other.updated = None if self.updated is None else set(self.updated)
         return other
 
@@ -150,20 +188,18 @@ class Machine:
 
     def fresh_values(self, keys: Sequence[str], writes: Sequence[Write]) -> dict[str, Any]:
         """The state as a node's own writes leave it (what its conditional edges read), others' not yet applied."""
-        touched: dict[str, list[Any]] = defaultdict(list)
+        out = self.values(keys)
+        touched: dict[str, list[Any]] = {}
         for chan, value in writes:
-            if chan in keys:
-                touched[chan].append(value)
-        if not touched:
-            return self.values(keys)
-        out = {}
-        for key in keys:
-            channel = self.channels.get(key)
-            if channel is None:
+            if chan in out or chan in keys:
+                touched.setdefault(chan, []).append(value)
+        for key, values in touched.items():
+            channel = self.channels[key]
+            if type(channel) is LastValue and len(values) == 1:
+                out[key] = values[0]
                 continue
-            if key in touched:
-                channel = _copy(channel)
-                channel.update(touched[key])
+            channel = _copy(channel)
+            channel.update(values)
             if channel.available():
                 out[key] = channel.get()
         return out
@@ -175,16 +211,17 @@ class Machine:
         tasks: list[Task] = []
         if self.versions:
             nodes = self.plan.nodes
-            if self.updated is not None:
-                candidates: Iterable[str] = sorted(
-                    {n for c in self.updated for n in self.plan.trigger_to_nodes.get(c, ())}
-                )
+            updated = self.updated
+            if updated is None:
+                candidates: Iterable[str] = sorted(nodes)
             else:
-                candidates = sorted(nodes)
+                to_nodes = self.plan.trigger_to_nodes
+                found = [n for c in updated for n in to_nodes.get(c, ())]
+                candidates = found if len(found) < 2 else sorted(set(found))
             for name in candidates:
                 node = nodes[name]
                 if self._triggered(node):
-                    tasks.append(Task(name, (PULL, name), tuple(sorted(node.triggers))))
+                    tasks.append(Task(name, node.path, node.sorted_triggers))
         packets = self.channels.get(TASKS)
         if packets is not None and packets.available():
             for index, send in enumerate(packets.get()):
@@ -205,19 +242,16 @@ class Machine:
         if not task.push and node.hidden:
             return self.channels[START].get()
         values = self.values(node.reads)
-        for key in node.managed:
-            values[key] = self.plan_managed(key, stop)
+        if node.managed:
+            self.add_managed(values, node.managed, stop)
         return values
 
-    def plan_managed(self, key: str, stop: int) -> Any:
-        from ._schema import _LAST, _REMAINING
-
-        managed = self.plan.managed.get(key)
-        if managed is _LAST:
-            return self.step == stop - 1
-        if managed is _REMAINING:
-            return stop - self.step
-        return None
+    def add_managed(self, values: dict[str, Any], keys: Sequence[str], stop: int) -> None:
+        """The managed values a node (or a router) reads in the next superstep (``RemainingSteps``...)."""
+        for key in keys:
+            managed = self.plan.managed.get(key)
+            if managed is not None:
+                values[key] = managed.compute(self.step + 1, stop)
 
     # -- applying ---------------------------------------------------------------------------------------
 
@@ -232,24 +266,31 @@ class Machine:
         return self._apply(sorted(done, key=lambda d: d[0].sort_key), bump=True)
 
     def _apply(self, done: Sequence[tuple[Task, Sequence[Write]]], bump: bool) -> set[str]:
-        channels, versions = self.channels, self.versions
+        channels, versions, plan = self.channels, self.versions, self.plan
+        self.version = version = self.version + 1
         for task, _ in done:
             if task.triggers and not task.push:
                 seen = self.seen.setdefault(task.name, {})
                 for chan in task.triggers:
                     if chan in versions:
                         seen[chan] = versions[chan]
-        version = max(versions.values(), default=0) + 1
-        for chan in {c for task, _ in done if not task.push for c in task.triggers}:
-            channel = channels.get(chan)
-            if channel is not None and channel.consume():
-                versions[chan] = version
-        grouped: dict[str, list[Any]] = defaultdict(list)
+                # A trigger read by several tasks is consumed once: consuming again finds nothing to reset.
+                for chan in task.triggers:
+                    channel = channels.get(chan)
+                    if channel is not None and channel.consume():
+                        versions[chan] = version
+        grouped: dict[str, list[Any]] = {}
         for task, writes in done:
             for chan, value in writes:
-                if chan not in channels:
-                    raise InvalidUpdateError(f"node {task.name!r} wrote to {chan!r}, which this graph does not have")
-                grouped[chan].append(value)
+                found = grouped.get(chan)
+                if found is None:
+                    if chan not in channels:
+                        raise InvalidUpdateError(
+                            f"node {task.name!r} wrote to {chan!r}, which this graph does not have"
+                        )
+                    grouped[chan] = [value]
+                else:
+                    found.append(value)
         updated: set[str] = set()
         for chan, values in grouped.items():
             channel = channels[chan]
@@ -258,13 +299,16 @@ class Machine:
                 if channel.available():
                     updated.add(chan)
         if bump:
-            for chan, channel in channels.items():
+            # A superstep that did not write an ephemeral channel empties it (the others keep their value).
+            for chan in plan.stepped:
+                channel = channels[chan]
                 if chan not in updated and channel.available() and channel.update(()):
                     versions[chan] = version
                     if channel.available():
                         updated.add(chan)
-            if updated.isdisjoint(self.plan.trigger_to_nodes):  # the graph would end: deferred nodes may run
-                for chan, channel in channels.items():
+            if plan.finishing and updated.isdisjoint(plan.trigger_to_nodes):  # the graph would end
+                for chan in plan.finishing:
+                    channel = channels[chan]
                     if channel.finish():
                         versions[chan] = version
                         if channel.available():

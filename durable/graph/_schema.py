@@ -227,10 +227,7 @@ def input_updates(value: Any, schema: Schema) -> list[tuple[str, Any]]:
     """The writes a graph's input makes: a dict (validated through a Pydantic input schema), or an instance."""
     keys = frozenset(schema.channels)
     if schema.kind == "pydantic" and isinstance(value, Mapping):
-        try:
-            value = schema.cls(**value)
-        except Exception as exc:
-            raise InvalidUpdateError(f"the graph's input does not fit {schema.cls.__name__}: {exc}") from exc
+        value = schema.cls(**value)  # a ValidationError says what does not fit, as in LangGraph
     if isinstance(value, Mapping) and not isinstance(value, dict):
         value = dict(value)
     return updates_of(value, keys, "__start__")

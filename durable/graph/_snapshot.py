@@ -45,6 +45,7 @@ class Checkpoint:
     at: float = 0.0
     made_by: int = 0  # the run that made this state (a run going on from a checkpoint did not make it)
     finished: set[str] = field(default_factory=set)  # where a run stopped: the keys of the tasks that finished
+    parent: str | None = None  # the checkpoint it was made from
 
     @property
     def id(self) -> str:
@@ -77,10 +78,9 @@ class _Recorder:
     def _keep(self, machine: Machine, tasks: list[Task], keys: list[str]) -> None:
         saved = machine.save()
         values = machine.values()
+        step, source, origin, parent = machine.step, machine.source, machine.origin, machine.parent
         self.found.append(
-            Checkpoint(
-                self.run_id, machine.step, machine.source, saved, values, tasks, keys, {}, self.at, machine.origin
-            )
+            Checkpoint(self.run_id, step, source, saved, values, tasks, keys, {}, self.at, origin, parent=parent)
         )
 
 
@@ -122,7 +122,7 @@ def _dry(core: GraphCore, input: Any, previous: Any, entries: Sequence[JournalEn
             entry = ok.get(call.key)
             if entry is None:
                 continue
-            writes = decode(entry.result)
+            writes = decode(call.runner, entry.result)
             done.append((call, writes))
             if last is not None:
                 last.results[call.key] = {k: v for k, v in writes if k in keys}
@@ -196,13 +196,14 @@ def state_now(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> 
         saved = t.load(run.save, run, "#save")
         machine = Machine(graph.core.plan, saved)
         point = Checkpoint(run.run_id, machine.step, machine.source, saved, machine.values(), machine.next_tasks(),
-                           at=run.finished_at or run.started_at, made_by=machine.origin)  # fmt: skip
-        return _state(base, point, None, None, _order(graph))
+                           at=run.finished_at or run.started_at, made_by=machine.origin,
+                           parent=machine.parent)  # fmt: skip
+        return _state(base, point, None, _order(graph))
     replayed = _dry(graph.core, t.load(run.input, run, "#input"), t.load(run.previous, run, "#previous"),
                     base.entries, run.run_id, run.started_at)  # fmt: skip
     if not replayed.checkpoints:
         raise ConfigurationError(f"thread {thread_id!r}: its run cannot be replayed to a checkpoint")
-    return _state(base, replayed.checkpoints[-1], _pending(t, run), None, _order(graph))
+    return _state(base, replayed.checkpoints[-1], _pending(t, run), _order(graph))
 
 
 def _pending(t: _Thread, run: RunRow) -> tuple[PendingInterrupt, ...]:
@@ -212,7 +213,7 @@ def _pending(t: _Thread, run: RunRow) -> tuple[PendingInterrupt, ...]:
 
 
 def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterrupt] | None,
-           parent: str | None, order: Mapping[str, int]) -> ThreadState:  # fmt: skip
+           order: Mapping[str, int]) -> ThreadState:  # fmt: skip
     """A checkpoint as LangGraph's snapshot fields on durable's `ThreadState` (``pending``: the interrupts
     its tasks are waiting on, when it is where the run stopped)."""
     tid, r = base.thread_id, point.run_id
@@ -236,8 +237,8 @@ def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterr
         base, values=point.values, next=waiting, tasks=tuple(tasks), config=config,
         metadata={"source": point.source, "step": point.step, "parents": {}, "run_id": point.made_by or r},
         created_at=_iso(point.at), interrupts=tuple(asked) if pending is not None else base.interrupts,
-        parent_config=None if parent is None else {
-            "configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": parent}
+        parent_config=None if point.parent is None else {
+            "configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": point.parent}
         },
     )  # fmt: skip
 
@@ -276,12 +277,11 @@ def history(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> li
     """Every checkpoint of the thread, newest first (LangGraph's ``get_state_history``)."""
     t = _open(graph, thread_id)
     out: list[ThreadState] = []
-    parent: str | None = None
     order = _order(graph)
     for base, point, stopped in _fold(graph, thread_id):
-        pending = _pending(t, t.run) if stopped and point.run_id == t.run.run_id else None
-        out.append(_state(base, point, pending, parent, order))
-        parent = point.id
+        # Only where the latest run stopped are its questions pending (the others' were answered).
+        pending = _pending(t, t.run) if stopped and point.run_id == t.run.run_id else ()
+        out.append(_state(base, point, pending, order))
     out.reverse()
     return out
 
