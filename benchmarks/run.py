@@ -44,6 +44,7 @@ from _workloads_bytes import bench_bytes  # noqa: E402
 from _workloads_checks import bench_checks  # noqa: E402
 from _workloads_codec import bench_codec  # noqa: E402
 from _workloads_fanout import bench_fanout  # noqa: E402
+from _workloads_graph import bench_graph_chat_bytes, bench_graph_fanout, bench_graph_linear  # noqa: E402
 from _workloads_interrupt import bench_interrupt  # noqa: E402
 from _workloads_postgres import bench_postgres  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
@@ -84,6 +85,10 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("checks", bench_checks),
     ("postgres", bench_postgres),
     ("langgraph", bench_langgraph),
+    # The Graph API rows import langgraph (if installed) when they run: after the durable-only rows above.
+    ("graph-linear", bench_graph_linear),
+    ("graph-fanout", bench_graph_fanout),
+    ("graph-chat-bytes", bench_graph_chat_bytes),
 ]
 
 
@@ -166,6 +171,11 @@ def print_table(rows: list[Row], cfg: Config, header: str) -> None:
         print("[lg] LangGraph rows: the durable column is LangGraph's median (spread: of its samples), the floor")
         print("    column durable's own median for the same workload, measured alternately in the same run;")
         print("    ratio = LangGraph / durable. Both: SQLite WAL, synchronous=NORMAL, durability=sync.")
+    if any(r.note == "[gb]" for r in rows):
+        print("[gb] graph chat bytes: the durable column is LangGraph's bytes per step, the floor column durable's,")
+        print("    ratio = LangGraph / durable; one run each. File = page_count x page_size after VACUUM (durable's")
+        print("    pages are 1 KB, LangGraph's SQLite's default 4 KB); blobs = sum of length() over every BLOB column;")
+        print("    both minus the same after a one-superstep warm-up run, divided by the steps so far.")
     heavy = cfg.heaviest_imports
     for c in cfg.checks:
         print(f"check: {c}")
