@@ -48,9 +48,19 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
         return True
     if t not in _CONTAINERS or depth > 3 or len(value) > 64:
         return False
+    plain, deeper = _PLAIN, depth + 1
+    # Loops, not all(...) over a generator: scalars, the common case, are checked without a call.
     if t is dict:
-        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in value.items())
-    return all(_is_plain(v, depth + 1) for v in value)
+        for k, v in value.items():
+            if (type(k) not in plain and not _is_plain(k, deeper)) or (
+                type(v) not in plain and not _is_plain(v, deeper)
+            ):
+                return False
+        return True
+    for v in value:  # noqa: SIM110 - a loop is what makes this fast (see above)
+        if type(v) not in plain and not _is_plain(v, deeper):
+            return False
+    return True
 
 
 class PickleSerializer:

@@ -208,7 +208,7 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
         tasks = machine.next_tasks()
         if not tasks:
             break
-        if machine.breakpoint(before, tasks):
+        if before and machine.breakpoint(before, tasks):
             return _stopped(core, machine, emitter, tasks)
         step = machine.step + 1
         calls = _keyed_calls([_call(core, machine, task, step, stop, config, emitter) for task in tasks])
@@ -225,7 +225,7 @@ def graph_flow(core: GraphCore, input: Any, previous: Any, config: Mapping[str, 
         machine.made(run_id, "loop", step)
         if emitter is not None:
             emitter.stepped(machine, any(o.fresh for o in outcomes))
-        if machine.breakpoint(after, tasks):
+        if after and machine.breakpoint(after, tasks):
             return _stopped(core, machine, emitter, machine.next_tasks())
     if emitter is not None:
         emitter.stopped(machine, [])
@@ -275,12 +275,11 @@ def _call(core: GraphCore, machine: Machine, task: Task, step: int, stop: int, c
 
 def _settle(core: GraphCore, calls: Sequence[Call], outcomes: Sequence[Outcome]) -> list[tuple[Task, list[Write]]]:
     """The superstep's writes, once every task is done; the first error (or the pause) if any task had one."""
-    errors = [o.error for o in outcomes if o.error is not None]
-    if errors:
-        failure = next((e for e in errors if not isinstance(e, Pause)), errors[0])
-        raise failure
     done = []
     for call, outcome in zip(calls, outcomes, strict=True):
+        if outcome.error is not None:
+            errors = [o.error for o in outcomes if o.error is not None]
+            raise next((e for e in errors if not isinstance(e, Pause)), errors[0])
         writes = outcome.writes or []
         if writes and writes[-1][0] == PARENT:  # `decode` puts a Command for the parent graph last
             if not core.nested:

@@ -14,7 +14,7 @@ state is JSON: a `Send` becomes ``[node, arg]`` and a `Command` for the parent g
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,9 @@ class Runner:
     def updates(self, value: Any) -> tuple[list[Write], list[Any], Command[Any] | None]:
         """What the node returned, as its state writes, its `Command`'s routes (node names and `Send`\\ s) and
         a `Command` for the parent graph, if any."""
+        if type(value) is dict and self.kind != "start" and not self.messages:  # the usual return: a plain update
+            keys = self.keys
+            return [(k, v) for k, v in value.items() if k in keys], [], None
         if self.kind == "start":
             assert self.input_schema is not None
             writes = input_updates(value, self.input_schema)
@@ -131,7 +134,7 @@ class Runner:
                     f"to send it to the parent graph, or leave graph out"
                 )
             else:
-                routes += self._routes(_as_list(command.goto), f"Command(goto=...) of node {self.name!r}")
+                routes += self._routes(_as_list(command.goto), lambda: f"Command(goto=...) of node {self.name!r}")
         return writes, routes, parent
 
     def router_input(self, call: Call, writes: list[Write]) -> Any:
@@ -144,41 +147,45 @@ class Runner:
 
     def route(self, branch: Branch, decided: Any) -> list[Any]:
         """The routes a router's decision names (node names and `Send`\\ s), checked against the graph."""
-        results = decided if isinstance(decided, list | tuple) else [decided]
-        where = f"the conditional edge {getattr(branch.path, '__name__', 'path')!r} after {self.name!r}"
-        if branch.ends is not None:
+        results = decided if isinstance(decided, list | tuple) else (decided,)
+
+        def where() -> str:  # only an error says where it happened
+            return f"the conditional edge {getattr(branch.path, '__name__', 'path')!r} after {self.name!r}"
+
+        ends = branch.ends
+        if ends is not None:
             mapped: list[Any] = []
             for r in results:
                 if isinstance(r, Send):
                     mapped.append(r)
                     continue
                 try:
-                    mapped.append(branch.ends[r])
+                    mapped.append(ends[r])
                 except (KeyError, TypeError):
                     raise InvalidUpdateError(
-                        f"{where} returned {r!r}, which its path map {list(branch.ends)} does not have"
+                        f"{where()} returned {r!r}, which its path map {list(ends)} does not have"
                     ) from None
             results = mapped
-        if any(r is None or r == START for r in results):
-            raise InvalidUpdateError(f"{where} did not return a valid destination (got {list(results)!r})")
+        for r in results:
+            if r is None or r == START:
+                raise InvalidUpdateError(f"{where()} did not return a valid destination (got {list(results)!r})")
         return self._routes(results, where)
 
-    def _routes(self, targets: Sequence[Any], where: str) -> list[Any]:
+    def _routes(self, targets: Sequence[Any], where: Callable[[], str]) -> list[Any]:
         routes: list[Any] = []
+        nodes = self.nodes
         for target in targets:
-            if isinstance(target, Send):
+            if type(target) is str and target in nodes:
+                routes.append(target)
+            elif isinstance(target, Send):
                 if target.node == END:
-                    raise InvalidUpdateError(f"{where}: cannot send a packet to the END node")
-                if target.node not in self.nodes:
-                    raise InvalidUpdateError(f"{where}: Send to {target.node!r}, which is not a node of this graph")
+                    raise InvalidUpdateError(f"{where()}: cannot send a packet to the END node")
+                if target.node not in nodes:
+                    raise InvalidUpdateError(f"{where()}: Send to {target.node!r}, which is not a node of this graph")
                 routes.append(target)
-            elif target == END:
-                continue
-            elif isinstance(target, str) and target in self.nodes:
-                routes.append(target)
-            else:
+            elif target != END:
                 raise InvalidUpdateError(
-                    f"{where} goes to {target!r}, which is not a node of this graph (nodes: {sorted(self.nodes)})"
+                    f"{where()} goes to {target!r}, which is not a node of this graph (nodes: {sorted(nodes)})"
                 )
         return routes
 
@@ -302,9 +309,10 @@ def encode(writes: Sequence[Write], routes: Sequence[Any], parent: Command[Any] 
     ``[update, goto]`` of a Command to the parent graph). Updates are a dict (pairs when a key is written
     twice); a route is a node name, or ``[node, arg]`` for a `Send`. Its edges' writes are not kept: they
     are the graph's, added back by `decode`."""
-    keys = [k for k, _ in writes]
-    updates: Any = dict(writes) if len(set(keys)) == len(keys) else [[k, v] for k, v in writes]
-    encoded = [r if isinstance(r, str) else [r.node, r.arg] for r in routes]
+    updates: Any = dict(writes)
+    if len(updates) != len(writes):  # a key written twice: its writes in order
+        updates = [[k, v] for k, v in writes]
+    encoded = [r if type(r) is str else [r.node, r.arg] for r in routes] if routes else []
     if parent is None:
         return [updates, encoded]
     goto = [[g.node, g.arg] if isinstance(g, Send) else g for g in _as_list(parent.goto)]
@@ -314,14 +322,15 @@ def encode(writes: Sequence[Write], routes: Sequence[Any], parent: Command[Any] 
 def decode(runner: Runner, data: Sequence[Any]) -> list[Write]:
     """The writes a journaled node result makes: its updates, its routes, then its edges'."""
     updates, routes = data[0], data[1]
-    writes: list[Write] = list(updates.items()) if isinstance(updates, dict) else [(k, v) for k, v in updates]
+    writes: list[Write] = list(updates.items()) if type(updates) is dict else [(k, v) for k, v in updates]
     for route in routes:
-        if isinstance(route, str):
+        if type(route) is str:
             writes.append((branch_channel(route), None))
         else:
             writes.append((TASKS, Send(route[0], route[1])))
-    if runner.kind != "command":
-        writes.extend(runner.plan.edge_writes)
+    edges = runner.plan.edge_writes
+    if edges and runner.kind != "command":
+        writes.extend(edges)
     if len(data) > 2:
         update, goto = data[2]
         goto = [Send(g[0], g[1]) if isinstance(g, list) else g for g in goto]

@@ -165,7 +165,8 @@ class Machine:
 
     def made(self, run_id: int, source: str, step: int) -> None:
         """This state is a new checkpoint, at superstep ``step``, made by run ``run_id`` from the one it was."""
-        self.parent = self.id
+        origin = self.origin
+        self.parent = f"{origin}:{self.step}" if origin else None
         self.origin, self.source, self.step = run_id, source, step
 
     def copy(self) -> Machine:
@@ -180,10 +181,11 @@ class Machine:
     def values(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
         """The state keys that have a value."""
         out = {}
+        channels = self.channels
         for key in self.plan.state_keys if keys is None else keys:
-            channel = self.channels.get(key)
-            if channel is not None and channel.available():
-                out[key] = channel.get()
+            channel = channels.get(key)
+            if channel is not None and channel.value is not MISSING:  # a state key's channel has its value there
+                out[key] = channel.value
         return out
 
     def fresh_values(self, keys: Sequence[str], writes: Sequence[Write]) -> dict[str, Any]:
@@ -192,7 +194,11 @@ class Machine:
         touched: dict[str, list[Any]] = {}
         for chan, value in writes:
             if chan in out or chan in keys:
-                touched.setdefault(chan, []).append(value)
+                found = touched.get(chan)
+                if found is None:
+                    touched[chan] = [value]
+                else:
+                    found.append(value)
         for key, values in touched.items():
             channel = self.channels[key]
             if type(channel) is LastValue and len(values) == 1:
@@ -209,32 +215,33 @@ class Machine:
     def next_tasks(self) -> list[Task]:
         """The tasks of the next superstep, in path order (its journal keys follow it)."""
         tasks: list[Task] = []
-        if self.versions:
-            nodes = self.plan.nodes
+        versions = self.versions
+        if versions:
+            plan = self.plan
+            nodes, channels, seen_by = plan.nodes, self.channels, self.seen
             updated = self.updated
             if updated is None:
                 candidates: Iterable[str] = sorted(nodes)
             else:
-                to_nodes = self.plan.trigger_to_nodes
-                found = [n for c in updated for n in to_nodes.get(c, ())]
+                to_nodes = plan.trigger_to_nodes
+                found: list[str] = []
+                for chan in updated:
+                    names = to_nodes.get(chan)
+                    if names:
+                        found.extend(names)
                 candidates = found if len(found) < 2 else sorted(set(found))
             for name in candidates:
                 node = nodes[name]
-                if self._triggered(node):
-                    tasks.append(Task(name, node.path, node.sorted_triggers))
-        packets = self.channels.get(TASKS)
-        if packets is not None and packets.available():
+                seen = seen_by.get(name)
+                for chan in node.triggers:  # triggered: a trigger with a value written since the node last ran
+                    if channels[chan].available() and (seen is None or versions.get(chan, 0) > seen.get(chan, 0)):
+                        tasks.append(Task(name, node.path, node.sorted_triggers))
+                        break
+        packets = self.channels[TASKS]
+        if packets.value is not MISSING and packets.value:
             for index, send in enumerate(packets.get()):
                 tasks.append(Task(send.node, (PUSH, index), (PUSH,), send.arg))
         return tasks
-
-    def _triggered(self, node: NodePlan) -> bool:
-        seen = self.seen.get(node.name)
-        for chan in node.triggers:
-            channel = self.channels[chan]
-            if channel.available() and (seen is None or self.versions.get(chan, 0) > seen.get(chan, 0)):
-                return True
-        return False
 
     def task_input(self, task: Task, stop: int) -> Any:
         """What a pull task's node reads: its input keys that have a value, and its managed values."""
@@ -263,37 +270,38 @@ class Machine:
 
     def apply(self, done: Sequence[tuple[Task, Sequence[Write]]]) -> set[str]:
         """A superstep's writes, all together, in path order; returns the channels that changed."""
-        return self._apply(sorted(done, key=lambda d: d[0].sort_key), bump=True)
+        if len(done) > 1:
+            done = sorted(done, key=lambda d: d[0].sort_key)
+        return self._apply(done, bump=True)
 
     def _apply(self, done: Sequence[tuple[Task, Sequence[Write]]], bump: bool) -> set[str]:
-        channels, versions, plan = self.channels, self.versions, self.plan
+        channels, versions, plan, seen_by = self.channels, self.versions, self.plan, self.seen
         self.version = version = self.version + 1
-        for task, _ in done:
-            if task.triggers and not task.push:
-                seen = self.seen.setdefault(task.name, {})
-                for chan in task.triggers:
+        grouped: dict[str, list[Any]] = {}
+        for task, writes in done:
+            triggers = task.triggers
+            if triggers and not task.push:
+                seen = seen_by.get(task.name)
+                if seen is None:
+                    seen = seen_by[task.name] = {}
+                for chan in triggers:
                     if chan in versions:
                         seen[chan] = versions[chan]
-                # A trigger read by several tasks is consumed once: consuming again finds nothing to reset.
-                for chan in task.triggers:
+                    # Each trigger channel triggers one node, so no other task of the superstep reads it.
                     channel = channels.get(chan)
                     if channel is not None and channel.consume():
                         versions[chan] = version
-        grouped: dict[str, list[Any]] = {}
-        for task, writes in done:
             for chan, value in writes:
                 found = grouped.get(chan)
                 if found is None:
-                    if chan not in channels:
-                        raise InvalidUpdateError(
-                            f"node {task.name!r} wrote to {chan!r}, which this graph does not have"
-                        )
                     grouped[chan] = [value]
                 else:
                     found.append(value)
         updated: set[str] = set()
         for chan, values in grouped.items():
-            channel = channels[chan]
+            channel = channels.get(chan)
+            if channel is None:
+                raise InvalidUpdateError(f"a node wrote to {chan!r}, which this graph does not have")
             if channel.update(values):
                 versions[chan] = version
                 if channel.available():
