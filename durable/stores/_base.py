@@ -258,21 +258,21 @@ def check_version(found: int, known: int) -> None:
         )
 
 
-# The SQL stores' `RunOutcome.forget_prior` (``{0}`` is the placeholder): the runs before this one that still hold
-# a copy of their values, and this one's previous, emptied. Each completed run of a graph empties the one before,
-# so the range scan finds at most a couple of rows to change.
+# The SQL stores' `RunOutcome.forget_prior` (``{0}`` is the placeholder): the two runs before this one emptied of
+# their values, and this one's previous. Each completed run empties the ones before it the same way, so older runs
+# are empty already, and the range stays three rows however long the thread.
 FORGET_PRIOR = (
     "UPDATE durable_runs SET previous = NULL, "
     "output = CASE WHEN run_id < {0} THEN NULL ELSE output END, "
     "save = CASE WHEN run_id < {0} THEN NULL ELSE save END "
-    "WHERE tid = {0} AND run_id <= {0} AND (previous IS NOT NULL OR (run_id < {0} AND "
+    "WHERE tid = {0} AND run_id BETWEEN {0} AND {0} AND (previous IS NOT NULL OR (run_id < {0} AND "
     "(output IS NOT NULL OR save IS NOT NULL)))"
 )
 
 
 def forget_params(lease: Lease, run_id: int) -> tuple[Any, ...]:
     """`FORGET_PRIOR`'s parameters."""
-    return (run_id, run_id, lease.tid, run_id, run_id)
+    return (run_id, run_id, lease.tid, run_id - 2, run_id, run_id)
 
 
 def rewrite_params(r: RunRow, tid: int) -> tuple[Any, ...]:

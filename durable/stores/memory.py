@@ -231,8 +231,9 @@ class MemoryStore(Store):
                 wake_at=outcome.wake_at,
             )
             if outcome.forget_prior and outcome.status == "completed":
-                for number, run in t.runs.items():
-                    if number < run_id:
+                for number in (run_id - 1, run_id - 2):  # the runs before were emptied by their own successors
+                    run = t.runs.get(number)
+                    if run is not None and (run.output, run.save, run.previous) != (None, None, None):
                         t.runs[number] = dataclasses.replace(run, output=None, save=None, previous=None)
                 t.runs[run_id] = dataclasses.replace(t.runs[run_id], previous=None)
             t.owner = t.lease_expires = None
