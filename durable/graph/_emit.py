@@ -206,14 +206,19 @@ class TaskEmitter:
         self.key = ""  # set when the node starts running (a cache hit never starts it)
         self._streamer: Any = None  # with "messages": the LangChain config the node's models stream under
         self._token: Any = None
+        self._current: Any = None
 
     @property
     def hidden(self) -> bool:
         return self.task.name == START or not self.graph.shown
 
     def started(self, call: Call) -> None:
-        """The node starts running (its start was streamed with its superstep's)."""
+        """The node starts running (its start was streamed with its superstep's); a subgraph it invokes streams
+        under it (`_node.current_node`) until it ends."""
+        from ._node import current_node
+
         self.key = call.key
+        self._current = current_node.set(self)
         config = self.langchain(call)
         if config is not None and call.runner.kind not in ("runnable", "start"):
             from .._messages import enter_node
@@ -230,6 +235,13 @@ class TaskEmitter:
 
             self._streamer = node_config(sink, call.node_config()["metadata"])
         return self._streamer
+
+    def _ended(self) -> None:
+        from ._node import current_node
+
+        if self._current is not None:
+            current_node.reset(self._current)
+            self._current = None
 
     def _left(self, writes: Sequence[Write] | None) -> None:
         from .._messages import leave_node, node_returned
@@ -249,6 +261,7 @@ class TaskEmitter:
         graph._put("updates", {self.task.name: _update_of(writes, keys), "__metadata__": {"cached": True}})
 
     def done(self, call: Call, writes: Sequence[Write]) -> None:
+        self._ended()
         graph = self.graph
         if self._streamer is not None:
             self._left(writes)
@@ -268,6 +281,7 @@ class TaskEmitter:
     def failed(self, call: Call, error: BaseException) -> None:
         from .._interrupts import Pause
 
+        self._ended()
         if self._streamer is not None:
             self._left(None)
         graph = self.graph

@@ -207,13 +207,15 @@ def _as_list(goto: Any) -> list[Any]:
 # -- one node's task ----------------------------------------------------------------------------------
 
 
+# The two bodies differ only in calling (or awaiting) the node and its routers. They stay two plain functions: a
+# node's task is the hot path of a graph, and one generator driven twice would cost more than these lines.
+
+
 def node_task(runner: Runner, call: Call) -> list[Any]:
     """The body of a node's journaled task (sync): what it wrote and where it goes, encoded for the journal."""
     emitter = call.emitter
-    token = None
     if emitter is not None:
         emitter.started(call)
-        token = current_node.set(emitter)  # a subgraph invoked in the node streams under it
     try:
         try:
             value = runner.call(call, emitter)
@@ -228,9 +230,6 @@ def node_task(runner: Runner, call: Call) -> list[Any]:
         if emitter is not None:
             emitter.failed(call, exc)
         raise
-    finally:
-        if token is not None:
-            current_node.reset(token)
     if emitter is not None:
         emitter.done(call, writes)
     return encode(writes, routes, parent)
@@ -239,10 +238,8 @@ def node_task(runner: Runner, call: Call) -> list[Any]:
 async def anode_task(runner: Runner, call: Call) -> list[Any]:
     """The body of a node's journaled task (async): `node_task`, awaiting the node and its routers."""
     emitter = call.emitter
-    token = None
     if emitter is not None:
         emitter.started(call)
-        token = current_node.set(emitter)  # a subgraph invoked in the node streams under it
     try:
         try:
             value = await runner.acall(call, emitter)
@@ -256,9 +253,6 @@ async def anode_task(runner: Runner, call: Call) -> list[Any]:
         if emitter is not None:
             emitter.failed(call, exc)
         raise
-    finally:
-        if token is not None:
-            current_node.reset(token)
     if emitter is not None:
         emitter.done(call, writes)
     return encode(writes, routes, parent)
