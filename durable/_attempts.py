@@ -1,25 +1,36 @@
-"""Tasks with a retry policy or a timeout: every attempt journaled, a backoff resumed after a crash.
+"""A task call's attempts, written once: an I/O-free flow of effects and two thin drivers.
 
-A task without either takes `Run._execute`'s short path. These functions take
-over otherwise, for the blocking driver (`execute`) and the async one
-(`aexecute`), with the same steps:
+A plain sync task takes `Run._execute`'s short path (the same steps, inline). Every other call (a
+retry policy, a timeout, a cache, an async body, or any task of an async run) is carried by `attempts`,
+which only decides what happens next and yields it as an effect:
 
-1. If the journal's latest row for the key is a failed attempt (``RETRY``), a
-   crash interrupted the backoff: count the attempts already made and wait out
-   only what is left of the delay (the jitter is drawn from the call's identity,
-   so the delay is the same one).
-2. Run an attempt in its own scope (which `task_context` reads), within ``timeout``.
-3. On an error the policy retries, journal it as a ``RETRY`` row, sleep, go again;
+- `Attempt`: run the body once, in its own scope (which `task_context` reads), within its timeout; the
+  body's value comes back, or its error is thrown back in;
+- `Write`: journal a row (a cache hit, a failed attempt the policy retries, the error, the value);
+- `Sleep`: wait (a retry's backoff; with ``stop``, a durable sleep that a lost lease cuts short);
+- `Lookup` / `Fill`: ask the task's cache for the call / cache a fresh value.
+
+`drive` carries a flow out with blocking calls (a sync run); `adrive` with awaits on the run's event loop,
+the cache's blocking store calls in a worker thread, so nothing blocks the loop. Neither knows what the
+flow is doing, so the sync and async paths cannot disagree (`_steps` drives a durable sleep with them too).
+
+The steps of `attempts`:
+
+1. A task with a cache policy asks the cache first: a hit is journaled as the call's outcome.
+2. If the journal's latest row for the key is a failed attempt (``RETRY``), a crash interrupted the
+   backoff: count the attempts already made and wait out only what is left of the delay (the jitter is
+   drawn from the call's identity, so the delay is the same one).
+3. Run an attempt. On an error the policy retries, journal it as a ``RETRY`` row, sleep, go again;
    otherwise journal the outcome, as every task does.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import copy_context
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _caching, _chunks, _clock, _context, _faults
 from ._context import Scope
@@ -33,13 +44,104 @@ if TYPE_CHECKING:
     from ._run import Args, Kwargs, Run, TaskSpec
 
 
+# -- the effects --------------------------------------------------------------------------------------
+
+
+class Attempt(NamedTuple):
+    """Run the body once (its value, or its error thrown back into the flow)."""
+
+    spec: TaskSpec
+    key: str
+    attempt: int
+    args: Args
+    kwargs: Kwargs
+
+
+class Write(NamedTuple):
+    """Journal a row through the run's writer (`Run.write` / `Run.awrite`)."""
+
+    row: JournalRow
+
+
+class Sleep(NamedTuple):
+    """Wait ``seconds``; with ``stop``, only until it is set, and say whether it was."""
+
+    seconds: float
+    stop: threading.Event | None = None
+
+
+class Lookup(NamedTuple):
+    """Ask the run's cache for a call: ``(hit, serialized value)`` (see `_caching.lookup`)."""
+
+    spec: TaskSpec
+    ckey: str
+
+
+class Fill(NamedTuple):
+    """Cache a freshly computed value's serialized bytes."""
+
+    spec: TaskSpec
+    ckey: str
+    inner: bytes
+
+
+Effect = Attempt | Write | Sleep | Lookup | Fill
+Flow = Generator[Effect, Any, Any]
+
+
+# -- the decision ---------------------------------------------------------------------------------------
+
+
+def attempts(
+    run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
+) -> Flow:
+    """A task call's attempts to its outcome, each journaled; returns or raises the outcome."""
+    ckey = None
+    if spec.cache is not None and run.cache is not None:
+        ckey = _caching.cache_key(spec.cache, args, kwargs)
+        hit, inner = yield Lookup(spec, ckey)
+        if hit:  # a cache hit is this call's outcome: journaled, so a resume replays it from the journal
+            started = _clock.clock.time()
+            yield Write(_hit_row(run, spec, key, attempt, digest, inner))
+            return _hit_done(run, spec, key, attempt, inner, started)
+    policy = policy_for(run, spec)
+    tries, wait = _resume(run, key, attempt, policy)
+    if wait > 0:
+        yield Sleep(wait)
+    while True:
+        if _faults._armed is not None:
+            _faults.hit("before_body")
+        started = _clock.clock.time()
+        try:
+            value = yield Attempt(spec, key, attempt, args, kwargs)
+        except Exception as exc:
+            tries += 1
+            if policy is not None and policy.should_retry(exc, tries):
+                yield Write(_retry_row(run, spec, key, attempt, digest, exc, started))
+                delay = policy.delay(tries, _seed(run, key), exc)
+                _retrying(run, spec, key, attempt, exc, delay)
+                yield Sleep(delay)
+                attempt += 1
+                continue
+            yield Write(run.error_row(spec, key, attempt, digest, exc, started))
+            run.failed(spec, key, attempt, started, exc)
+            raise
+        inner = None
+        if ckey is not None:
+            inner = run.codec.serialize(value, f"the result of task {spec.name!r} (key {key})")
+            yield Fill(spec, ckey, inner)
+        yield Write(run.ok_row(spec, key, attempt, digest, value, started, inner))
+        run.recorded(spec, key, attempt, started, value)
+        return value
+
+
 def policy_for(run: Run, spec: TaskSpec) -> Retry | None:
     if spec.retry is not None:
         return spec.retry
     return run.default_retry if spec.inherit_retry else None
 
 
-def _resume(run: Run, spec: TaskSpec, key: str, attempt: int, policy: Retry | None) -> tuple[int, float]:
+def _resume(run: Run, key: str, attempt: int, policy: Retry | None) -> tuple[int, float]:
     """(attempts already spent in this round, seconds of backoff still to wait) for a call about to run."""
     if attempt == 1:
         return 0, 0.0
@@ -59,24 +161,7 @@ def _seed(run: Run, key: str) -> str:
     return f"{run.thread_id}\x00{run.run_id}\x00{key}"
 
 
-def _retry_row(
-    run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
-) -> JournalRow:
-    payload = run.codec.dump_error(exc, run.run_id, key, spec.name, attempt=attempt, status=RETRY, digest=digest)
-    return JournalRow(key, attempt, spec.name, RETRY, digest, payload, started, _clock.clock.time())
-
-
-def _cached(run: Run, spec: TaskSpec, args: Args, kwargs: Kwargs) -> tuple[str | None, bytes | None]:
-    """For a task with a cache policy in a run with a cache: its cache key, and the cached value if any."""
-    if spec.cache is None or run.cache is None:
-        return None, None
-    ckey = _caching.cache_key(spec.cache, args, kwargs)
-    hit, inner = _caching.lookup(run, spec, ckey)
-    return ckey, inner if hit else None
-
-
 def _hit_row(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, inner: bytes) -> JournalRow:
-    """A cache hit is this call's outcome: journaled, so a resume replays it from the journal."""
     now = _clock.clock.time()
     payload = run.codec.seal(inner, run.run_id, key, spec.name, attempt, OK, digest)
     return JournalRow(key, attempt, spec.name, OK, digest, payload, now, now)
@@ -92,93 +177,90 @@ def _hit_done(run: Run, spec: TaskSpec, key: str, attempt: int, inner: bytes, st
     return value
 
 
-def _fill(run: Run, spec: TaskSpec, ckey: str | None, value: Any) -> None:
-    if ckey is not None:
-        _caching.store(run, spec, ckey, run.codec.serialize(value, f"the result of task {spec.name!r}"))
+def _retry_row(
+    run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
+) -> JournalRow:
+    payload = run.codec.dump_error(exc, run.run_id, key, spec.name, attempt=attempt, status=RETRY, digest=digest)
+    return JournalRow(key, attempt, spec.name, RETRY, digest, payload, started, _clock.clock.time())
+
+
+# -- the drivers ----------------------------------------------------------------------------------------
 
 
 def execute(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
-    """Run a task's attempts to its outcome, in a blocking run; journal each; return or raise the outcome."""
-    ckey, inner = _cached(run, spec, args, kwargs)
-    if inner is not None:
-        started = _clock.clock.time()
-        run.write(_hit_row(run, spec, key, attempt, digest, inner))
-        return _hit_done(run, spec, key, attempt, inner, started)
-    policy = policy_for(run, spec)
-    tries, wait = _resume(run, spec, key, attempt, policy)
-    _clock.clock.sleep(wait)
-    while True:
-        if _faults._armed is not None:
-            _faults.hit("before_body")
-        started = _clock.clock.time()
-        try:
-            value = _attempt(run, spec, key, attempt, args, kwargs, bounded=True)
-        except Exception as exc:
-            tries += 1
-            if policy is not None and policy.should_retry(exc, tries):
-                run.write(_retry_row(run, spec, key, attempt, digest, exc, started))
-                delay = policy.delay(tries, _seed(run, key), exc)
-                _retrying(run, spec, key, attempt, exc, delay)
-                _clock.clock.sleep(delay)
-                attempt += 1
-                continue
-            run.write(run._error_row(spec, key, attempt, digest, exc, started))
-            if run.observer is not None:
-                run.observer.task(spec.name, key, attempt, started, exc)
-            if run.sink is not None:
-                _chunks.call_failed(run.sink, spec, key, exc)
-            raise
-        _fill(run, spec, ckey, value)
-        return run._record_ok(spec, key, attempt, digest, value, started)
+    """A task call's attempts, in a blocking run."""
+    return drive(attempts(run, spec, key, attempt, digest, args, kwargs), run)
 
 
-async def aexecute(
+def aexecute(
     run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs
-) -> Any:
-    """`execute` for an async run: on the loop, with async writes and sleeps."""
-    ckey, inner = _cached(run, spec, args, kwargs)
-    if inner is not None:
-        started = _clock.clock.time()
-        await run.awrite(_hit_row(run, spec, key, attempt, digest, inner))
-        return _hit_done(run, spec, key, attempt, inner, started)
-    policy = policy_for(run, spec)
-    tries, wait = _resume(run, spec, key, attempt, policy)
-    if wait > 0:
-        await _clock.clock.asleep(wait)
+) -> Coroutine[Any, Any, Any]:
+    """A task call's attempts, on an async run's event loop (a coroutine for the loop to run)."""
+    return adrive(attempts(run, spec, key, attempt, digest, args, kwargs), run)
+
+
+def drive(flow: Flow, run: Run) -> Any:
+    """Carry a flow out with blocking calls."""
+    value: Any = None
+    error: BaseException | None = None
     while True:
-        _faults.hit("before_body")
-        started = _clock.clock.time()
         try:
-            if spec.is_async:
-                value = await _aattempt(run, spec, key, attempt, args, kwargs)
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if isinstance(effect, Attempt):
+                value = _attempt(run, *effect, bounded=True)
+            elif isinstance(effect, Write):
+                run.write(effect.row)
+            elif isinstance(effect, Sleep):
+                if effect.stop is None:
+                    _clock.clock.sleep(effect.seconds)
+                else:
+                    value = _clock.clock.wait(effect.stop, effect.seconds)
+            elif isinstance(effect, Lookup):
+                value = _caching.lookup(run, *effect)
             else:
-                value = await _sync_attempt_in_loop(run, spec, key, attempt, args, kwargs)
-        except Exception as exc:
-            tries += 1
-            if policy is not None and policy.should_retry(exc, tries):
-                await run.awrite(_retry_row(run, spec, key, attempt, digest, exc, started))
-                delay = policy.delay(tries, _seed(run, key), exc)
-                _retrying(run, spec, key, attempt, exc, delay)
-                await _clock.clock.asleep(delay)
-                attempt += 1
-                continue
-            await run.awrite(run._error_row(spec, key, attempt, digest, exc, started))
-            if run.observer is not None:
-                run.observer.task(spec.name, key, attempt, started, exc)
-            if run.sink is not None:
-                _chunks.call_failed(run.sink, spec, key, exc)
-            raise
-        row = run._ok_row(spec, key, attempt, digest, value, started)
-        _fill(run, spec, ckey, value)
-        _faults.hit("after_body")
-        await run.awrite(row)
-        if run.observer is not None:
-            run.observer.task(spec.name, key, attempt, started, None)
-        run.replay.note_recorded(key)
-        _faults.hit("after_commit")
-        if run.sink is not None:
-            _chunks.call_done(run.sink, spec, key, value)
-        return value
+                _caching.store(run, *effect)
+        except BaseException as exc:  # thrown back into the flow, which decides what it means
+            error = exc
+
+
+async def adrive(flow: Flow, run: Run) -> Any:
+    """Carry a flow out with awaits, on the run's event loop: nothing here blocks it."""
+    import asyncio  # loaded already: this runs only in async code
+
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if isinstance(effect, Attempt):
+                if effect.spec.is_async:
+                    value = await _aattempt(run, *effect)
+                else:
+                    value = await _sync_attempt_in_loop(run, *effect)
+            elif isinstance(effect, Write):
+                await run.awrite(effect.row)
+            elif isinstance(effect, Sleep):
+                if effect.stop is None:
+                    await _clock.clock.asleep(effect.seconds)
+                else:
+                    value = await _clock.clock.await_(effect.stop, effect.seconds)
+            elif isinstance(effect, Lookup):  # the cache's rows are a store's: its blocking calls go to a thread
+                value = await asyncio.to_thread(_caching.lookup, run, *effect)
+            else:
+                await asyncio.to_thread(_caching.store, run, *effect)
+        except BaseException as exc:
+            error = exc
+
+
+# -- one attempt ----------------------------------------------------------------------------------------
 
 
 def _attempt(run: Run, spec: TaskSpec, key: str, attempt: int, args: Args, kwargs: Kwargs, *, bounded: bool) -> Any:

@@ -2,14 +2,16 @@
 
 `Run.call` is the hot path of the library: one key, one digest, one dict
 lookup, and either an already-resolved future (replay) or a deferred one
-whose job runs the body and records the outcome (`_execute` / `_aexecute`).
+whose job runs the body and records the outcome: `_execute`'s short path for
+a plain sync task, `_attempts` for every other call (and every call of an
+async run, on its event loop).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -192,6 +194,11 @@ class Run:
     # -- executing a body -----------------------------------------------------------------------
 
     def _execute(self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, args: Args, kwargs: Kwargs) -> Any:
+        """Run a sync task's body and record its outcome, in a blocking run.
+
+        A task with a policy, a timeout or a cache goes through `_attempts.attempts`; a plain one takes the
+        short path below, which is that flow's steps for a single attempt, inline (the sequential hot path).
+        """
         if not spec.simple or self.default_retry is not None:
             return _attempts.execute(self, spec, key, attempt, digest, args, kwargs)
         if _faults._armed is not None:
@@ -204,11 +211,8 @@ class Run:
         except Exception as exc:
             drain(scope)
             _context.current.reset(token)
-            self.write(self._error_row(spec, key, attempt, digest, exc, started))
-            if self.observer is not None:
-                self.observer.task(spec.name, key, attempt, started, exc)
-            if self.sink is not None:
-                _chunks.call_failed(self.sink, spec, key, exc)
+            self.write(self.error_row(spec, key, attempt, digest, exc, started))
+            self.failed(spec, key, attempt, started, exc)
             raise
         except BaseException:
             drain(scope)
@@ -217,23 +221,44 @@ class Run:
         if scope.deferred is not None or scope.outstanding:
             drain(scope)
         _context.current.reset(token)
-        return self._record_ok(spec, key, attempt, digest, value, started)
+        self.write(self.ok_row(spec, key, attempt, digest, value, started))
+        if self.observer is not None or self.sink is not None or self.replay.retrying or _faults._armed is not None:
+            self.recorded(spec, key, attempt, started, value)
+        return value
 
-    def _record_ok(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
-    ) -> Any:
-        try:
-            payload = self.dumps(value)
-        except Exception:
-            dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
-            raise
-        if self.max_bytes is not None and len(payload) > self.max_bytes:
-            self._too_large(spec, key, value, len(payload))
+    # -- a task's outcome: its row (no I/O), then what follows its journaling -------------------
+
+    def ok_row(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float,
+        inner: bytes | None = None,
+    ) -> JournalRow:  # fmt: skip
+        """A task's value as its journal row: serialized (``inner``: it is already) within the store's
+        ``max_result_bytes``, signed when the run signs. Then the ``after_body`` fault point (not yet written)."""
+        if inner is None:
+            try:
+                inner = self.dumps(value)
+            except Exception:
+                dump_value(self.serde, value, f"the result of task {spec.name!r} (key {key})")  # raises, naming it
+                raise
+            if self.max_bytes is not None and len(inner) > self.max_bytes:
+                self._too_large(spec, key, value, len(inner))
         if self.signed:
-            payload = self.codec.seal(payload, self.run_id, key, spec.name, attempt, OK, digest)
+            inner = self.codec.seal(inner, self.run_id, key, spec.name, attempt, OK, digest)
         if _faults._armed is not None:
             _faults.hit("after_body")
-        self.write(JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time()))
+        return JournalRow(key, attempt, spec.name, OK, digest, inner, started, time.time())
+
+    def error_row(
+        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
+    ) -> JournalRow:
+        """A task's final error as its journal row (remembered as the call's, for the run's retry keys)."""
+        self.replay.note_error(exc, key)
+        self.replay.note_recorded(key)
+        payload = self.codec.dump_error(exc, self.run_id, key, spec.name, attempt=attempt, status=ERROR, digest=digest)
+        return JournalRow(key, attempt, spec.name, ERROR, digest, payload, started, time.time())
+
+    def recorded(self, spec: TaskSpec, key: str, attempt: int, started: float, value: Any) -> None:
+        """A task's value is journaled (the ``after_commit`` fault point): the observer, the replay, the stream."""
         if self.observer is not None:
             self.observer.task(spec.name, key, attempt, started, None)
         if self.replay.retrying:
@@ -242,7 +267,19 @@ class Run:
             _faults.hit("after_commit")
         if self.sink is not None:
             _chunks.call_done(self.sink, spec, key, value)
-        return value
+
+    def failed(self, spec: TaskSpec, key: str, attempt: int, started: float, exc: Exception) -> None:
+        """A task's error is journaled: the observer and the stream."""
+        if self.observer is not None:
+            self.observer.task(spec.name, key, attempt, started, exc)
+        if self.sink is not None:
+            _chunks.call_failed(self.sink, spec, key, exc)
+
+    def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:
+        assert self.max_bytes is not None
+        raise too_large(f"the result of task {spec.name!r} (key {key})", value, size, self.max_bytes)
+
+    # -- writing --------------------------------------------------------------------------------
 
     def lose(self, error: LeaseLostError) -> None:
         """The lease is gone (the heartbeat found out, or a write was refused): stop at the next step."""
@@ -258,30 +295,27 @@ class Run:
             raise
 
     async def awrite(self, row: JournalRow) -> None:
+        """`write` on the run's event loop: the store is awaited, the loop goes on."""
         try:
             await self.arecord(row)
         except LeaseLostError as exc:
             self.lose(exc)
             raise
 
-    def _too_large(self, spec: TaskSpec, key: str, value: Any, size: int) -> None:
-        assert self.max_bytes is not None
-        raise too_large(f"the result of task {spec.name!r} (key {key})", value, size, self.max_bytes)
+    def post(self, row: JournalRow) -> None:
+        """Journal a row from code on the run's event loop that cannot await (`durable.now()` in an async body):
+        the writer takes it at once and commits it, in order, with the run's next write (or at the run's end);
+        nothing blocks the loop."""
+        try:
+            self.writer.post(row)
+        except LeaseLostError as exc:
+            self.lose(exc)
+            raise
 
-    def _ok_row(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, value: Any, started: float
-    ) -> JournalRow:
-        payload = self.codec.serialize(value, f"the result of task {spec.name!r} (key {key})")
-        payload = self.codec.seal(payload, self.run_id, key, spec.name, attempt, OK, digest)
-        return JournalRow(key, attempt, spec.name, OK, digest, payload, started, time.time())
-
-    def _error_row(
-        self, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, exc: Exception, started: float
-    ) -> JournalRow:
-        self.replay.note_error(exc, key)
-        self.replay.note_recorded(key)
-        payload = self.codec.dump_error(exc, self.run_id, key, spec.name, attempt=attempt, status=ERROR, digest=digest)
-        return JournalRow(key, attempt, spec.name, ERROR, digest, payload, started, time.time())
+    def on_loop(self) -> bool:
+        """Whether the caller runs on this (async) run's event loop, where nothing may block."""
+        loop = self.loop
+        return loop is not None and _in_loop(loop)
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -299,24 +333,28 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def drain(scope: Scope) -> None:
-    """Wait until every call a body made has finished; their errors belong to whoever awaits them."""
+def _unfinished(scope: Scope) -> list[TaskFuture[Any]]:
+    """Take the calls a body made that may still be running (the deferred one first): its end waits for them."""
+    waiting = scope.outstanding or []
+    scope.outstanding = None
     deferred = scope.deferred
     if deferred is not None:
         scope.deferred = None
-        deferred.exception()
-    outstanding = scope.outstanding
-    if outstanding:
-        for fut in outstanding:
-            fut.exception()
-        outstanding.clear()
+        waiting.insert(0, deferred)
+    return waiting
+
+
+def drain(scope: Scope) -> None:
+    """Wait until every call a body made has finished; their errors belong to whoever awaits them."""
+    for fut in _unfinished(scope):
+        fut.exception()
 
 
 async def adrain(scope: Scope) -> None:
-    # Gathering the finished ones too marks their errors as retrieved, so asyncio does not log them.
-    waiting: Sequence[Any] = scope.outstanding or ()
-    scope.outstanding = None
+    """`drain` for an async body (a deferred sync call is run in the pool, see `TaskFuture.__await__`)."""
+    waiting = _unfinished(scope)
     if waiting:
         import asyncio
 
+        # Gathering the finished ones too marks their errors as retrieved, so asyncio does not log them.
         await asyncio.gather(*waiting, return_exceptions=True)

@@ -11,7 +11,13 @@ two days into a three-day sleep sleeps one more day after its resume. Run by
 a worker, a long sleep releases the run instead, and a worker wakes it when due.
 A sleep in progress ends early if the run loses its lease (it was cancelled, or
 another executor took it over): the heartbeat notices within a third of the
-lease term.
+lease term. `sleep` and `asleep` are one flow (`_sleeping`), carried out by
+`_attempts`' blocking and async drivers.
+
+In an async run, `now`/`uuid4`/`random` called on the event loop cannot
+await their write, and must not block the loop on it: the row goes to the
+run's writer at once (`Run.post`) and is committed with the run's next write
+(a task's outcome, a durable sleep), ahead of it, or at the run's end.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, _context
+from . import _attempts, _clock, _context
 from ._interrupts import Suspend
 from .errors import ConfigurationError, UsageError
 from .stores._base import OK, JournalRow
@@ -35,7 +41,7 @@ NOW, UUID4, RANDOM, SLEEP = "durable.now", "durable.uuid4", "durable.random", "d
 
 def now() -> float:
     """The time (seconds since the epoch), recorded on first run and the same on every replay."""
-    scope = _sync_scope("now()")
+    scope = _context.current.get()
     if scope is None:
         return _clock.clock.time()
     return float(_step(scope, NOW, _clock.clock.time))
@@ -43,7 +49,7 @@ def now() -> float:
 
 def uuid4() -> _uuid.UUID:
     """A random UUID, recorded on first run and the same on every replay."""
-    scope = _sync_scope("uuid4()")
+    scope = _context.current.get()
     if scope is None:
         return _uuid.uuid4()
     return _uuid.UUID(_step(scope, UUID4, lambda: str(_uuid.uuid4())))
@@ -51,7 +57,7 @@ def uuid4() -> _uuid.UUID:
 
 def random() -> float:
     """A random float in [0, 1), recorded on first run and the same on every replay."""
-    scope = _sync_scope("random()")
+    scope = _context.current.get()
     if scope is None:
         return _random.random()
     return float(_step(scope, RANDOM, _random.random))
@@ -63,15 +69,13 @@ def sleep(seconds: float) -> None:
     In an async entrypoint use ``await durable.asleep(...)``.
     """
     _check_seconds(seconds)
-    scope = _sync_scope("sleep()", hint="await durable.asleep(...)")
+    scope = _context.current.get()
     if scope is None:
         _clock.clock.sleep(seconds)
         return
-    run = scope.run
-    left = _left(run, _step(scope, SLEEP, lambda: _clock.clock.time() + seconds))
-    if _clock.clock.wait(run.stopped, left):  # the lease was lost while sleeping: cancelled, or taken over
-        assert run.lost is not None
-        raise run.lost
+    if scope.run.on_loop():
+        raise UsageError("durable.sleep() would block the event loop of an async run: use await durable.asleep(...)")
+    _attempts.drive(_sleeping(scope, seconds), scope.run)
 
 
 async def asleep(seconds: float) -> None:
@@ -81,15 +85,17 @@ async def asleep(seconds: float) -> None:
     if scope is None:
         await _clock.clock.asleep(seconds)
         return
+    await _attempts.adrive(_sleeping(scope, seconds), scope.run)
+
+
+def _sleeping(scope: Scope, seconds: float) -> _attempts.Flow:
+    """A durable sleep, for `sleep` and `asleep` to carry out: journal the wake-up time (or read it back),
+    then wait until then, unless the run loses its lease first (cancelled, or taken over)."""
     run = scope.run
-    key = scope.next_key()
-    row, attempt = run.replay.lookup(key, SLEEP, None)
+    wake, row = _recorded(scope, SLEEP, lambda: _clock.clock.time() + seconds)
     if row is not None:
-        wake = run._replayed(row, SLEEP).result()
-    else:
-        wake = _clock.clock.time() + seconds
-        await run.awrite(_row(run, key, attempt, SLEEP, wake))
-    if await _clock.clock.await_(run.stopped, _left(run, wake)):
+        yield _attempts.Write(row)
+    if (yield _attempts.Sleep(_left(run, wake), run.stopped)):
         assert run.lost is not None
         raise run.lost
 
@@ -102,31 +108,31 @@ def _left(run: Run, wake: float) -> float:
     return left
 
 
-def _sync_scope(what: str, hint: str | None = None) -> Scope | None:
-    scope = _context.current.get()
-    if scope is not None and scope.run.loop is not None:
-        import asyncio
-
-        try:
-            on_loop = asyncio.get_running_loop() is scope.run.loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop and hint is not None:
-            raise UsageError(f"durable.{what} would block the event loop of an async run: use {hint}")
-    return scope
-
-
 def _step(scope: Scope, name: str, make: Callable[[], Any]) -> Any:
-    """The value journaled at the next key, or a fresh one from ``make``, journaled now."""
+    """The value journaled at the next key, or a fresh one from ``make``, journaled now.
+
+    On an async run's event loop the row goes to the writer without blocking (`Run.post`): it is
+    committed with the run's next write, before any later row, or at the run's end.
+    """
+    value, row = _recorded(scope, name, make)
+    if row is not None:
+        run = scope.run
+        if run.on_loop():
+            run.post(row)
+        else:
+            run.write(row)
+    return value
+
+
+def _recorded(scope: Scope, name: str, make: Callable[[], Any]) -> tuple[Any, JournalRow | None]:
+    """The value at the next key: the journaled one (and no row), or a fresh one and the row to journal."""
     run = scope.run
     key = scope.next_key()
     row, attempt = run.replay.lookup(key, name, None)
     if row is not None:
-        return run._replayed(row, name).result()
+        return run._replayed(row, name).result(), None
     value = make()
-    # In an async run this is one blocking write on the loop: rare, small, and it keeps these sync.
-    run.write(_row(run, key, attempt, name, value))
-    return value
+    return value, _row(run, key, attempt, name, value)
 
 
 def _row(run: Run, key: str, attempt: int, name: str, value: Any) -> JournalRow:

@@ -34,21 +34,41 @@ class Writer:
     async def awrite(self, row: JournalRow) -> None:
         self.write(row)
 
+    def post(self, row: JournalRow) -> None:
+        """Take a row without waiting for any I/O (from the run's event loop): committed in order with the
+        next write, or by the run's end (`close` returns it). The modes that do not wait already do that."""
+        self.write(row)
+
     def close(self) -> list[JournalRow]:
         """Stop taking rows; return those the run's end must still write."""
         return []
 
 
 class _Batch:
+    """The rows one commit carries: each writer whose row is in it waits until it is `done`, then shares its `error`."""
+
     __slots__ = ("done", "error")
 
     def __init__(self) -> None:
         self.done = False
         self.error: BaseException | None = None
 
+    def settle(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done = True
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
 
 class GroupCommitWriter(Writer):
-    """Durability "sync": commit before returning, sharing commits between concurrent writers."""
+    """Durability "sync": commit before returning, sharing commits between concurrent writers.
+
+    A writer queues its row, then takes its turn at the commit lock (a thread's, or the event loop's); if the
+    commit before its turn did not carry its row already, it commits everything queued (`_take`). `write` and
+    `awrite` differ only in the lock they wait on and whether the store is called or awaited.
+    """
 
     def __init__(self, store: Store, lease: Lease, run_id: int, session: AsyncSession | None) -> None:
         self._store, self._lease, self._run_id, self._session = store, lease, run_id, session
@@ -64,6 +84,7 @@ class GroupCommitWriter(Writer):
             return self._batch
 
     def _take(self) -> tuple[list[JournalRow], _Batch]:
+        """Every queued row, for one commit, and the batch its writers wait on."""
         with self._queue_lock:
             rows, batch = self._pending, self._batch
             self._pending, self._batch = [], _Batch()
@@ -77,31 +98,27 @@ class GroupCommitWriter(Writer):
                 if not self._pending:  # unlocked read: a row queued meanwhile is committed by its writer
                     self._store.append(self._lease, self._run_id, (row,))
                     return
-                rows, batch = self._take()
-                rows.append(row)
-                try:
-                    self._store.append(self._lease, self._run_id, rows)
-                except BaseException as exc:
-                    batch.error = exc
-                    raise
-                finally:
-                    batch.done = True
+                mine = self._enqueue(row)
+                self._commit()
             finally:
                 self._commit_lock.release()
-            return
-        mine = self._enqueue(row)
-        with self._commit_lock:
-            # Whoever holds the lock commits everything queued, so by the time we get it,
-            # the commit before us may have taken our row already.
-            if not mine.done:
-                rows, batch = self._take()
-                try:
-                    self._store.append(self._lease, self._run_id, rows)
-                except BaseException as exc:
-                    batch.error = exc
-                batch.done = True
-        if mine.error is not None:
-            raise mine.error
+        else:
+            mine = self._enqueue(row)
+            with self._commit_lock:
+                # Whoever holds the lock commits everything queued, so by the time we get it,
+                # the commit before us may have taken our row already.
+                if not mine.done:
+                    self._commit()
+        mine.check()
+
+    def _commit(self) -> None:
+        rows, batch = self._take()
+        try:
+            self._store.append(self._lease, self._run_id, rows)
+        except BaseException as exc:
+            batch.settle(exc)
+        else:
+            batch.settle(None)
 
     async def awrite(self, row: JournalRow) -> None:
         if self._session is None:
@@ -118,10 +135,18 @@ class GroupCommitWriter(Writer):
                 try:
                     await self._session.append(self._lease, self._run_id, rows)
                 except BaseException as exc:
-                    batch.error = exc
-                batch.done = True
-        if mine.error is not None:
-            raise mine.error
+                    batch.settle(exc)
+                else:
+                    batch.settle(None)
+        mine.check()
+
+    def post(self, row: JournalRow) -> None:
+        self._enqueue(row)  # the next commit takes it
+
+    def close(self) -> list[JournalRow]:
+        rows, batch = self._take()  # rows posted since the last commit: the run's end writes them
+        batch.settle(None)
+        return rows
 
 
 class ExitWriter(Writer):
