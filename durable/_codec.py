@@ -38,9 +38,19 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from ._serde import Serializer, dump_error, dump_value, load_value, type_name
+from ._serde import (
+    LARGE,
+    PickleSerializer,
+    Serializer,
+    dump_error,
+    dump_value,
+    load_pickle,
+    load_value,
+    type_name,
+    unwritable,
+)
 from .errors import ConfigurationError, IntegrityError, SerializationError
 
 SIGNED = b"T"  # version 2
@@ -51,6 +61,7 @@ _NO_DIGEST = b"\xff\xff\xff\xff"
 _NUMBERS = struct.Struct("<qqq")  # run, attempt, status
 _KEY_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 NONCE_BYTES = 16
+_Blob = TypeVar("_Blob", bytes, memoryview)  # a blob is checked as it is given: a memoryview's slices are views
 
 
 def unsigned_part(blob: bytes) -> bytes:
@@ -201,9 +212,13 @@ class Codec:
     ``nonce`` is the thread's (``None``: a thread written before nonces existed, which still accepts
     version-1 signatures); ``entrypoint`` names the entrypoint the thread's runs belong to, and is
     signed into each run's own values. ``max_bytes`` bounds every serialized value.
+
+    Under the default pickle serializer a large value's bytes are read once on the way in (the pickler's
+    pieces are hashed, then joined behind the signature: `dump`) and not copied on the way out (a blob of
+    `LARGE` bytes or more is verified and unpickled through memoryviews: `load`, `load_row`).
     """
 
-    __slots__ = ("_bases", "entrypoint", "keyring", "max_bytes", "nonce", "serde", "thread_id")
+    __slots__ = ("_bases", "_pickle", "entrypoint", "keyring", "max_bytes", "nonce", "serde", "thread_id")
 
     def __init__(
         self,
@@ -217,6 +232,8 @@ class Codec:
         self.serde, self.keyring, self.thread_id, self.nonce = serde, ring, thread_id, nonce
         self.entrypoint, self.max_bytes = entrypoint, max_bytes
         self._bases: dict[str, Any] = {}
+        # The serializer whose pieces and views the large-value paths use (a subclass may read differently).
+        self._pickle = serde if type(serde) is PickleSerializer else None
 
     def for_thread(self, nonce: bytes | None, entrypoint: str | None = None) -> Codec:
         """This codec for the same thread as the store says it is (its nonce, its entrypoint)."""
@@ -236,7 +253,7 @@ class Codec:
 
     def _mac(
         self, kid: str, key: bytes, run: int, slot: str, name: str, attempt: int, status: int, digest: bytes | None,
-        inner: bytes,
+        inner: bytes | memoryview,
     ) -> bytes:  # fmt: skip
         mac = self._base(kid, key).copy()
         mac.update(_NUMBERS.pack(run, attempt, status) + _lp(_text(slot)) + _lp(_text(name)))
@@ -244,7 +261,7 @@ class Codec:
         mac.update(inner)
         return mac.digest()  # type: ignore[no-any-return]
 
-    def _mac_v1(self, key: bytes, kid: bytes, run: int, slot: str, name: str, inner: bytes) -> bytes:
+    def _mac_v1(self, key: bytes, kid: bytes, run: int, slot: str, name: str, inner: bytes | memoryview) -> bytes:
         # Version 1 signed a run's input under the run "*" and a run's own values under the name "".
         parts = (str("*" if slot == "#input" else run), slot, "" if slot.startswith("#") else name)
         mac = hmac.new(key, _DOMAIN_V1, hashlib.sha256)
@@ -270,40 +287,72 @@ class Codec:
         mac = self._mac(kid, ring.keys[kid], run, slot, name, attempt, status, digest, inner)
         return SIGNED + bytes([len(raw)]) + raw + mac + inner
 
+    def _seal_pieces(
+        self, ring: Keyring, pieces: list[Any], run: int, slot: str, name: str, attempt: int, status: int,
+        digest: bytes | None,
+    ) -> bytes:  # fmt: skip
+        # `seal` for a value in pieces: the MAC reads each, and one join copies them behind the signature.
+        kid = ring.write
+        name = name or (self.entrypoint if slot.startswith("#") else name)
+        raw = _text(kid)
+        mac = self._base(kid, ring.keys[kid]).copy()
+        mac.update(_NUMBERS.pack(run, attempt, status) + _lp(_text(slot)) + _lp(_text(name)))
+        mac.update(_NO_DIGEST if digest is None else _lp(digest))
+        for piece in pieces:
+            mac.update(piece)
+        return b"".join((SIGNED, bytes([len(raw)]), raw, mac.digest(), *pieces))
+
     def open(
         self, blob: bytes, run: int, slot: str, name: str = "", attempt: int = 0, status: int = 0,
         digest: bytes | None = None,
     ) -> bytes:  # fmt: skip
         """The tagged bytes inside a verified blob, or `IntegrityError`; nothing is deserialized here."""
-        checked = self.check(blob, run, slot, name, attempt, status, digest)
-        if self.keyring is not None and not checked.verified:
-            raise IntegrityError(
-                f"{self._where(run, slot, name)} is not signed while a key is configured: it was written "
-                f"without a key, or altered; it will not be read (`durable resign --sign-unsigned` signs a "
-                f"journal that was written before a key was set)"
-            )
-        if self.keyring is None and checked.signed:
-            raise IntegrityError(
+        inner, _, signed = self._check(blob, run, slot, name, attempt, status, digest)
+        if signed != (self.keyring is not None):
+            raise self._refused(run, slot, name, signed)
+        return inner
+
+    def _open_view(
+        self, blob: bytes, run: int, slot: str, name: str, attempt: int, status: int, digest: bytes | None
+    ) -> memoryview:
+        # `open` for a large blob: a view of its tagged bytes, not a copy.
+        inner, _, signed = self._check(memoryview(blob), run, slot, name, attempt, status, digest)
+        if signed != (self.keyring is not None):
+            raise self._refused(run, slot, name, signed)
+        return inner
+
+    def _refused(self, run: int, slot: str, name: str, signed: bool) -> IntegrityError:
+        if signed:
+            return IntegrityError(
                 f"{self._where(run, slot, name)} is signed, but no key is configured: set DURABLE_SECRET "
                 f"(or secret=) to the key it was written with"
             )
-        return checked.inner
+        return IntegrityError(
+            f"{self._where(run, slot, name)} is not signed while a key is configured: it was written "
+            f"without a key, or altered; it will not be read (`durable resign --sign-unsigned` signs a "
+            f"journal that was written before a key was set)"
+        )
 
     def check(
         self, blob: bytes, run: int, slot: str, name: str = "", attempt: int = 0, status: int = 0,
         digest: bytes | None = None,
     ) -> Verified:  # fmt: skip
         """Verify a signed blob if a key can (`IntegrityError` if it fails); unsigned ones pass unverified."""
+        return Verified(*self._check(blob, run, slot, name, attempt, status, digest))
+
+    def _check(
+        self, blob: _Blob, run: int, slot: str, name: str, attempt: int, status: int, digest: bytes | None
+    ) -> tuple[_Blob, bool, bool]:  # the tagged bytes, verified, signed
         tag = blob[:1]
         if tag != SIGNED and tag != SIGNED_V1:
-            return Verified(blob, False, False)
+            return blob, False, False
         ring = self.keyring
         n = blob[1] if len(blob) > 1 else 0
         kid, mac, inner = blob[2 : 2 + n], blob[2 + n : 34 + n], blob[34 + n :]
         if ring is None:
-            return Verified(inner, False, True)
+            return inner, False, True
         name = name or (self.entrypoint if slot.startswith("#") else name)
-        kid_text = kid.decode("utf-8", "replace")
+        kid_text = str(kid, "utf-8", "replace")
         key = ring.keys.get(kid_text)
         if key is None or len(mac) != 32:
             raise IntegrityError(
@@ -317,7 +366,7 @@ class Codec:
                     f"{self._where(run, slot, name)} carries a version-1 signature, which this thread never "
                     f"uses (it was created, or re-signed, with version 2): it was planted; it will not be read"
                 )
-            expected = self._mac_v1(key, kid, run, slot, name, inner)
+            expected = self._mac_v1(key, bytes(kid), run, slot, name, inner)
         else:
             expected = self._mac(kid_text, key, run, slot, name, attempt, status, digest, inner)
         if not hmac.compare_digest(mac, expected):
@@ -325,11 +374,15 @@ class Codec:
                 f"{self._where(run, slot, name)} fails its signature check: it was altered, or moved from "
                 f"another slot, run or thread; it will not be read"
             )
-        return Verified(inner, True, True)
+        return inner, True, True
 
     def open_row(self, row: Any, run: int) -> bytes:
         """`open` for a journal row (a `JournalRow`): its payload, verified for its key, name, attempt and status."""
         return self.open(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
+
+    def load_row(self, row: Any, run: int, what: str) -> Any:
+        """The value of a journal row (`open_row`, then the serializer), not copying a large payload on the way."""
+        return self.load(row.payload, run, row.key, what, row.name, row.attempt, row.status, row.digest)
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -340,14 +393,36 @@ class Codec:
             raise too_large(what, value, len(inner), self.max_bytes)
         return inner
 
-    def dump(self, value: Any, run: int, slot: str, what: str, name: str = "", **row: Any) -> bytes:
-        return self.seal(self.serialize(value, what), run, slot, name, **row)
+    def dump(
+        self, value: Any, run: int, slot: str, what: str, name: str = "", attempt: int = 0, status: int = 0,
+        digest: bytes | None = None,
+    ) -> bytes:  # fmt: skip
+        """`serialize` then `seal`, reading a large value's bytes once for the MAC and copying them once."""
+        ring, pickler = self.keyring, self._pickle
+        if ring is None or pickler is None:
+            return self.seal(self.serialize(value, what), run, slot, name, attempt, status, digest)
+        try:
+            pieces = pickler.pieces(value)
+        except Exception as exc:
+            raise unwritable(what, value, exc) from exc
+        size = sum(map(len, pieces))
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise too_large(what, value, size, self.max_bytes)
+        if len(pieces) == 1:
+            return self.seal(pieces[0], run, slot, name, attempt, status, digest)
+        return self._seal_pieces(ring, pieces, run, slot, name, attempt, status, digest)
 
     def dump_error(self, exc: BaseException, run: int, slot: str, name: str = "", **row: Any) -> bytes:
         return self.seal(dump_error(self.serde, exc), run, slot, name, **row)
 
-    def load(self, blob: bytes, run: int, slot: str, what: str, name: str = "", **row: Any) -> Any:
-        return load_value(self.serde, self.open(blob, run, slot, name, **row), what)
+    def load(
+        self, blob: bytes, run: int, slot: str, what: str, name: str = "", attempt: int = 0, status: int = 0,
+        digest: bytes | None = None,
+    ) -> Any:  # fmt: skip
+        """`open` then the serializer; a large blob under the pickle serializer goes through memoryviews."""
+        if self._pickle is None or len(blob) < LARGE:
+            return load_value(self.serde, self.open(blob, run, slot, name, attempt, status, digest), what)
+        return load_pickle(self._pickle, self._open_view(blob, run, slot, name, attempt, status, digest), what)
 
     def _where(self, run: object, slot: str, name: str) -> str:
         what = f"the run's {slot[1:]}" if slot.startswith("#") else f"the journal entry {slot!r} ({name})"

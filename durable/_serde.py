@@ -23,6 +23,11 @@ TAG_JSON = b"J"
 _PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 _NUMBERS = frozenset({type(None), bool, int, float})
+_SIZED = frozenset({str, bytes, bytearray})
+
+# From this size on (pickle's frame size) a value's bytes are not copied more than once: a large str
+# or bytes is pickled into pieces joined once (`pickled`), and a large blob is read through a memoryview.
+LARGE = 64 * 1024
 
 
 class Serializer(Protocol):
@@ -70,16 +75,26 @@ class PickleSerializer:
         t = type(value)
         if t in _NUMBERS:
             return TAG_PICKLE + pickle.dumps(value, protocol=3)  # the last protocol without frames
-        if t in _PLAIN or _is_plain(value):
+        if t in _PLAIN:  # str, bytes, bytearray, complex (the numbers are above)
+            if t is complex or len(value) < LARGE:
+                return _unframed(pickle.dumps(value, protocol=5))
+        elif _is_plain(value):
             return _unframed(pickle.dumps(value, protocol=5))
-        import cloudpickle  # only for values the C pickler may not handle
+        pieces = pickled(value)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-        return _unframed(cloudpickle.dumps(value, protocol=5))
+    def pieces(self, value: Any) -> list[Any]:
+        """`dumps` as pieces to join (see `pickled`): a large value's bytes are not copied on the way."""
+        t = type(value)
+        if (t in _SIZED and len(value) >= LARGE) or (t not in _PLAIN and not _is_plain(value)):
+            return pickled(value)
+        return [self.dumps(value)]
 
-    def loads(self, blob: bytes) -> Any:
+    def loads(self, blob: bytes | memoryview) -> Any:
+        """The value in ``blob`` (bytes, or a memoryview of them: a large blob is read in place, not copied)."""
         if blob[:1] != TAG_PICKLE:
             raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "pickle"), reading=True)
-        return pickle.loads(blob[1:])
+        return pickle.loads(blob[1:] if len(blob) < LARGE else memoryview(blob)[1:])
 
     def stamp(self) -> str:
         import cloudpickle
@@ -99,11 +114,37 @@ class PickleSerializer:
         return None
 
 
-def _wrong_tag(blob: bytes, reader: str) -> str:
-    names = {TAG_PICKLE: "pickle", TAG_JSON: "json"}
-    found = names.get(blob[:1])
+class _Pieces(list[Any]):
+    """A file for a pickler that keeps what it writes: its frames, and a large bytes (or a str's UTF-8) whole."""
+
+    write = list.append
+
+
+def pickled(value: Any) -> list[Any]:
+    """What `PickleSerializer.dumps` returns, as pieces to join: the tag, then what the pickler wrote.
+
+    A bytes or bytearray of 64 KiB or more is one of the pieces itself and a large str's UTF-8 another
+    (the C pickler hands such payloads to its file as they are), so joining the pieces, or hashing
+    them, is the only pass over the value's bytes. A pickle under `LARGE` comes back as one piece,
+    unframed as `dumps` makes it.
+    """
+    pieces = _Pieces((TAG_PICKLE,))
+    if type(value) in _PLAIN or _is_plain(value):
+        pickle.Pickler(pieces, protocol=5).dump(value)
+    else:
+        import cloudpickle  # only for values the C pickler may not handle
+
+        cloudpickle.Pickler(pieces, protocol=5).dump(value)
+    if len(pieces) == 2 and len(pieces[1]) < LARGE:  # the usual small pickle: one write, one frame
+        return [_unframed(pieces[1])]
+    return pieces
+
+
+def _wrong_tag(blob: bytes | memoryview, reader: str) -> str:
+    tag = bytes(blob[:1])
+    found = {TAG_PICKLE: "pickle", TAG_JSON: "json"}.get(tag)
     if found is None:
-        return f"unknown format tag {blob[:1]!r}; it is never guessed"
+        return f"unknown format tag {tag!r}; it is never guessed"
     return f"it was written by the {found} serializer and this entrypoint reads {reader}: it is never converted"
 
 
@@ -197,7 +238,11 @@ def dump_value(serde: Serializer, value: Any, what: str) -> bytes:
     try:
         return serde.dumps(value)
     except Exception as exc:
-        raise SerializationError(what, type_name(value), f"{type(exc).__name__}: {exc}") from exc
+        raise unwritable(what, value, exc) from exc
+
+
+def unwritable(what: str, value: Any, exc: Exception) -> SerializationError:
+    return SerializationError(what, type_name(value), f"{type(exc).__name__}: {exc}")
 
 
 def load_value(serde: Serializer, blob: bytes, what: str) -> Any:
@@ -206,7 +251,21 @@ def load_value(serde: Serializer, blob: bytes, what: str) -> Any:
     except SerializationError:
         raise
     except Exception as exc:
-        raise SerializationError(what, "bytes", f"{type(exc).__name__}: {exc}", reading=True) from exc
+        raise unreadable(what, exc) from exc
+
+
+def load_pickle(serde: PickleSerializer, blob: bytes | memoryview, what: str) -> Any:
+    """`load_value` for the pickle serializer, which also reads a memoryview (a large blob, not copied)."""
+    try:
+        return serde.loads(blob)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise unreadable(what, exc) from exc
+
+
+def unreadable(what: str, exc: Exception) -> SerializationError:
+    return SerializationError(what, "bytes", f"{type(exc).__name__}: {exc}", reading=True)
 
 
 class ReplayedError(Exception):
