@@ -1,4 +1,9 @@
-"""Postgres connections kept between async runs, per event loop, and what a forked child must never touch."""
+"""Postgres connections for async runs, per event loop and bounded, and what a forked child must never touch.
+
+An async run borrows a connection for each store operation, not for the whole run, so a thousand runs in
+flight share the few connections a loop may open (``PostgresStore(pool_size=...)``): an operation that
+finds them all busy waits for one instead of opening more and hitting the server's ``max_connections``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,6 @@ if TYPE_CHECKING:
 
     import psycopg
 
-IDLE_PER_LOOP = 8  # async connections kept open per event loop between runs
 orphans: list[Any] = []  # pools and connections a forked child inherited: never used, never finalized
 
 
@@ -37,9 +41,13 @@ class IdleConnections:
     closed at the next take or give, by `close_all`, and at interpreter exit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 10) -> None:
+        self.size = size  # connections open at once per event loop, busy or idle
         self._lock = threading.Lock()
         self._idle: list[tuple[weakref.ref[asyncio.AbstractEventLoop], Any]] = []
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pid = os.getpid()
         # Closed with the store when it is garbage-collected, or at interpreter exit.
         weakref.finalize(self, _finish, self._idle, self._pid)
@@ -69,32 +77,52 @@ class IdleConnections:
                 keep.append((ref, conn))
         self._idle[:] = keep
 
+    def _slot(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        import asyncio
+
+        with self._lock:
+            slots = self._slots.get(loop)
+            if slots is None:
+                slots = self._slots[loop] = asyncio.Semaphore(self.size)
+            return slots
+
     async def take(self, store: Any) -> psycopg.AsyncConnection[Any]:
+        """A connection for one operation, once one of the loop's ``size`` slots is free (`give` it back)."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        with self._lock:
-            self._sweep()
-            for i in range(len(self._idle) - 1, -1, -1):
-                if self._idle[i][0]() is loop:
-                    conn = self._idle.pop(i)[1]
-                    if not conn.closed:
-                        return conn  # type: ignore[no-any-return]
-        return await self.connect(store)
+        slots = self._slot(loop)
+        await slots.acquire()
+        try:
+            with self._lock:
+                self._sweep()
+                for i in range(len(self._idle) - 1, -1, -1):
+                    if self._idle[i][0]() is loop:
+                        conn = self._idle.pop(i)[1]
+                        if not conn.closed:
+                            return conn  # type: ignore[no-any-return]
+            return await self.connect(store)
+        except BaseException:
+            slots.release()
+            raise
 
     async def give(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Return a connection `take` gave (kept for the loop's next operation if it is still usable)."""
         import asyncio
 
         from psycopg.pq import TransactionStatus
 
         loop = asyncio.get_running_loop()
-        reusable = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
-            self._sweep()
-            if reusable and sum(ref() is loop for ref, _ in self._idle) < IDLE_PER_LOOP:
-                self._idle.append((weakref.ref(loop), conn))
-                return
-        await conn.close()
+        try:
+            reusable = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+            with self._lock:
+                self._sweep()
+                if reusable:
+                    self._idle.append((weakref.ref(loop), conn))
+                    return
+            await conn.close()
+        finally:
+            self._slot(loop).release()
 
     def close_all(self) -> None:
         with self._lock:

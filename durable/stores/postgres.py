@@ -63,10 +63,11 @@ class PostgresStore(Store):
     may also give ``schema`` and ``lease_seconds`` (as ``checkpointer=`` URLs do), the rest going to libpq.
     The tables live in ``schema`` (created if missing; ``public`` by default) and are created or
     migrated on first use, under an advisory lock so concurrent workers migrate
-    once. Leases use the database's clock. ``pool_size`` bounds the blocking
-    path's connections (each async run borrows its own connection, reused
-    between runs on the same event loop). ``secret`` and ``max_result_bytes``
-    are as for `SQLiteStore`.
+    once. Leases use the database's clock. ``pool_size`` bounds the connections
+    open at once: the blocking path's pool, and each event loop's for async runs
+    (which borrow one for each store operation, so any number of runs in flight
+    share them: an operation waits for a free one). ``secret`` and
+    ``max_result_bytes`` are as for `SQLiteStore`.
     """
 
     def __init__(
@@ -97,7 +98,7 @@ class PostgresStore(Store):
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._pid = 0
         self._migrated = False
-        self._idle = IdleConnections()
+        self._idle = IdleConnections(pool_size)
 
     def __repr__(self) -> str:
         return f"PostgresStore({_redact(self.dsn, self.dsn)!r}, schema={self.schema!r})"
@@ -237,6 +238,12 @@ class PostgresStore(Store):
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return self._run(lambda: ops.load_journal(self._sql, tid, run_id), write=False, retry=True)
 
+    def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        return self._run(lambda: ops.journal_head(self._sql, tid, run_id, limit), write=False, retry=True)
+
+    def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        return self._run(lambda: ops.journal_keys(self._sql, tid, run_id, keys), write=False, retry=True)
+
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         if len(rows) == 1 and self._pool is not None and self._pid == os.getpid():
             # The hot path, one row per finished task: one statement on a pooled connection, without the
@@ -301,35 +308,33 @@ class PostgresStore(Store):
         if self.read_only:
             raise UsageError("a read-only PostgresStore serves the blocking API only (the operator's tools use it)")
         self._get_pool()  # migrates the schema once, with the blocking path's error reporting
-        session = _AsyncPgSession(self, await self._idle.take(self))
-        try:
-            yield session
-        finally:
-            await self._idle.give(session.conn)
+        yield _AsyncPgSession(self)
 
 
 class _AsyncPgSession:
-    """The same operations as `PostgresStore`, driven on one async connection for one run."""
+    """The same operations as `PostgresStore`, each on a connection borrowed from the loop's for its duration."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, store: PostgresStore) -> None:
         self._store = store
-        self.conn = conn
 
     async def run(self, make: Callable[[], Gen[T]], *, write: bool, retry: bool) -> T:
         psycopg, _ = psycopg_modules()
+        idle = self._store._idle
         for attempt in range(1, _ATTEMPTS + 1):
+            conn = await idle.take(self._store)
             try:
                 if not write:
-                    return await _adrive(self.conn, make())
-                async with self.conn.transaction():
-                    return await _adrive(self.conn, make())
+                    return await _adrive(conn, make())
+                async with conn.transaction():
+                    return await _adrive(conn, make())
             except psycopg.Error as exc:
-                if _broken(exc) or self.conn.broken:
-                    await self.conn.close()
-                    self.conn = await self._store._idle.connect(self._store)
+                if _broken(exc) or conn.broken:
+                    await conn.close()  # `give` drops a closed connection; the next try takes another
                     if retry and attempt < _ATTEMPTS:
                         continue
                 raise _store_error(self._store, exc) from exc
+            finally:
+                await idle.give(conn)
         raise AssertionError("unreachable")
 
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
@@ -348,6 +353,14 @@ class _AsyncPgSession:
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return await self.run(lambda: ops.load_journal(self._store._sql, tid, run_id), write=False, retry=True)
+
+    async def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        q = self._store._sql
+        return await self.run(lambda: ops.journal_head(q, tid, run_id, limit), write=False, retry=True)
+
+    async def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        q = self._store._sql
+        return await self.run(lambda: ops.journal_keys(q, tid, run_id, keys), write=False, retry=True)
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         psycopg, _ = psycopg_modules()
