@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from ..errors import ConfigurationError, SchemaVersionError, StoreError
 
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "interrupted", "completed", "failed")
 
 # Journal row statuses, stored as small integers.
 OK = 0  # a task's value
@@ -345,6 +346,15 @@ def kv_prefix_end(prefix: str) -> str | None:
     return None
 
 
+def head_of(rows: list[JournalRow], limit: int) -> tuple[list[JournalRow], bool]:
+    """`Store.journal_head` from up to ``limit + 1`` rows read in key order: whole, or cut before the last key
+    read (whose later attempts may be past the cut)."""
+    if len(rows) <= limit:
+        return rows, True
+    last = rows[-1].key
+    return [r for r in rows if r.key != last], False
+
+
 class AsyncSession(Protocol):
     """The async twin of `Store`'s operations, bound to one connection for one run."""
 
@@ -357,6 +367,10 @@ class AsyncSession(Protocol):
     async def release(self, lease: Lease) -> None: ...
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]: ...
+
+    async def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]: ...
+
+    async def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]: ...
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None: ...
 
@@ -405,6 +419,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         """Every journal row of one run, in insertion order."""
+
+    # A replay starts from `journal_head`. A store that can read a run's rows by key with an index (`journal_keys`)
+    # returns at most ``limit`` rows there, and the replay reads the rest a window of calls at a time, as far as the
+    # run gets, instead of loading a journal of any length whole first (see `_core.Replay`).
+
+    def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        """One run's rows, and whether they are all of them: all when the run has at most ``limit`` rows (or the
+        store does not read by keys); else some of them (every attempt of each key given), the rest left to
+        `journal_keys`. This default loads the journal whole."""
+        return self.load_journal(tid, run_id), True
+
+    def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        """Every row (every attempt) of one run at these keys, in no particular order."""
+        wanted = set(keys)
+        return [r for r in self.load_journal(tid, run_id) if r.key in wanted] if wanted else []
 
     @abc.abstractmethod
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:

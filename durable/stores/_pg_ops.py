@@ -42,6 +42,7 @@ from ._base import (
     ThreadSummary,
     check_version,
     forget_params,
+    head_of,
     newer_schema,
     outcome_params,
     rewrite_params,
@@ -137,6 +138,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             CONSTRAINT durable_kv_key UNIQUE (namespace, key)
         )""",
         "CREATE INDEX durable_kv_expiry ON {s}.durable_kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
+    # 5: each thread's latest run is marked and indexed by its start (listings, prune): SQLite's schema 7, which says
+    # why. (Runs marked running have their index since version 1.)
+    (
+        "ALTER TABLE {s}.durable_runs ADD COLUMN latest BOOLEAN NOT NULL DEFAULT false",
+        "UPDATE {s}.durable_runs r SET latest = true FROM {s}.durable_threads t "
+        "WHERE t.tid = r.tid AND t.last_run = r.run_id",
+        "CREATE INDEX durable_runs_started ON {s}.durable_runs (started_at) WHERE latest",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -270,10 +279,12 @@ def claim(
         assert new_run is not None
         now = time.time()
         previous = last.save if last else None
+        if last is not None:
+            yield Stmt(f"UPDATE {q.runs} SET latest = false WHERE tid = %s AND run_id = %s", (tid, last.run_id))
         last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, previous, now, stamp=new_run.stamp)
         yield Stmt(
-            f"INSERT INTO {q.runs} (tid, run_id, entrypoint, status, input, previous, started_at, stamp) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {q.runs} (tid, run_id, entrypoint, status, input, previous, started_at, stamp, latest) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, true)",
             (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
         )
     thread = ThreadRow(thread_id, tid, owner, expires, fence, last, nonce)
@@ -402,7 +413,7 @@ def list_threads(q: SQL, where: ThreadFilter) -> Op[list[ThreadSummary]]:
     base = (
         "SELECT t.thread_id, r.run_id, r.entrypoint, r.status, r.started_at, r.finished_at, t.owner, "
         "extract(epoch FROM t.lease_expires - now())::float8, r.wake_at, r.recoveries, r.error_text "
-        f"FROM {q.threads} t JOIN {q.runs} r ON r.tid = t.tid AND r.run_id = t.last_run"
+        f"FROM {q.runs} r JOIN {q.threads} t ON t.tid = r.tid"
     )
     sql, params = filtered(base, where, "%s")
     rows = yield Stmt(sql, params, "all")
@@ -441,11 +452,13 @@ def delete_thread(q: SQL, thread_id: str) -> Op[bool]:
 
 
 def prune(q: SQL, finished_before: float, statuses: Sequence[str], limit: int) -> Op[list[str]]:
+    # A run that finished before the cut started before it: a range of durable_runs_started (see `_sqlite_ops`).
     rows = yield Stmt(
-        f"SELECT t.tid, t.thread_id FROM {q.threads} t JOIN {q.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
-        "WHERE r.status = ANY(%s) AND r.finished_at < %s AND (t.owner IS NULL OR t.lease_expires <= now()) "
+        f"SELECT t.tid, t.thread_id FROM {q.runs} r JOIN {q.threads} t ON t.tid = r.tid "
+        "WHERE r.latest AND r.started_at < %s AND r.status = ANY(%s) AND r.finished_at < %s "
+        "AND (t.owner IS NULL OR t.lease_expires <= now()) "
         "LIMIT %s FOR UPDATE OF t SKIP LOCKED",
-        (list(statuses), finished_before, limit),
+        (finished_before, list(statuses), finished_before, limit),
         "all",
     )
     if rows:
@@ -456,19 +469,20 @@ def prune(q: SQL, finished_before: float, statuses: Sequence[str], limit: int) -
 def import_thread(
     q: SQL, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
 ) -> Op[None]:
+    last = max((r.run_id for r in runs), default=0)
     made = yield Stmt(
         f"INSERT INTO {q.threads} (thread_id, last_run, nonce) VALUES (%s, %s, %s) "
         "ON CONFLICT (thread_id) DO NOTHING RETURNING tid",
-        (thread_id, max((r.run_id for r in runs), default=0), nonce),
+        (thread_id, last, nonce),
         "one",
     )
     if made is None:
         raise ThreadExistsError(thread_id)
     tid = made[0]
     if runs:
-        marks = ", ".join(["%s"] * 17)
-        rows = [run_params(tid, r) for r in runs]
-        yield Stmt(f"INSERT INTO {q.runs} ({RUN_INSERT_COLUMNS}) VALUES ({marks})", rows, many=True)
+        marks = ", ".join(["%s"] * 18)
+        rows = [(*run_params(tid, r), r.run_id == last) for r in runs]
+        yield Stmt(f"INSERT INTO {q.runs} ({RUN_INSERT_COLUMNS}, latest) VALUES ({marks})", rows, many=True)
     if journal:
         yield Stmt(q.insert, [row_params(tid, run_id, row) for run_id, row in journal], many=True)
 
@@ -501,3 +515,27 @@ def rewrite_thread(
             many=True,
         )
     return True
+
+
+def journal_head(q: SQL, tid: int, run_id: int, limit: int) -> Op[tuple[list[JournalRow], bool]]:
+    """See `Store.journal_head`: the first ``limit`` rows in key order, with one more to tell whether that is all."""
+    rows = yield Stmt(
+        "SELECT key, attempt, name, status, digest, payload, started_at, started_at + duration_us / 1e6::float8 "
+        f"FROM {q.journal} WHERE tid = %s AND run_id = %s ORDER BY key, attempt LIMIT %s",
+        (tid, run_id, limit + 1),
+        "all",
+    )
+    return head_of(list(map(JournalRow._make, rows)), limit)
+
+
+def journal_keys(q: SQL, tid: int, run_id: int, keys: Sequence[str]) -> Op[list[JournalRow]]:
+    """Every row of one run at these keys: an index lookup per key, in one statement."""
+    if not keys:
+        return []
+    rows = yield Stmt(
+        "SELECT key, attempt, name, status, digest, payload, started_at, started_at + duration_us / 1e6::float8 "
+        f"FROM {q.journal} WHERE tid = %s AND run_id = %s AND key = ANY(%s)",
+        (tid, run_id, list(keys)),
+        "all",
+    )
+    return list(map(JournalRow._make, rows))

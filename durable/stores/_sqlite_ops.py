@@ -28,6 +28,7 @@ from ._base import (
     ThreadSummary,
     check_version,
     forget_params,
+    head_of,
     newer_schema,
     outcome_params,
     rewrite_params,
@@ -120,6 +121,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX durable_kv_key ON durable_kv (namespace, key)",
         "CREATE INDEX durable_kv_expiry ON durable_kv (expires_at) WHERE expires_at IS NOT NULL",
     ),
+    # 7: each thread's latest run is marked (``latest``; every earlier run of a thread has finished) and indexed by
+    # its start, and runs marked running are indexed by theirs: a listing reads a page of the first index (newest
+    # first), a worker's poll and a prune a short range of one of them, instead of joining every thread to its last
+    # run. Neither index has the status in its key, so a run's pause, resume and finish do not move its entries:
+    # only starting a run and leaving or entering the running state do (a few index writes per run).
+    (
+        "ALTER TABLE durable_runs ADD COLUMN latest INTEGER NOT NULL DEFAULT 0",
+        "UPDATE durable_runs SET latest = 1 "
+        "WHERE run_id = (SELECT t.last_run FROM durable_threads t WHERE t.tid = durable_runs.tid)",
+        "CREATE INDEX durable_runs_started ON durable_runs (started_at) WHERE latest",
+        "CREATE INDEX durable_runs_running ON durable_runs (started_at) WHERE status = 'running'",
+        # A payload of `SPILL` bytes or more lives in ``durable_blobs`` (``blob`` names it; ``payload`` is empty):
+        # the journal is a WITHOUT ROWID table, whose every seek that compares a key with an overflowing row
+        # reads that whole row, so one 10 MB row made each lookup near it cost a 10 MB read. A rowid table's
+        # seeks compare integers only: the bytes are read when they are asked for, once.
+        "CREATE TABLE durable_blobs (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)",
+        "ALTER TABLE durable_journal ADD COLUMN blob INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -201,31 +220,35 @@ def claim(
     if start:
         assert new_run is not None
         previous = last.save if last else None
+        if last is not None:
+            yield Stmt("UPDATE durable_runs SET latest = 0 WHERE tid = ? AND run_id = ?", (tid, last.run_id))
         last = RunRow(run_id, new_run.entrypoint, "running", new_run.input, previous, now, stamp=new_run.stamp)
         yield Stmt(
-            "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at, stamp) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO durable_runs (tid, run_id, entrypoint, status, input, previous, started_at, stamp, latest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (tid, run_id, last.entrypoint, last.status, last.input, last.previous, now, new_run.stamp),
         )
     thread = ThreadRow(thread_id, tid, owner, expires_at, fence, last, nonce)
     return Lease(thread_id, tid, owner, fence, thread, start)
 
 
+# A worker's poll reads durable_runs_running, oldest first: the work left to do and the runs being executed or
+# asleep, never the threads' history.
+_CANDIDATES = (
+    f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} "
+    "FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid AND t.last_run = r.run_id "
+    "WHERE r.status = 'running' AND r.latest AND (r.wake_at IS NULL OR r.wake_at <= ?) AND r.entrypoint IN ({}) "
+    "AND (t.owner IS NULL OR t.lease_expires <= ?) ORDER BY r.started_at LIMIT ?"
+)
+
+
 def reserve(
     owner: str, entrypoints: Sequence[str], limit: int, lease_seconds: float, due: float | None
 ) -> Op[list[Lease]]:
-    """See `Store.reserve`; the runner's ``BEGIN IMMEDIATE`` keeps two reservers apart."""
+    """See `Store.reserve`; the runner's ``BEGIN IMMEDIATE`` keeps two reservers apart (for a few index reads)."""
     now = time.time()
     marks = ", ".join("?" * len(entrypoints))
-    rows = yield Stmt(
-        f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} FROM durable_threads t "
-        "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
-        f"WHERE r.status = 'running' AND r.entrypoint IN ({marks}) "
-        "AND (t.owner IS NULL OR t.lease_expires <= ?) AND (r.wake_at IS NULL OR r.wake_at <= ?) "
-        "ORDER BY t.updated_at LIMIT ?",
-        (*entrypoints, now, now if due is None else due, limit),
-        "all",
-    )
+    rows = yield Stmt(_CANDIDATES.format(marks), (now if due is None else due, *entrypoints, now, limit), "all")
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, fence, nonce = r[:6]
@@ -281,10 +304,19 @@ def release(lease: Lease) -> Op[None]:
     )
 
 
+SPILL = 4096  # a payload this large or larger is kept in durable_blobs (see schema 7)
+
+# A journal row's columns as a JournalRow, its payload fetched from durable_blobs when it was spilled there.
+_ROW_COLUMNS = (
+    "key, attempt, name, status, digest, "
+    "CASE WHEN blob IS NULL THEN payload ELSE (SELECT bytes FROM durable_blobs WHERE id = blob) END, "
+    "started_at, started_at + duration_us / 1e6"
+)
+
+
 def load_journal(tid: int, run_id: int) -> Op[list[JournalRow]]:
     rows = yield Stmt(
-        "SELECT key, attempt, name, status, digest, payload, started_at, started_at + duration_us / 1e6 "
-        "FROM durable_journal WHERE tid = ? AND run_id = ? ORDER BY started_at, key, attempt",
+        f"SELECT {_ROW_COLUMNS} FROM durable_journal WHERE tid = ? AND run_id = ? ORDER BY started_at, key, attempt",
         (tid, run_id),
         "all",
     )
@@ -309,24 +341,39 @@ def append_params(lease: Lease, run_id: int, r: JournalRow) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _row_params(tid: int, run_id: int, r: JournalRow) -> tuple[Any, ...]:
-    return (
-        tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, r.payload,
-        r.started_at, int((r.finished_at - r.started_at) * 1e6),
-    )  # fmt: skip
-
-
 _INSERT_SQL = (
     "INSERT INTO durable_journal (tid, run_id, key, attempt, name, status, digest, payload, started_at, "
-    "duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "duration_us, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
+def _insert(rows: Sequence[tuple[int, int, JournalRow]]) -> Op[None]:
+    """Insert journal rows (thread, run, row), a large payload into durable_blobs first."""
+    params = []
+    for tid, run_id, r in rows:
+        payload, blob = r.payload, None
+        if len(payload) >= SPILL:
+            blob = yield Stmt("INSERT INTO durable_blobs (bytes) VALUES (?)", (payload,), "lastrowid")
+            payload = b""
+        params.append((
+            tid, run_id, r.key, r.attempt, r.name, r.status, r.digest, payload,
+            r.started_at, int((r.finished_at - r.started_at) * 1e6), blob,
+        ))  # fmt: skip
+    yield Stmt(_INSERT_SQL, params, many=True)
+
+
 def append_one(lease: Lease, run_id: int, row: JournalRow) -> Op[None]:
-    """One row: a single statement, atomic without a transaction, checking the lease as it inserts."""
+    """One row: a single statement, atomic without a transaction, checking the lease as it inserts.
+
+    Only for a payload under `SPILL` (see `spills`): a larger one takes `append`, in a transaction."""
     n = yield Stmt(APPEND_SQL, append_params(lease, run_id, row))
     if n != 1:
         raise LeaseLostError(lease.thread_id)
+
+
+def spills(row: JournalRow) -> bool:
+    """Whether a row's payload goes to durable_blobs (then it is not a single statement: `append` writes it)."""
+    return len(row.payload) >= SPILL
 
 
 def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
@@ -334,7 +381,7 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> Op[None]:
     held = yield Stmt(f"SELECT {_HELD}", (lease.tid, lease.fence, lease.owner), "one")
     if not held[0]:
         raise LeaseLostError(lease.thread_id)
-    yield Stmt(_INSERT_SQL, [_row_params(lease.tid, run_id, r) for r in rows], many=True)
+    yield from _insert([(lease.tid, run_id, r) for r in rows])
 
 
 def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
@@ -354,8 +401,7 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
 
 _SUMMARY = (
     "SELECT t.thread_id, r.run_id, r.entrypoint, r.status, r.started_at, r.finished_at, t.owner, t.lease_expires, "
-    "r.wake_at, r.recoveries, r.error_text FROM durable_threads t "
-    "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run"
+    "r.wake_at, r.recoveries, r.error_text FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid"
 )
 
 
@@ -366,8 +412,14 @@ def list_threads(where: ThreadFilter) -> Op[list[ThreadSummary]]:
 
 
 def filtered(base: str, where: ThreadFilter, mark: str) -> tuple[str, list[Any]]:
-    """``base`` with the filter's conditions, order and limit (in the dialect's placeholder ``mark``)."""
-    conds: list[str] = []
+    """``base`` with the filter's conditions, order and limit (in the dialect's placeholder ``mark``).
+
+    ``base`` joins the runs ``r`` to their threads ``t``. The latest runs are read newest first from an index of
+    their starts (``durable_runs_started``) as far as the page goes; the cursor is a range of it too (started at or
+    before the last one, and at the same start, a smaller thread id: the order's tie-break). A status or an
+    entrypoint is a condition on the entries read: a page of a status few threads have reads further.
+    """
+    conds = ["r.latest"]
     params: list[Any] = []
     for cond, value in (
         ("r.status = {}", where.status),
@@ -379,10 +431,10 @@ def filtered(base: str, where: ThreadFilter, mark: str) -> tuple[str, list[Any]]
             conds.append(cond.format(mark))
             params.append(value)
     if where.after is not None:
-        conds.append(f"(r.started_at < {mark} OR (r.started_at = {mark} AND t.thread_id < {mark}))")
+        conds.append(f"r.started_at <= {mark} AND (r.started_at < {mark} OR t.thread_id < {mark})")
         params += [where.after[0], where.after[0], where.after[1]]
-    sql = base + (" WHERE " + " AND ".join(conds) if conds else "")
-    return f"{sql} ORDER BY r.started_at DESC, t.thread_id DESC LIMIT {mark}", [*params, where.limit]
+    sql = f"{base} WHERE {' AND '.join(conds)} ORDER BY r.started_at DESC, t.thread_id DESC LIMIT {mark}"
+    return sql, [*params, where.limit]
 
 
 def list_runs(thread_id: str) -> Op[list[RunRow]]:
@@ -396,6 +448,11 @@ def list_runs(thread_id: str) -> Op[list[RunRow]]:
 
 
 def _delete(tids: Sequence[int]) -> Op[None]:
+    yield Stmt(
+        "DELETE FROM durable_blobs WHERE id IN (SELECT blob FROM durable_journal WHERE tid = ? AND blob IS NOT NULL)",
+        [(tid,) for tid in tids],
+        many=True,
+    )
     for table in ("durable_journal", "durable_runs", "durable_threads"):
         yield Stmt(f"DELETE FROM {table} WHERE tid = ?", [(tid,) for tid in tids], many=True)
 
@@ -413,12 +470,14 @@ def delete_thread(thread_id: str) -> Op[bool]:
 
 
 def prune(finished_before: float, statuses: Sequence[str], limit: int) -> Op[list[str]]:
+    # A run that finished before the cut started before it: the range of durable_runs_started before the cut is
+    # what is read (nothing, when every thread is younger), not every thread.
     marks = ", ".join("?" * len(statuses))
     rows = yield Stmt(
-        "SELECT t.tid, t.thread_id FROM durable_threads t "
-        "JOIN durable_runs r ON r.tid = t.tid AND r.run_id = t.last_run "
-        f"WHERE r.status IN ({marks}) AND r.finished_at < ? AND (t.owner IS NULL OR t.lease_expires <= ?) LIMIT ?",
-        (*statuses, finished_before, time.time(), limit),
+        "SELECT t.tid, t.thread_id FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid "
+        f"WHERE r.latest AND r.started_at < ? AND r.status IN ({marks}) AND r.finished_at < ? "
+        "AND (t.owner IS NULL OR t.lease_expires <= ?) LIMIT ?",
+        (finished_before, *statuses, finished_before, time.time(), limit),
         "all",
     )
     if rows:
@@ -432,21 +491,21 @@ def import_thread(
     exists = yield Stmt("SELECT 1 FROM durable_threads WHERE thread_id = ?", (thread_id,), "one")
     if exists is not None:
         raise ThreadExistsError(thread_id)
-    now = time.time()
+    now, last = time.time(), max((r.run_id for r in runs), default=0)
     tid = yield Stmt(
         "INSERT INTO durable_threads (thread_id, owner, lease_expires, fence, last_run, created_at, updated_at, "
         "nonce) VALUES (?, NULL, NULL, 0, ?, ?, ?, ?)",
-        (thread_id, max((r.run_id for r in runs), default=0), now, now, nonce),
+        (thread_id, last, now, now, nonce),
         "lastrowid",
     )
-    marks = ", ".join("?" * 17)
+    marks = ", ".join("?" * 18)
     yield Stmt(
-        f"INSERT INTO durable_runs ({RUN_INSERT_COLUMNS}) VALUES ({marks})",
-        [run_params(tid, r) for r in runs],
+        f"INSERT INTO durable_runs ({RUN_INSERT_COLUMNS}, latest) VALUES ({marks})",
+        [(*run_params(tid, r), r.run_id == last) for r in runs],
         many=True,
     )
     if journal:
-        yield Stmt(_INSERT_SQL, [_row_params(tid, run_id, row) for run_id, row in journal], many=True)
+        yield from _insert([(tid, run_id, row) for run_id, row in journal])
 
 
 def rewrite_thread(
@@ -469,9 +528,47 @@ def rewrite_thread(
             many=True,
         )
     if journal:
+        # Each row's payload, in place or in durable_blobs as its new size says; a blob it leaves is deleted.
+        where = "tid = ? AND run_id = ? AND key = ? AND attempt = ?"
+        keys = [(thread.tid, run_id, row.key, row.attempt) for run_id, row in journal]
         yield Stmt(
-            "UPDATE durable_journal SET payload = ? WHERE tid = ? AND run_id = ? AND key = ? AND attempt = ?",
-            [(row.payload, thread.tid, run_id, row.key, row.attempt) for run_id, row in journal],
-            many=True,
+            f"DELETE FROM durable_blobs WHERE id = (SELECT blob FROM durable_journal WHERE {where})", keys, many=True
         )
+        for at, (_, row) in zip(keys, journal, strict=True):
+            payload, blob = row.payload, None
+            if len(payload) >= SPILL:
+                blob = yield Stmt("INSERT INTO durable_blobs (bytes) VALUES (?)", (payload,), "lastrowid")
+                payload = b""
+            yield Stmt(f"UPDATE durable_journal SET payload = ?, blob = ? WHERE {where}", (payload, blob, *at))
     return True
+
+
+# -- reading a journal by keys (a replay's windows) ---------------------------------------------------------
+
+
+def journal_head(tid: int, run_id: int, limit: int) -> Op[tuple[list[JournalRow], bool]]:
+    """See `Store.journal_head`: the first ``limit`` rows in key order, with one more to tell whether that is all."""
+    sql = f"SELECT {_ROW_COLUMNS} FROM durable_journal WHERE tid = ? AND run_id = ? LIMIT ?"
+    rows = yield Stmt(sql, (tid, run_id, limit + 1), "all")
+    return head_of(list(map(JournalRow._make, rows)), limit)
+
+
+KEYS_WINDOW = 256  # the keys one read asks for: always this many, so the statement is prepared once
+
+
+def journal_keys(tid: int, run_id: int, keys: Sequence[str]) -> Op[list[JournalRow]]:
+    """Every row of one run at these keys: a lookup of the primary key per key, in one statement."""
+    found: list[JournalRow] = []
+    for at in range(0, len(keys), KEYS_WINDOW):
+        window = list(keys[at : at + KEYS_WINDOW])
+        window += [""] * (KEYS_WINDOW - len(window))  # "" is no key: padding keeps the statement's text fixed
+        rows = yield Stmt(_KEYS_SQL, (tid, run_id, *window), "all")
+        found.extend(map(JournalRow._make, rows))
+    return found
+
+
+# A replay needs a row's times too: a retried call's backoff runs from when its failed attempt was journaled.
+_KEYS_SQL = (
+    f"SELECT {_ROW_COLUMNS} FROM durable_journal "
+    f"WHERE tid = ? AND run_id = ? AND key IN ({', '.join('?' * KEYS_WINDOW)})"
+)

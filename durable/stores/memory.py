@@ -423,6 +423,12 @@ class _MemorySession:
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return self._s.load_journal(tid, run_id)
 
+    async def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        return self._s.journal_head(tid, run_id, limit)
+
+    async def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        return self._s.journal_keys(tid, run_id, keys)
+
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
         self._s.append(lease, run_id, rows)
 

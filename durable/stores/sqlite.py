@@ -1,9 +1,10 @@
 """The embedded default store: one SQLite file in WAL mode, shared safely by threads and processes.
 
 Every operation is written once, as a generator that yields SQL statements and
-receives their results (see `_ops`). A blocking runner drives it on a
-``sqlite3`` connection and an async runner drives the same generator on an
-``aiosqlite`` one, so the sync and async paths cannot drift apart. Writes run
+receives their results (see `_ops`). A blocking runner drives it on the store's
+``sqlite3`` connection; async runs hand it to the store's carrier thread, which
+drives it on a connection of its own and commits many runs' operations together
+(`_sqlite_async`), so the sync and async paths cannot drift apart. Writes run
 in ``BEGIN IMMEDIATE`` transactions, so two processes never deadlock upgrading
 a read lock, and wait up to ``busy_timeout`` for each other.
 """
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import (
@@ -45,10 +47,10 @@ from ._base import (
 from ._sqlite_files import check_path, guard_file, refuse_truncated
 
 if TYPE_CHECKING:
-    import aiosqlite
+    from ._sqlite_async import Carrier  # imported when first used: it loads asyncio (~20 ms)
 
 T = TypeVar("T")
-PAGE_SIZE = 1024
+PAGE_SIZE = 4096
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
@@ -67,6 +69,9 @@ class SQLiteStore(Store):
     With ``read_only=True`` the file is opened read-only and must already be a journal of this
     schema version: nothing is created or migrated (`JournalNotFoundError` if it does not exist),
     and a write fails with `StoreError`. The operator's read-only commands open journals so.
+    ``page_size`` is the page size of a new file (an existing one keeps its own): 4096 by default, so a
+    megabyte-sized value is written in few pages; 1024 makes each small commit write a quarter of the
+    bytes (about 4% fewer instructions per run of small tasks) and large values about 1.5x slower to write.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class SQLiteStore(Store):
         secret: Any = None,
         max_result_bytes: int | None = None,
         read_only: bool = False,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:") or not path:
@@ -90,6 +96,9 @@ class SQLiteStore(Store):
         sync = str(synchronous).upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous={synchronous!r} is not a SQLite setting: use 'NORMAL' or 'FULL'")
+        if page_size not in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
+            raise ConfigurationError(f"page_size={page_size!r}: use a power of two from 512 to 65536 (bytes)")
+        self.page_size = page_size
         self.path = check_path(os.path.abspath(path))
         self.synchronous = sync
         self.busy_timeout = busy_timeout
@@ -101,6 +110,7 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._warned = False
+        self._carrier: Carrier | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -110,10 +120,11 @@ class SQLiteStore(Store):
     def _pragmas(self) -> list[str]:
         return [
             f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}",
-            # Only a new file takes it. Measured (benchmarks/): a 10 KB result costs 10.4 KB on 1 KB pages
-            # and 12.9 KB on 4 KB ones (a large row's spill wastes most of a page), small rows are the
-            # same size, and a commit writes a quarter of the bytes to the WAL.
-            f"PRAGMA page_size = {PAGE_SIZE}",
+            # Only a new file takes it (older files keep theirs). 4 KB pages, SQLite's default, since schema 7:
+            # a 10 MB value is written in 2,500 pages instead of 10,000 (on 1 KB pages its write took 1.5x the
+            # raw floor's, now 1.0x: `benchmarks/run.py --only values`). The cost: a commit writes a 4 KB page
+            # to the WAL where it wrote 1 KB, and a 10 KB value takes ~12 KB on disk instead of ~10.5 KB.
+            f"PRAGMA page_size = {self.page_size}",
             f"PRAGMA synchronous = {self.synchronous}",
         ]
 
@@ -134,6 +145,11 @@ class SQLiteStore(Store):
         if self.read_only:
             self._conn, self._pid = self._open_read_only(), os.getpid()
             return self._conn
+        self._conn, self._pid = self._open(), os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A new read-write connection to the journal, in WAL mode, its schema migrated."""
         self._guard_file()
         try:
             refuse_truncated(self.path)
@@ -161,7 +177,6 @@ class SQLiteStore(Store):
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
             raise
-        self._conn, self._pid = conn, os.getpid()
         return conn
 
     def _open_read_only(self) -> sqlite3.Connection:
@@ -197,6 +212,21 @@ class SQLiteStore(Store):
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+            if self._carrier is not None:
+                self._carrier.stop()
+                self._carrier = None
+
+    def _the_carrier(self) -> Carrier:
+        """The thread that carries this store's async operations (one per store and process)."""
+        carrier = self._carrier
+        if carrier is None or not carrier.alive:
+            with self._lock:
+                carrier = self._carrier
+                if carrier is None or not carrier.alive:
+                    from ._sqlite_async import Carrier
+
+                    carrier = self._carrier = Carrier(self._open, _drive_ops, partial(_store_error, self.path))
+        return carrier
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -247,8 +277,14 @@ class SQLiteStore(Store):
     def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
         return self._run(ops.load_journal(tid, run_id), write=False)
 
+    def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        return self._run(ops.journal_head(tid, run_id, limit), write=False)
+
+    def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        return self._run(ops.journal_keys(tid, run_id, keys), write=False)
+
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        if len(rows) != 1:
+        if len(rows) != 1 or len(rows[0].payload) >= ops.SPILL:  # a large payload: two statements
             self._run(ops.append(lease, run_id, rows), write=True)
             return
         # The hot path, one row per finished task: one statement, atomic without an explicit
@@ -290,91 +326,58 @@ class SQLiteStore(Store):
 
     @asynccontextmanager
     async def asession(self) -> AsyncIterator[AsyncSession]:
-        import asyncio
-
-        import aiosqlite  # with asyncio, only when an async run needs it
-
         if self.read_only:
             raise UsageError("a read-only SQLiteStore serves the blocking API only (the operator's tools use it)")
-        self._guard_file()
-        try:
-            conn = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite journal {self.path!r}: {exc}") from exc
-        try:
-            session = _AsyncSQLiteSession(self, conn)
-            for pragma in self._pragmas():
-                await conn.execute(pragma)
-            deadline = time.monotonic() + self.busy_timeout
-            while (mode := await _ajournal_mode(conn)) != "wal":
-                try:
-                    cur = await conn.execute("PRAGMA journal_mode = WAL")
-                    row = await cur.fetchone()
-                    if row is None or str(row[0]).lower() != "wal":
-                        raise self._wal_refused(mode)
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.005)
-            await session.run(ops.migrate(), write=True)
-            yield session
-        finally:
-            await conn.close()
+        yield _AsyncSQLiteSession(self, self._the_carrier())
 
 
 class _AsyncSQLiteSession:
-    """The same operations as `SQLiteStore`, driven on an aiosqlite connection."""
+    """The same operations as `SQLiteStore`, carried by the store's `Carrier` thread (one hop each)."""
 
-    def __init__(self, store: SQLiteStore, conn: aiosqlite.Connection) -> None:
+    def __init__(self, store: SQLiteStore, carrier: Carrier) -> None:
         self._store = store
-        self._conn = conn
-
-    async def run(self, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
-        conn = self._conn
-        try:
-            if write:
-                await conn.execute("BEGIN IMMEDIATE")
-            try:
-                stmt = next(gen)
-                while True:
-                    cur = await (
-                        conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params)
-                    )
-                    result = await _afetch(cur, stmt.fetch)
-                    stmt = gen.send(result)
-            except StopIteration as stop:
-                if write:
-                    await conn.execute("COMMIT")
-                return stop.value  # type: ignore[no-any-return]
-            except BaseException:
-                if write:
-                    await conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise _store_error(self._store.path, exc) from exc
+        self._carrier = carrier
 
     async def get_thread(self, thread_id: str) -> ThreadRow | None:
-        return await self.run(ops.get_thread(thread_id), write=False)
+        return await self._carrier.run(ops.get_thread(thread_id), write=False)
 
     async def claim(
         self, thread_id: str, owner: str, steal_from: str | None = None, new_run: NewRun | None = None
     ) -> Lease:
-        return await self.run(ops.claim(thread_id, owner, steal_from, new_run, self._store.lease_seconds), write=True)
+        gen = ops.claim(thread_id, owner, steal_from, new_run, self._store.lease_seconds)
+        return await self._carrier.run(gen, write=True)
 
     async def release(self, lease: Lease) -> None:
-        await self.run(ops.release(lease), write=False)
+        await self._carrier.run(ops.release(lease), write=True, atomic=True)
 
     async def load_journal(self, tid: int, run_id: int) -> list[JournalRow]:
-        return await self.run(ops.load_journal(tid, run_id), write=False)
+        return await self._carrier.run(ops.load_journal(tid, run_id), write=False)
+
+    async def journal_head(self, tid: int, run_id: int, limit: int) -> tuple[list[JournalRow], bool]:
+        return await self._carrier.run(ops.journal_head(tid, run_id, limit), write=False)
+
+    async def journal_keys(self, tid: int, run_id: int, keys: Sequence[str]) -> list[JournalRow]:
+        return await self._carrier.run(ops.journal_keys(tid, run_id, keys), write=False)
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        if len(rows) == 1:
-            await self.run(ops.append_one(lease, run_id, rows[0]), write=False)
+        if len(rows) == 1 and not ops.spills(rows[0]):  # the hot path: one statement, checking the lease
+            await self._carrier.run(ops.append_one(lease, run_id, rows[0]), write=True, atomic=True)
         else:
-            await self.run(ops.append(lease, run_id, rows), write=True)
+            await self._carrier.run(ops.append(lease, run_id, rows), write=True)
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        await self.run(ops.finish_run(lease, run_id, outcome), write=True)
+        await self._carrier.run(ops.finish_run(lease, run_id, outcome), write=True)
+
+
+def _drive_ops(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T]) -> T:
+    """Run an operation's statements on a connection, in whatever transaction the caller has open."""
+    try:
+        stmt = next(gen)
+        while True:
+            cur = conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params)
+            stmt = gen.send(_fetch(cur, stmt.fetch))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
@@ -399,27 +402,11 @@ def _journal_mode(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-async def _ajournal_mode(conn: aiosqlite.Connection) -> str:
-    cur = await conn.execute("PRAGMA journal_mode")
-    row = await cur.fetchone()
-    return "" if row is None else str(row[0]).lower()
-
-
 def _fetch(cur: sqlite3.Cursor, fetch: ops.Fetch) -> Any:
     if fetch == "one":
         return cur.fetchone()
     if fetch == "all":
         return cur.fetchall()
-    if fetch == "lastrowid":
-        return cur.lastrowid
-    return cur.rowcount
-
-
-async def _afetch(cur: aiosqlite.Cursor, fetch: ops.Fetch) -> Any:
-    if fetch == "one":
-        return await cur.fetchone()
-    if fetch == "all":
-        return await cur.fetchall()
     if fetch == "lastrowid":
         return cur.lastrowid
     return cur.rowcount

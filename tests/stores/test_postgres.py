@@ -18,6 +18,7 @@ import pytest
 from durable import ConfigurationError, PostgresStore, SchemaVersionError, StoreError, ThreadBusyError
 from durable._urls import store_from_url
 from durable.stores import JournalRow, NewRun
+from durable.stores._base import ThreadFilter
 from durable.stores._pg_ops import SCHEMA_VERSION
 
 Schema = tuple[str, str]
@@ -202,8 +203,9 @@ def test_a_key_value_prefix_search_is_an_index_range_scan(pg_schema: Schema) -> 
 
 
 def test_a_schema_of_the_previous_version_is_migrated_and_keeps_its_threads(pg_schema: Schema) -> None:
-    """A schema an older durable made (before key-value rows) is migrated on first use: its threads stay, and the
-    key-value rows work; the result equals a fresh schema's tables and indexes."""
+    """A schema an older durable made (before the latest run was marked) is migrated on first use: its threads stay
+    (their last run marked latest, the run before not), and listing works; the result equals a fresh schema's tables
+    and indexes."""
     from durable.stores import _pg_ops
 
     dsn, schema = pg_schema
@@ -211,14 +213,28 @@ def test_a_schema_of_the_previous_version_is_migrated_and_keeps_its_threads(pg_s
     _pg_ops.MIGRATIONS, _pg_ops.SCHEMA_VERSION = saved[0][:-1], saved[1] - 1
     try:
         with PostgresStore(dsn, schema=schema) as old:
-            old.claim("t", "me", None, NewRun("ep", b"Pin", None, 1, b"n" * 16))
+            old.get_thread("t")  # creates the old schema
     finally:
         _pg_ops.MIGRATIONS, _pg_ops.SCHEMA_VERSION = saved
+    with psycopg.connect(dsn) as conn:  # the rows the older durable wrote: a thread of two runs
+        (tid,) = conn.execute(
+            f'INSERT INTO "{schema}".durable_threads (thread_id, last_run, nonce) VALUES (%s, 2, %s) RETURNING tid',
+            ("t", b"n" * 16),
+        ).fetchone()
+        for run_id, status in ((1, "completed"), (2, "running")):
+            conn.execute(
+                f'INSERT INTO "{schema}".durable_runs (tid, run_id, entrypoint, status, input, started_at) '
+                "VALUES (%s, %s, 'ep', %s, %s, %s)",
+                (tid, run_id, status, b"Pin%d" % run_id, 1000.0 + run_id),
+            )
     with PostgresStore(dsn, schema=schema) as store:
         thread = store.get_thread("t")
-        assert thread is not None and thread.run is not None and thread.run.input == b"Pin"
-        store.kv_put("users\x1f1\x1f", "prefs", b"{}", None)
-        assert [r.key for r in store.kv_search("users\x1f", False)] == ["prefs"]
+        assert thread is not None and thread.run is not None and thread.run.input == b"Pin2"
+        [listed] = store.list_threads(ThreadFilter(limit=10))
+        assert (listed.thread_id, listed.run_id, listed.status) == ("t", 2, "running")
+    with psycopg.connect(dsn) as conn:
+        marks = conn.execute(f'SELECT run_id, latest FROM "{schema}".durable_runs ORDER BY run_id').fetchall()
+        assert marks == [(1, False), (2, True)]
     fresh = f"{schema}_fresh"
     try:
         with PostgresStore(dsn, schema=fresh) as store:

@@ -158,9 +158,16 @@ def test_older_schema_is_migrated_on_open_and_keeps_its_rows(tmp_path: Path, fro
         assert conn.execute(f"SELECT id, note FROM {USER_TABLE} ORDER BY id").fetchall() == user_rows
         for table, (names, values) in written.items():
             assert sorted(conn.execute(f"SELECT {', '.join(names)} FROM {table}").fetchall()) == values, table
-            # A column added since takes its declared default (or NULL) in the old rows.
+            # A column added since takes its declared default (or NULL) in the old rows, but for the mark of
+            # each thread's latest run, which the migration sets where it belongs.
             for column in conn.execute(f"PRAGMA table_info('{table}')").fetchall():
                 if column[1] in names:
+                    continue
+                if (table, column[1]) == ("durable_runs", "latest"):
+                    marks = conn.execute(
+                        "SELECT r.latest, r.run_id = t.last_run FROM durable_runs r JOIN durable_threads t USING (tid)"
+                    ).fetchall()
+                    assert marks and all(latest == expected for latest, expected in marks), marks
                     continue
                 default = None if column[4] is None else conn.execute(f"SELECT {column[4]}").fetchone()[0]
                 found = {v for (v,) in conn.execute(f"SELECT {column[1]} FROM {table}")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -99,18 +100,88 @@ def test_unknown_synchronous_is_refused(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "j.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
 
 
-def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> None:
-    """A new journal gets 1 KB pages (large results waste little); an existing file keeps its page size."""
+def test_new_files_use_4k_pages_and_old_files_keep_theirs(tmp_path: Path) -> None:
+    """A new journal gets 4 KB pages (large values are written in few pages); an existing file keeps its own."""
     fresh = SQLiteStore(tmp_path / "new.db")
-    assert pragma(fresh, "page_size") == 1024
+    assert pragma(fresh, "page_size") == 4096
     fresh.close()
     old_path = tmp_path / "old.db"
     with sqlite3.connect(old_path) as conn:
-        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("PRAGMA page_size = 1024")
         conn.execute("CREATE TABLE unrelated (x)")
     old = SQLiteStore(old_path)
-    assert pragma(old, "page_size") == 4096
+    assert pragma(old, "page_size") == 1024
     old.close()
+    small = SQLiteStore(tmp_path / "small.db", page_size=1024)
+    assert pragma(small, "page_size") == 1024
+    small.close()
+    with pytest.raises(ConfigurationError, match="power of two"):
+        SQLiteStore(tmp_path / "odd.db", page_size=3000)
+
+
+def test_a_large_payload_lives_out_of_the_journal_btree_and_goes_with_its_thread(tmp_path: Path) -> None:
+    """A payload of SPILL bytes or more is kept in durable_blobs (the journal row keeps a reference), read back
+    whole by every reader, rewritten by a resign, and deleted with its thread; smaller ones stay in the row."""
+    from durable import Threads, entrypoint, task
+    from durable.stores._sqlite_ops import SPILL
+
+    store = SQLiteStore(tmp_path / "j.db")
+    big_value = os.urandom(SPILL * 3)
+    ran: list[str] = []
+
+    @task
+    def big() -> bytes:
+        ran.append("big")
+        return big_value
+
+    @task
+    def small() -> bytes:
+        ran.append("small")
+        return b"s" * 10
+
+    @entrypoint(checkpointer=store)
+    def flow(fail: bool) -> int:
+        n = len(big().result()) + len(small().result())
+        if fail:
+            raise RuntimeError("after both tasks")
+        return n
+
+    with pytest.raises(RuntimeError):
+        flow.invoke(True, thread_id="t")
+    with sqlite3.connect(store.path) as conn:
+        rows = dict(conn.execute("SELECT key, blob IS NOT NULL FROM durable_journal").fetchall())
+        assert rows == {"0": 1, "1": 0}
+        assert conn.execute("SELECT length(payload) FROM durable_journal WHERE key = '0'").fetchone() == (0,)
+        (stored,) = conn.execute("SELECT length(bytes) FROM durable_blobs").fetchone()
+        assert stored > SPILL * 3
+
+    def values(thread_id: str) -> dict[str, bytes]:
+        thread = store.get_thread(thread_id)
+        assert thread is not None and thread.run is not None
+        loaded = {r.key: r.payload for r in store.load_journal(thread.tid, thread.run.run_id)}
+        by_keys = {r.key: r.payload for r in store.journal_keys(thread.tid, thread.run.run_id, ["0", "1", "2"])}
+        assert loaded == by_keys
+        return loaded
+
+    first = values("t")
+    assert big_value in first["0"] and len(first["1"]) < SPILL
+    assert ran == ["big", "small"]
+    ran.clear()
+    with pytest.raises(RuntimeError):  # the resume replays both values (no body runs) and fails again
+        flow.invoke(None, thread_id="t")
+    assert ran == []
+    Threads(store).import_bundle(Threads(store).export("t") | {"thread_id": "copy"})
+    assert values("copy") == first
+    key = b"k" * 32
+    assert Threads(store, secret=key).resign(["t"], sign_unsigned=True).resigned == ("t",)
+    signed = values("t")
+    assert signed["0"] != first["0"] and big_value in signed["0"]
+    with sqlite3.connect(store.path) as conn:  # the old blob went when its row was re-signed
+        assert conn.execute("SELECT count(*) FROM durable_blobs").fetchone() == (2,)
+    assert Threads(store).delete("t") and Threads(store).delete("copy")
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM durable_blobs").fetchone() == (0,)
+    store.close()
 
 
 def test_a_key_value_prefix_search_is_an_index_range_scan(tmp_path: Path) -> None:
