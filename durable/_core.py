@@ -10,7 +10,7 @@ an event loop.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -76,8 +76,18 @@ def latest_rows(rows: Iterable[JournalRow]) -> dict[str, JournalRow]:
     return latest
 
 
+WINDOW = 256  # calls a replay reads ahead at once, when it reads the journal by keys
+
+
 class Replay:
-    """The journal of one run, loaded once, answering "is this call recorded?".
+    """The journal of one run, answering "is this call recorded?".
+
+    Given ``rows``, it holds the journal whole. Given ``fetch`` (a store's `journal_keys` for the run), it
+    reads the journal as the run needs it: a call not known yet reads the rows of the next `WINDOW` calls
+    of its body (``"7"`` reads ``"7"``..``"262"``; ``"3.0"``, a task's first call, those of that task), so
+    a replay of a million calls holds a window of them, not all of them, and the body starts at once.
+    A window's keys without rows are calls the journal does not have. Each row is let go once its call has
+    looked it up (a call looks up its key once).
 
     It also keeps which keys' errors make a run fail. ``retry_keys`` are the
     keys whose recorded error failed the previous attempt: on resume those tasks
@@ -85,13 +95,20 @@ class Replay:
     and handled replay as recorded, so the run takes the same branch.
     """
 
-    __slots__ = ("_alive", "_latest", "_on_changed_args", "_origins", "_rerun", "_retry", "_rows", "retrying")
+    __slots__ = (
+        "_absent", "_alive", "_fetch", "_latest", "_on_changed_args", "_origins", "_read", "_rerun", "_retry",
+        "_rows", "retrying",
+    )  # fmt: skip
 
     def __init__(
-        self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise"
-    ) -> None:
+        self, rows: Iterable[JournalRow], retry_keys: Iterable[str] = (), on_changed_args: OnChangedArgs = "raise",
+        fetch: Callable[[Sequence[str]], list[JournalRow]] | None = None,
+    ) -> None:  # fmt: skip
         self._rows = rows = list(rows) if not isinstance(rows, list) else rows
         self._latest = latest_rows(rows)
+        self._fetch = fetch
+        self._absent: set[str] = set()  # keys a window read found no row at
+        self._read = len(self._latest)  # recorded calls known, read or given
         self._retry = frozenset(retry_keys)
         self.retrying = bool(self._retry)
         # Keys to retry whose re-run recorded a result this time: only those stop being retried.
@@ -103,7 +120,24 @@ class Replay:
         self._alive: list[BaseException] = []
 
     def __len__(self) -> int:
-        return len(self._latest)
+        return self._read
+
+    def _row(self, key: str) -> JournalRow | None:
+        """The latest row at ``key``, reading its window if the journal is read by keys."""
+        row = self._latest.get(key)
+        if row is not None or self._fetch is None or key in self._absent:
+            return row
+        scope, _, number = key.rpartition(".")
+        head, first = (scope + "." if scope else ""), int(number)
+        window = [f"{head}{n}" for n in range(first, first + WINDOW)]
+        rows = self._fetch(window)
+        latest = latest_rows(rows)
+        self._read += len(latest)
+        self._latest.update(latest)
+        self._absent.update(k for k in window if k not in latest)
+        if any(r.status == RETRY for r in latest.values()):  # `pending_retry` counts a retried call's attempts
+            self._rows.extend(r for r in rows if latest[r.key].status == RETRY)
+        return latest.get(key)
 
     def lookup(
         self, key: str, name: str, digest: bytes | None, aliases: tuple[str, ...] = ()
@@ -113,6 +147,12 @@ class Replay:
         ``aliases`` are other names the same task was recorded under (a default name that changed).
         """
         row = self._latest.get(key)
+        if self._fetch is not None:  # read by windows; the call looks its key up once: its row can go
+            if row is None:
+                row = self._row(key)
+            self._absent.discard(key)
+            if row is not None and row.status != RETRY:
+                del self._latest[key]
         if row is None:
             return None, 1
         if row.name != name and row.name not in aliases:
@@ -131,7 +171,7 @@ class Replay:
 
     def recorded(self, key: str) -> bool:
         """Whether a call at ``key`` would replay its recorded outcome (not run), as far as the journal says."""
-        row = self._latest.get(key)
+        row = self._row(key)
         return row is not None and row.status != RETRY and not (row.status == ERROR and key in self._retry)
 
     def pending_retry(self, key: str) -> tuple[int, JournalRow | None]:
@@ -140,6 +180,8 @@ class Replay:
         row = self._latest.get(key)
         if row is None or row.status != RETRY:
             return 0, None
+        if self._fetch is not None:
+            del self._latest[key]
         tries = 0
         for r in sorted((r for r in self._rows if r.key == key), key=lambda r: r.attempt):
             tries = tries + 1 if r.status == RETRY else 0

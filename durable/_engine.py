@@ -19,7 +19,7 @@ from typing import Any
 from . import _chunks, _context, _faults
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
-from ._core import InputKind, OnChangedArgs, Replay, plan, unwrap_final
+from ._core import WINDOW, InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._drivers import Body as _Body
 from ._drivers import Drain as _Drain
 from ._drivers import Flow
@@ -80,6 +80,23 @@ _CLAIM_TRIES = 5  # looks at a thread that keeps changing between the look and t
 
 
 @dataclass(frozen=True, slots=True)
+class Invocation:
+    """One invocation of an entrypoint on a thread: what it was given, and how its run is carried out."""
+
+    spec: EntrypointSpec
+    store: Store
+    input: Any
+    given: InputKind  # what ``input`` means: "new" input, "none" (resume), or a "command"
+    thread_id: str
+    durability: Durability
+    session: AsyncSession | None  # the async driver's (None: blocking)
+    sink: Sink | None  # where a streamed run's events go
+    ring: Keyring | None
+    suspend_after: float | None
+    env: RunEnv
+
+
+@dataclass(frozen=True, slots=True)
 class _Ticket:
     """What a look at the thread decided to claim: a new run (its signed input), or the run there is."""
 
@@ -113,24 +130,21 @@ def invoke_flow(
             f"{spec.name!r} is an entrypoint: Command(update=..., goto=..., graph=...) steers a graph "
             f"(durable.graph); answer an entrypoint's interrupts with Command(resume=...)"
         )
+    inv = Invocation(spec, store, input, given, thread_id, durability, session, sink, ring, suspend_after, env)
     if reserved is not None:
         thread = reserved.thread
-        run = thread.run
-        assert run is not None
+        assert thread.run is not None
         codec = Codec(spec.serde, ring, thread_id, thread.nonce, spec.name, store.max_result_bytes)
-        ticket = _Ticket(codec, None, None)
-        return (yield from _carry(spec, store, reserved, ticket, input, given, durability, session, sink,
-                                  suspend_after, env))  # fmt: skip
+        return (yield from _carry(inv, reserved, _Ticket(codec, None, None)))
     owner = new_owner()
     try:
         for _ in range(_CLAIM_TRIES):
-            looked = yield from _look(spec, store, input, given, thread_id, ring, sink)
+            looked = yield from _look(inv)
             if not isinstance(looked, _Ticket):
                 return looked  # finished, or still paused: nothing to run
             lease = yield from _claim(thread_id, owner, looked.new_run)
             if not (given == "new" and not lease.started and _startable(lease.thread)):
-                return (yield from _carry(spec, store, lease, looked, input, given, durability, session, sink,
-                                          suspend_after, env))  # fmt: skip
+                return (yield from _carry(inv, lease, looked))
             # The thread changed between the look and the claim (a run came and went, or it was deleted and
             # made again): the input was signed for another run number or nonce. Look again.
             yield _Op("release", (lease,))
@@ -139,18 +153,16 @@ def invoke_flow(
         retire(owner)
 
 
-def _look(
-    spec: EntrypointSpec, store: Store, input: Any, given: InputKind, thread_id: str, ring: Keyring | None,
-    sink: Sink | None,
-) -> Flow:  # fmt: skip
+def _look(inv: Invocation) -> Flow:
     """Decide what the invocation means before writing anything: a finished or paused run's value is
     returned at once (nothing to claim); otherwise a `_Ticket`. A bad input or `Command` fails here."""
+    spec, store, input, thread_id = inv.spec, inv.store, inv.input, inv.thread_id
     thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
     check_owner(thread_id, thread, spec)
     nonce = thread.nonce if thread is not None else new_nonce()
-    codec = Codec(spec.serde, ring, thread_id, nonce, spec.name, store.max_result_bytes)
+    codec = Codec(spec.serde, inv.ring, thread_id, nonce, spec.name, store.max_result_bytes)
     try:
-        kind = plan(thread_id, thread, given)
+        kind = plan(thread_id, thread, inv.given)
     except (UnfinishedRunError, ResumeError):
         # A run in progress elsewhere is "busy", not "unfinished" or "not paused": the caller should wait.
         _raise_if_held(thread_id, thread)
@@ -167,11 +179,11 @@ def _look(
         # A paused run being resumed right now, or whose answers were journaled by a resume that
         # then died, is not paused any more, whatever its status still says.
         _raise_if_held(thread_id, thread)
-        recorded: list[JournalRow] = yield _Op("load_journal", (thread.tid, thread.run.run_id))
+        recorded = yield from _pending_rows(codec, thread)
         if not _answered(codec, thread, recorded):
-            return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
+            return (yield from _settled(inv, codec, thread, kind))
     if kind == "finished":
-        return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
+        return (yield from _settled(inv, codec, thread, kind))
     answers = None
     if kind == "answer":  # a bad Command (or an answer that cannot be stored) fails before any write
         chosen = answers_for(_pending(codec, thread), input.resume, thread_id)
@@ -199,15 +211,12 @@ def check_owner(thread_id: str, thread: ThreadRow | None, spec: EntrypointSpec) 
         raise EntrypointMismatchError(thread_id, run.entrypoint, spec.name)
 
 
-def _carry(
-    spec: EntrypointSpec, store: Store, lease: Lease, ticket: _Ticket, input: Any, given: InputKind,
-    durability: Durability, session: AsyncSession | None, sink: Sink | None, suspend_after: float | None,
-    env: RunEnv,
-) -> Flow:  # fmt: skip
+def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
     """Under the lease: read the run back (a run that cannot be read fails), then run it (`_execute`).
 
     Until `_execute` takes the lease over, leaving here in any way lets the lease go.
     """
+    spec, input, given = inv.spec, inv.input, inv.given
     thread_id = lease.thread_id
     command = input if given == "command" else None
     handed_over = False
@@ -216,16 +225,19 @@ def _carry(
         run_row = thread.run
         codec = ticket.codec.for_thread(thread.nonce, run_row.entrypoint if run_row is not None else None)
         rows: list[JournalRow] = []
+        whole = True  # the rows are the run's whole journal (else the replay reads the rest by keys)
         if not lease.started:
             # Look again: another executor may have moved the thread on while we were claiming it.
             check_owner(thread_id, thread, spec)
             kind = plan(thread_id, thread, given)
             if kind == "finished":
-                return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
+                return (yield from _settled(inv, codec, thread, kind))
             assert run_row is not None
-            rows = yield _Op("load_journal", (lease.tid, run_row.run_id))
+            rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, WINDOW))
+            if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
+                rows = _merged(rows, (yield from _pending_rows(codec, thread)))
             if kind == "paused" and not _answered(codec, thread, rows):
-                return (yield from _settled(spec, store, codec, thread_id, thread, kind, sink))
+                return (yield from _settled(inv, codec, thread, kind))
         assert run_row is not None
         if not lease.started:
             # Another Python (or serializer) wrote it: left for a worker that can read it, not failed.
@@ -253,39 +265,26 @@ def _carry(
             yield _Op("append", (lease, run_row.run_id, answered))
             rows += answered
         handed_over = True
-        return (yield from _execute(spec, store, lease, codec, run_row, rows, input, previous, durability, session,
-                                    sink, suspend_after, env))  # fmt: skip
+        return (yield from _execute(inv, lease, codec, run_row, rows, whole, input, previous))
     finally:
         if not handed_over:
             yield _Op("release", (lease,))
 
 
 def _execute(
-    spec: EntrypointSpec, store: Store, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow],
-    input: Any, previous: Any, durability: Durability, session: AsyncSession | None, sink: Sink | None,
-    suspend_after: float | None, env: RunEnv,
+    inv: Invocation, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow], whole: bool, input: Any,
+    previous: Any,
 ) -> Flow:  # fmt: skip
     """Run the body on the journal so far, then record how the run ended (which lets the lease go)."""
+    spec, store, sink, env = inv.spec, inv.store, inv.sink, inv.env
     thread_id = lease.thread_id
     released = False
     try:
-        replay = Replay(rows, run_row.retry_keys, spec.on_changed_args)
-        run = Run(
-            store=store,
-            lease=lease,
-            run_id=run_row.run_id,
-            replay=replay,
-            codec=codec,
-            durability=durability,
-            session=session,
-            sink=sink,
-        )
-        run.default_retry = spec.retry
-        run.suspend_after = suspend_after
-        run.env, run.previous, run.cache = env, previous, env.cache
+        run = _run_for(inv, lease, codec, run_row, rows, whole, previous)
+        replay = run.replay
         body = spec.fn
         if sink is not None:
-            body = yield from _stream_start(spec, store, codec, run_row, not lease.started, input, sink, env)
+            body = yield from _stream_start(inv, codec, run_row, not lease.started, input)
         writer = _no_writer if sink is None else partial(sink, "custom")
         kwargs = injected(spec.injects, env, previous, writer) if spec.injects else {}
         from . import _observe  # logging is imported by the first run, not by `import durable`
@@ -365,12 +364,34 @@ def _execute(
     return output
 
 
-def _stream_start(
-    spec: EntrypointSpec, store: Store, codec: Codec, run_row: RunRow, resumed: bool, input: Any, sink: Sink,
-    env: RunEnv,
-) -> Flow:  # fmt: skip
+def _run_for(
+    inv: Invocation, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow], whole: bool, previous: Any
+) -> Run:
+    """The state of one execution of the run: its replay of the journal (read whole, or by windows of calls when
+    ``rows`` is only its head), its writer, its policies."""
+    spec, store = inv.spec, inv.store
+    fetch = None if whole else partial(store.journal_keys, lease.tid, run_row.run_id)
+    run = Run(
+        store=store,
+        lease=lease,
+        run_id=run_row.run_id,
+        replay=Replay(rows, run_row.retry_keys, spec.on_changed_args, fetch),
+        codec=codec,
+        durability=inv.durability,
+        session=inv.session,
+        sink=inv.sink,
+    )
+    run.default_retry = spec.retry
+    run.suspend_after = inv.suspend_after
+    run.env, run.previous, run.cache = inv.env, previous, inv.env.cache
+    return run
+
+
+def _stream_start(inv: Invocation, codec: Codec, run_row: RunRow, resumed: bool, input: Any) -> Flow:
     """Stream a run's start (the values it resumes from, its input checkpoint, its entrypoint's start);
     returns the body to run (which streams the messages of the models it calls, when asked)."""
+    spec, store, sink, env = inv.spec, inv.store, inv.sink, inv.env
+    assert sink is not None
     sink.bind(codec.thread_id, run_row.run_id, spec.name, env.config)
     if not sink.runs:
         return spec.fn
@@ -442,9 +463,10 @@ def _new_run(
     """Start a new run with ``input`` in a claim, then let it go for a worker (``values`` is `_LEAVE`) or
     finish it at once with ``values`` as its output and saved value. Returns its number."""
     owner = new_owner()
+    inv = Invocation(spec, store, input, "new", thread_id, "sync", None, None, ring, None, EMPTY)
     try:
         for _ in range(_CLAIM_TRIES):
-            looked = yield from _look(spec, store, input, "new", thread_id, ring, None)
+            looked = yield from _look(inv)
             assert isinstance(looked, _Ticket) and looked.new_run is not None
             lease: Lease = yield _Op("claim", (thread_id, owner, None, looked.new_run))
             if lease.started and values is not _LEAVE:
@@ -512,6 +534,22 @@ def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, 
     return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "the pending interrupts"))
 
 
+def _pending_rows(codec: Codec, thread: ThreadRow) -> Flow:
+    """The journal rows at the keys of the run's pending interrupts (whether they are answered, and how often)."""
+    run = thread.run
+    assert run is not None
+    keys = [p.key for p in _pending(codec, thread)]
+    if not keys:
+        return []
+    return (yield _Op("journal_keys", (thread.tid, run.run_id, keys)))
+
+
+def _merged(rows: list[JournalRow], more: list[JournalRow]) -> list[JournalRow]:
+    """``rows`` and the rows of ``more`` it does not have yet (each attempt of a key counts once)."""
+    have = {(r.key, r.attempt) for r in rows}
+    return rows + [r for r in more if (r.key, r.attempt) not in have]
+
+
 def _answered(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
     """Whether any pending interrupt already has an answer in the journal."""
     keys = {p.key for p in _pending(codec, thread)}
@@ -527,11 +565,9 @@ def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:
         raise IncompatibleJournalError(thread_id, stamp, serde.stamp(), reason)
 
 
-def _settled(
-    spec: EntrypointSpec, store: Store, codec: Codec, thread_id: str, thread: ThreadRow | None, kind: str,
-    sink: Sink | None,
-) -> Flow:  # fmt: skip
+def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str) -> Flow:
     """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
+    spec, store, sink, thread_id = inv.spec, inv.store, inv.sink, inv.thread_id
     if kind == "paused":
         value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(codec, thread)), thread_id)
     else:
