@@ -40,16 +40,20 @@ if str(HERE) not in sys.path:  # `python benchmarks/run.py` puts it there; runpy
     sys.path.insert(0, str(HERE))
 
 from _common import Config, Row  # noqa: E402  (first: it puts the checkout on sys.path for durable)
+from _workloads_async import bench_async_many  # noqa: E402
 from _workloads_bytes import bench_bytes  # noqa: E402
 from _workloads_checks import bench_checks  # noqa: E402
 from _workloads_codec import bench_codec  # noqa: E402
 from _workloads_fanout import bench_fanout  # noqa: E402
 from _workloads_graph import bench_graph_chat_bytes, bench_graph_fanout, bench_graph_linear  # noqa: E402
 from _workloads_interrupt import bench_interrupt  # noqa: E402
+from _workloads_journal import bench_journal_long  # noqa: E402
 from _workloads_postgres import bench_postgres  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
 from _workloads_resume import bench_resume  # noqa: E402
 from _workloads_sequential import bench_sequential  # noqa: E402
+from _workloads_threads import bench_threads  # noqa: E402
+from _workloads_values import bench_values  # noqa: E402
 
 import durable  # noqa: E402
 
@@ -84,6 +88,10 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("process", bench_process),
     ("checks", bench_checks),
     ("postgres", bench_postgres),
+    ("async-many", bench_async_many),
+    ("journal-long", bench_journal_long),
+    ("threads", bench_threads),
+    ("values", bench_values),
     ("langgraph", bench_langgraph),
     # The Graph API rows import langgraph (if installed) when they run: after the durable-only rows above.
     ("graph-linear", bench_graph_linear),
@@ -167,6 +175,25 @@ def print_table(rows: list[Row], cfg: Config, header: str) -> None:
         print("[w] worker rows: runs/s from 'go' (runs submitted, k processes started and connected) until the last")
         print("    worker is idle; floor = k x one process's runs/s (linear scaling), so ratio = scaling. The CLI rows")
         print("    time `python -m durable worker --until-idle` from process start to exit (start-up included).")
+    if any("[am]" in r.label for r in rows):
+        print("[am] async-many: all runs start together on one store (SQLite NORMAL / Postgres, durability=sync);")
+        print("    latency = each ainvoke's own, queueing included; threads = threading.active_count() at the peak.")
+        print("    Floor: the same rows (thread, run, 10 journal rows, the run's update) from as many coroutines, a")
+        print("    COMMIT per row: SQLite through ONE connection in ONE executor thread (a hop per row), Postgres")
+        print("    through a psycopg AsyncConnectionPool of 10 (autocommit). Ratio = durable runs/s / floor's.")
+    if any("[jl]" in r.label or "[jr]" in r.label for r in rows):
+        print("[jl] journal-long: each sample a fresh process (after a 1-task warm-up run) resuming a failed run of")
+        print("    N recorded tasks; floor = a fresh process streaming its rows (SELECT key, payload in key order,")
+        print("    fetchmany(1000), pickle.loads each): first 1,000 rows / whole read / per row / peak RSS growth.")
+        print("[jr] replay per cached task: invoke(None) of a failed 1,000-task run, in-process; floor = the thread's")
+        print("    row + ONE SELECT of the run's rows in key order + pickle.loads each, on an open connection.")
+    if any(r.note == "[th]" for r in rows):
+        print("[th] threads: one operation at 100,000 threads (value) and at 1,000 (floor), ms per call: ratio")
+        print("    ~1 is flat in the number of threads. Made by the real entrypoint: 1 in 100 failed.")
+    if any(r.note == "[lv]" for r in rows):
+        print("[lv] values: write = invoke of a run whose one task returns the value (durability sync); replay =")
+        print("    invoke(None) of a failed run that recorded it. Floor: pickle.dumps + INSERT + COMMIT / SELECT +")
+        print("    pickle.loads of the same bytes on raw sqlite3 (WAL, NORMAL).")
     if any(r.note == "[lg]" for r in rows):
         print("[lg] LangGraph rows: the durable column is LangGraph's median (spread: of its samples), the floor")
         print("    column durable's own median for the same workload, measured alternately in the same run;")
