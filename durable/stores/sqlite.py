@@ -381,21 +381,18 @@ def _drive_ops(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T]) -> T:
 
 
 def _drive_sync(conn: sqlite3.Connection, gen: Generator[ops.Stmt, Any, T], *, write: bool) -> T:
+    """`_drive_ops` in a transaction of its own when it writes (``BEGIN IMMEDIATE``: writers queue at the start)."""
     if write:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        stmt = next(gen)
-        while True:
-            cur = conn.executemany(stmt.sql, stmt.params) if stmt.many else conn.execute(stmt.sql, stmt.params)
-            stmt = gen.send(_fetch(cur, stmt.fetch))
-    except StopIteration as stop:
-        if write:
-            conn.execute("COMMIT")
-        return stop.value  # type: ignore[no-any-return]
+        value = _drive_ops(conn, gen)
     except BaseException:
         if write and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if write:
+        conn.execute("COMMIT")
+    return value
 
 
 def _journal_mode(conn: sqlite3.Connection) -> str:
