@@ -181,6 +181,11 @@ def test_history_lists_each_runs_end_and_start_newest_first(store: Store, flavor
     with pytest.raises(ConfigurationError, match="checkpoint"):
         flow.get_state(cfg("t", checkpoint_id="nope"))
 
+    async def history() -> list[Any]:
+        return [(s.values, s.next) for s in [s async for s in flow.aget_state_history(cfg("t"))]]
+
+    assert asyncio.run(history()) == [(s.values, s.next) for s in found]  # the async twin gives the same
+
 
 def test_update_state_feeds_the_next_runs_previous(store: Store, flavor: Flavor) -> None:
     """update_state(config, values) is what the next run's previous receives; an unfinished thread refuses it."""
@@ -417,3 +422,15 @@ def test_replay_refuses_a_name_that_was_never_this_tasks(store: Store, calls: An
     step = durable.task(one)
     with pytest.raises(NonDeterminismError):
         durable.entrypoint(checkpointer=store, name="flow")(flow).invoke(None, config=cfg("t"))
+
+
+def test_a_writer_typed_streamwriter_is_injected() -> None:
+    """`durable.StreamWriter` (LangGraph's name) annotates the injected writer; what it writes is streamed."""
+    from durable import StreamWriter
+
+    @durable.entrypoint(checkpointer=durable.MemoryStore())
+    def flow(n: int, writer: StreamWriter) -> int:
+        writer({"step": n})
+        return n
+
+    assert list(flow.stream(3, cfg("w"), stream_mode="custom")) == [{"step": 3}]
