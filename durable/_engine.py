@@ -19,7 +19,7 @@ from typing import Any
 from . import _chunks, _context, _faults
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
-from ._core import WINDOW, InputKind, OnChangedArgs, Replay, plan, unwrap_final
+from ._core import HEAD, InputKind, OnChangedArgs, Replay, plan, unwrap_final
 from ._drivers import Body as _Body
 from ._drivers import Drain as _Drain
 from ._drivers import Flow
@@ -233,7 +233,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             if kind == "finished":
                 return (yield from _settled(inv, codec, thread, kind))
             assert run_row is not None
-            rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, WINDOW))
+            rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, HEAD))
             if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
                 rows = _merged(rows, (yield from _pending_rows(codec, thread)))
             if kind == "paused" and not _answered(codec, thread, rows):
