@@ -33,7 +33,7 @@ EP_NAME = "bench_threads"
 def _build(path: Path, n: int) -> tuple[SQLiteStore, Any]:
     store = SQLiteStore(path)
 
-    @entrypoint(checkpointer=store, name=EP_NAME, durability="exit")
+    @entrypoint(checkpointer=store, name=EP_NAME)
     def work(i: int) -> int:
         if i % 100 == 99:
             raise ValueError(f"thread {i} fails")
@@ -41,14 +41,14 @@ def _build(path: Path, n: int) -> tuple[SQLiteStore, Any]:
 
     for i in range(n):
         with contextlib.suppress(ValueError):
-            work.invoke(i, thread_id=f"t{i:06d}")
+            work.invoke(i, thread_id=f"t{i:06d}", durability="exit")
     return store, work
 
 
 def _ops(store: SQLiteStore, work: Any, n: int) -> dict[str, Callable[[], Any]]:
     threads = Threads(store)
     first = threads.list(limit=50)
-    check(len(first.threads) == 50 and first.cursor is not None, f"a first page of 50 threads of {n}")
+    check(len(first.threads) == 50 and first.next_cursor is not None, f"a first page of 50 threads of {n}")
     failed = threads.list(status="failed", limit=50)
     check(len(failed.threads) == min(50, n // 100), "failed threads listed by status")
     check(store.reserve("bench-idle", [EP_NAME], 10) == [], "an idle poll takes nothing")
@@ -56,7 +56,7 @@ def _ops(store: SQLiteStore, work: Any, n: int) -> dict[str, Callable[[], Any]]:
     return {
         "list first page": lambda: threads.list(limit=50),
         "list by status": lambda: threads.list(status="failed", limit=50),
-        "list page 2": lambda: threads.list(limit=50, cursor=first.cursor),
+        "list page 2": lambda: threads.list(limit=50, cursor=first.next_cursor),
         "worker poll (idle)": lambda: store.reserve("bench-idle", [EP_NAME], 10),
         "prune, nothing due": lambda: store.prune(0.0, ("completed", "failed"), 100),
         "get_state": lambda: work.get_state(thread_id=last),
