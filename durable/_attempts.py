@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _caching, _chunks, _clock, _context, _faults
 from ._context import Scope
+from ._flow import acarry, carry
 from ._futures import pool
 from ._retry import Retry
 from ._serde import load_value
@@ -201,63 +202,44 @@ def aexecute(
 
 def drive(flow: Flow, run: Run) -> Any:
     """Carry a flow out with blocking calls."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, Attempt):
-                value = _attempt(run, *effect, bounded=True)
-            elif isinstance(effect, Write):
-                run.write(effect.row)
-            elif isinstance(effect, Sleep):
-                if effect.stop is None:
-                    _clock.clock.sleep(effect.seconds)
-                else:
-                    value = _clock.clock.wait(effect.stop, effect.seconds)
-            elif isinstance(effect, Lookup):
-                value = _caching.lookup(run, *effect)
-            else:
-                _caching.store(run, *effect)
-        except BaseException as exc:  # thrown back into the flow, which decides what it means
-            error = exc
+    return carry(flow, partial(_do, run))
 
 
 async def adrive(flow: Flow, run: Run) -> Any:
     """Carry a flow out with awaits, on the run's event loop: nothing here blocks it."""
+    return await acarry(flow, partial(_ado, run))
+
+
+def _do(run: Run, effect: Effect) -> Any:
+    if isinstance(effect, Attempt):
+        return _attempt(run, *effect, bounded=True)
+    if isinstance(effect, Write):
+        return run.write(effect.row)
+    if isinstance(effect, Sleep):
+        if effect.stop is None:
+            return _clock.clock.sleep(effect.seconds)
+        return _clock.clock.wait(effect.stop, effect.seconds)
+    if isinstance(effect, Lookup):
+        return _caching.lookup(run, *effect)
+    return _caching.store(run, *effect)
+
+
+async def _ado(run: Run, effect: Effect) -> Any:
     import asyncio  # loaded already: this runs only in async code
 
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, Attempt):
-                if effect.spec.is_async:
-                    value = await _aattempt(run, *effect)
-                else:
-                    value = await _sync_attempt_in_loop(run, *effect)
-            elif isinstance(effect, Write):
-                await run.awrite(effect.row)
-            elif isinstance(effect, Sleep):
-                if effect.stop is None:
-                    await _clock.clock.asleep(effect.seconds)
-                else:
-                    value = await _clock.clock.await_(effect.stop, effect.seconds)
-            elif isinstance(effect, Lookup):  # the cache's rows are a store's: its blocking calls go to a thread
-                value = await asyncio.to_thread(_caching.lookup, run, *effect)
-            else:
-                await asyncio.to_thread(_caching.store, run, *effect)
-        except BaseException as exc:
-            error = exc
+    if isinstance(effect, Attempt):
+        if effect.spec.is_async:
+            return await _aattempt(run, *effect)
+        return await _sync_attempt_in_loop(run, *effect)
+    if isinstance(effect, Write):
+        return await run.awrite(effect.row)
+    if isinstance(effect, Sleep):
+        if effect.stop is None:
+            return await _clock.clock.asleep(effect.seconds)
+        return await _clock.clock.await_(effect.stop, effect.seconds)
+    if isinstance(effect, Lookup):  # the cache's rows are a store's: its blocking calls go to a thread
+        return await asyncio.to_thread(_caching.lookup, run, *effect)
+    return await asyncio.to_thread(_caching.store, run, *effect)
 
 
 # -- one attempt ----------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ paths cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any, NamedTuple
 
 from ._context import Scope
+from ._flow import acarry, carry
 from ._run import adrain, drain
 from .stores._base import AsyncSession, Store
 
@@ -40,41 +42,25 @@ Flow = Generator[Effect, Any, Any]
 
 def drive(flow: Flow, store: Store) -> Any:
     """Carry a flow out with blocking calls."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, Op):
-                value = getattr(store, effect.name)(*effect.args)
-            elif isinstance(effect, Body):
-                value = effect.fn(*effect.args, **effect.kwargs)
-            else:
-                drain(effect.scope)
-        except BaseException as exc:
-            error = exc
+    return carry(flow, partial(_do, store))
 
 
 async def adrive(flow: Flow, session: AsyncSession) -> Any:
     """Carry a flow out with awaits."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value = error = None
-        try:
-            if isinstance(effect, Op):
-                value = await getattr(session, effect.name)(*effect.args)
-            elif isinstance(effect, Body):
-                value = await effect.fn(*effect.args, **effect.kwargs)
-            else:
-                await adrain(effect.scope)
-        except BaseException as exc:
-            error = exc
+    return await acarry(flow, partial(_ado, session))
+
+
+def _do(store: Store, effect: Effect) -> Any:
+    if isinstance(effect, Op):
+        return getattr(store, effect.name)(*effect.args)
+    if isinstance(effect, Body):
+        return effect.fn(*effect.args, **effect.kwargs)
+    return drain(effect.scope)
+
+
+async def _ado(session: AsyncSession, effect: Effect) -> Any:
+    if isinstance(effect, Op):
+        return await getattr(session, effect.name)(*effect.args)
+    if isinstance(effect, Body):
+        return await effect.fn(*effect.args, **effect.kwargs)
+    return await adrain(effect.scope)
