@@ -38,7 +38,6 @@ from ._urls import resolve_store
 from ._writers import DURABILITY_MODES, Durability
 from .errors import ConfigurationError, DeadLetteredError, DurableError, LeaseLostError, ThreadBusyError
 from .stores._base import Lease, RunOutcome, Store
-from .stores.memory import MemoryStore
 
 log = logging.getLogger("durable.worker")
 
@@ -307,14 +306,16 @@ def _where(ep: Entrypoint[Any, Any]) -> str:
 
 
 def _shared_store(eps: list[Entrypoint[Any, Any]]) -> Store:
-    """The one store every entrypoint journals to (two stores on the same file or database count as one)."""
-    stores: dict[object, Store] = {}
+    """The one store every entrypoint journals to (two stores on the same database count as one:
+    `Store.same_database`)."""
+    stores: list[Store] = []
     for ep in eps:
         store = ep.checkpointer
-        stores.setdefault(id(store) if isinstance(store, MemoryStore) else repr(store), store)
+        if not any(known.same_database(store) for known in stores):
+            stores.append(store)
     if len(stores) != 1:
         raise ConfigurationError(
-            f"these entrypoints journal to different stores ({', '.join(sorted(map(repr, stores.values())))}): "
+            f"these entrypoints journal to different stores ({', '.join(sorted(map(repr, stores)))}): "
             f"give the worker one with Worker(..., checkpointer=...) (or durable worker --url ...)"
         )
-    return next(iter(stores.values()))
+    return stores[0]

@@ -1,4 +1,5 @@
-"""Journal stores: one interface (`Store`), several backends."""
+"""Journal stores: one interface (`Store`), several backends, found by a URL's scheme (`register_scheme`, or the
+``durable.stores`` entry-point group of an installed package)."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -7,6 +8,7 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from .._urls import register_scheme
     from .postgres import PostgresStore
 
 
@@ -15,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from .postgres import PostgresStore
 
         return PostgresStore
+    if name == "register_scheme":  # it lives with the URLs it opens (which import this package)
+        from .._urls import register_scheme
+
+        return register_scheme
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -31,4 +37,5 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "ThreadRow",
+    "register_scheme",
 ]

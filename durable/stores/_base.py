@@ -390,6 +390,11 @@ class Store(abc.ABC):
     # The largest serialized task result the store accepts (None: the database's own limit).
     max_result_bytes: int | None = None
 
+    def same_database(self, other: Store) -> bool:
+        """Whether ``other`` reads and writes the same journal as this store (a worker serving entrypoints
+        configured with two store objects on one database treats them as one). This default: the same object."""
+        return other is self
+
     @abc.abstractmethod
     def get_thread(self, thread_id: str) -> ThreadRow | None:
         """The thread with its latest run, or ``None`` if the store has never seen it."""

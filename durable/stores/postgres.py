@@ -103,6 +103,11 @@ class PostgresStore(Store):
     def __repr__(self) -> str:
         return f"PostgresStore({_redact(self.dsn, self.dsn)!r}, schema={self.schema!r})"
 
+    def same_database(self, other: Store) -> bool:
+        """The same schema of the same database on the same server (as the DSNs name them: host, port, database),
+        whoever connects and however."""
+        return isinstance(other, PostgresStore) and _where(other) == _where(self)
+
     # -- connections -------------------------------------------------------------------------
 
     def _connect_error(self, exc: BaseException) -> StoreError:
@@ -457,3 +462,17 @@ def _store_error(store: PostgresStore, exc: BaseException) -> StoreError:
 
 
 __all__ = ["PostgresStore"]
+
+
+def _where(store: PostgresStore) -> tuple[str, str, str, str]:
+    """Where a store's journal is: its server, port, database and schema (libpq's defaults filled in from the
+    environment as libpq would, so ``postgresql:///app`` and ``host=localhost dbname=app`` may compare equal only
+    when they are)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(store.dsn)
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    user = os.environ.get("PGUSER") or os.environ.get("USER") or ""
+    dbname = str(params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or user)
+    return host, port, dbname, store.schema

@@ -115,6 +115,10 @@ class SQLiteStore(Store):
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
 
+    def same_database(self, other: Store) -> bool:
+        """The same file (through any path or link to it), whatever the two stores' settings."""
+        return isinstance(other, SQLiteStore) and os.path.realpath(other.path) == os.path.realpath(self.path)
+
     # -- connections -------------------------------------------------------------------------
 
     def _pragmas(self) -> list[str]:
