@@ -14,19 +14,23 @@ give each async run its own connection.
 Besides the journal, a store keeps key-value rows (`KVRow`): the long-term memory
 (`durable.Memory`) and the task cache (`durable.Cache`) live there, shared by every
 thread. Those operations (``kv_*``) are blocking only; see "Key-value rows" below.
+
+A new backend reads this file and `memory.MemoryStore` (the whole contract in plain Python); decides what every
+store decides with `_rules` (which run a claim starts, whose lease is in the way, what a cancel applies to);
+proves itself with `durable.conformance.StoreConformance`; and is opened by a URL through an entry point in the
+``durable.stores`` group (see `durable._urls`). The SQL backends share their statement plumbing in `_sql`.
 """
 
 from __future__ import annotations
 
 import abc
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
-from ..errors import ConfigurationError, SchemaVersionError, StoreError
+from ..errors import ConfigurationError
 
 RunStatus = Literal["running", "interrupted", "completed", "failed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "interrupted", "completed", "failed")
@@ -77,31 +81,6 @@ class RunRow:
 
 
 RUN_VALUES = ("input", "previous", "output", "save", "error", "interrupts")  # a run's stored (signed) values
-
-
-def run_row(cols: Sequence[Any]) -> RunRow | None:
-    """A run from the SQL stores' columns, in their shared order (``None`` for a thread without a run)."""
-    if cols[0] is None:
-        return None
-    keys = cols[10]
-    return RunRow(
-        run_id=cols[0],
-        entrypoint=cols[1],
-        status=cols[2],
-        input=cols[3],
-        previous=cols[4],
-        started_at=cols[5],
-        output=cols[6],
-        save=cols[7],
-        error=cols[8],
-        error_text=cols[9],
-        retry_keys=tuple(keys.split(",")) if keys else (),
-        finished_at=cols[11],
-        interrupts=cols[12],
-        stamp=cols[13],
-        recoveries=cols[14],
-        wake_at=cols[15],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +151,6 @@ class NewRun:
     nonce: bytes | None
 
 
-def run_to_start(last: RunRow | None, nonce: bytes | None, new_run: NewRun | None) -> int | None:
-    """The number of the run a claim starts, or ``None`` to start none (every store decides it so).
-
-    A run starts when one is asked for, the thread's latest run has finished (or there is none), and the
-    thread is still the one the new run's input was signed for: the same nonce, and the next number is the
-    one expected. Otherwise the claim only takes the lease, and its caller looks at the thread again.
-    """
-    if new_run is None or (last is not None and last.status != "completed"):
-        return None
-    number = (last.run_id if last is not None else 0) + 1
-    return number if number == new_run.run_id and nonce == new_run.nonce else None
-
-
 @dataclass(frozen=True, slots=True)
 class Lease:
     """Proof of ownership that every write carries; ``fence`` grows on every claim.
@@ -223,70 +189,6 @@ def summary(thread_id: str, run: RunRow, owner: str | None, lease_expires: float
     return ThreadSummary(
         thread_id, run.run_id, run.entrypoint, run.status, run.started_at, run.finished_at,
         owner, lease_expires, run.wake_at, run.recoveries, run.error_text,
-    )  # fmt: skip
-
-
-RUN_INSERT_COLUMNS = (
-    "tid, run_id, entrypoint, status, input, previous, output, save, error, error_text, retry_keys, interrupts, "
-    "started_at, finished_at, stamp, recoveries, wake_at"
-)
-
-
-def run_params(tid: int, r: RunRow) -> tuple[Any, ...]:
-    """A whole run's values in `RUN_INSERT_COLUMNS` order (an import writes runs as they were)."""
-    return (
-        tid, r.run_id, r.entrypoint, r.status, r.input, r.previous, r.output, r.save, r.error, r.error_text,
-        ",".join(r.retry_keys), r.interrupts, r.started_at, r.finished_at, r.stamp, r.recoveries, r.wake_at,
-    )  # fmt: skip
-
-
-def newer_schema(found: int, known: int) -> SchemaVersionError:
-    return SchemaVersionError(
-        f"the journal's schema is version {found} but this durable understands up to {known}: "
-        f"upgrade durable-exec to read it"
-    )
-
-
-def check_version(found: int, known: int) -> None:
-    """A read-only open reads only its own schema version: it migrates nothing (the fleet may still run the old one)."""
-    if found > known:
-        raise newer_schema(found, known)
-    if found < known:
-        raise StoreError(
-            f"the journal's schema is version {found}, older than this durable's {known}; a read-only command "
-            f"does not upgrade it (workers running the older durable would stop). Read it with the durable that "
-            f"wrote it, or upgrade the journal: any write (a run of the application) migrates it"
-        )
-
-
-# The SQL stores' `RunOutcome.forget_prior` (``{0}`` is the placeholder): the two runs before this one emptied of
-# their values, and this one's previous. Each completed run empties the ones before it the same way, so older runs
-# are empty already, and the range stays three rows however long the thread.
-FORGET_PRIOR = (
-    "UPDATE durable_runs SET previous = NULL, "
-    "output = CASE WHEN run_id < {0} THEN NULL ELSE output END, "
-    "save = CASE WHEN run_id < {0} THEN NULL ELSE save END "
-    "WHERE tid = {0} AND run_id BETWEEN {0} AND {0} AND (previous IS NOT NULL OR (run_id < {0} AND "
-    "(output IS NOT NULL OR save IS NOT NULL)))"
-)
-
-
-def forget_params(lease: Lease, run_id: int) -> tuple[Any, ...]:
-    """`FORGET_PRIOR`'s parameters."""
-    return (run_id, run_id, lease.tid, run_id - 2, run_id, run_id)
-
-
-def rewrite_params(r: RunRow, tid: int) -> tuple[Any, ...]:
-    """The SQL stores' ``rewrite_thread`` parameters for one run: its values, then the run's identity."""
-    return (*(getattr(r, field) for field in RUN_VALUES), tid, r.run_id)
-
-
-def outcome_params(outcome: RunOutcome, lease: Lease, run_id: int) -> tuple[Any, ...]:
-    """The SQL stores' ``finish_run`` parameters: the outcome's columns, then the run and the fencing check."""
-    return (
-        outcome.status, outcome.output, outcome.save, outcome.error, outcome.error_text,
-        ",".join(outcome.retry_keys), outcome.interrupts, outcome.wake_at, time.time(),
-        lease.tid, run_id, lease.tid, lease.fence, lease.owner,
     )  # fmt: skip
 
 
@@ -344,15 +246,6 @@ def kv_prefix_end(prefix: str) -> str | None:
         if after <= 0x10FFFF:
             return "".join(chars) + chr(after)
     return None
-
-
-def head_of(rows: list[JournalRow], limit: int) -> tuple[list[JournalRow], bool]:
-    """`Store.journal_head` from up to ``limit + 1`` rows read in key order: whole, or cut before the last key
-    read (whose later attempts may be past the cut)."""
-    if len(rows) <= limit:
-        return rows, True
-    last = rows[-1].key
-    return [r for r in rows if r.key != last], False
 
 
 class AsyncSession(Protocol):

@@ -30,8 +30,6 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
-    FORGET_PRIOR,
-    RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
     NewRun,
@@ -40,15 +38,18 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
-    check_version,
+)
+from ._rules import cancellable, check_version, held_by_another, newer_schema, resumed_by_hand, run_to_start
+from ._sql import (
+    FORGET_PRIOR,
+    RUN_INSERT_COLUMNS,
+    filtered,
     forget_params,
     head_of,
-    newer_schema,
     outcome_params,
     rewrite_params,
     run_params,
     run_row,
-    run_to_start,
 )
 
 T = TypeVar("T")
@@ -261,7 +262,7 @@ def claim(
             row = yield Stmt(q.lock_thread, (thread_id,), "one")
     tid, held_by, remaining, _, nonce = row[:5]
     last = run_row(row[5:])
-    if held_by is not None and remaining is not None and remaining > 0 and held_by not in (owner, steal_from):
+    if held_by_another(held_by, remaining, owner, steal_from):
         raise ThreadBusyError(thread_id, held_by, remaining)
     number = run_to_start(last, nonce, new_run)
     start = number is not None
@@ -269,7 +270,7 @@ def claim(
     taken = yield Stmt(q.take, (owner, lease_seconds, run_id, tid), "one")
     fence = taken[0]
     expires = time.time() + lease_seconds
-    if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+    if resumed_by_hand(last, new_run):
         # Resumed by hand: its count of crashed executors starts over.
         yield Stmt(
             f"UPDATE {q.runs} SET status = 'running', recoveries = 0 WHERE tid = %s AND run_id = %s",
@@ -321,7 +322,7 @@ def reserve(
 def cancel_run(q: SQL, thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
     row = yield Stmt(q.lock_thread, (thread_id,), "one")
     run = None if row is None else run_row(row[5:])
-    if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+    if not cancellable(run, run_id):
         return False
     tid = row[0]
     yield Stmt(
@@ -408,7 +409,6 @@ def finish_run(q: SQL, lease: Lease, run_id: int, outcome: RunOutcome) -> Op[Non
 
 
 def list_threads(q: SQL, where: ThreadFilter) -> Op[list[ThreadSummary]]:
-    from ._sqlite_ops import filtered  # the same conditions, in this dialect's placeholder
 
     base = (
         "SELECT t.thread_id, r.run_id, r.entrypoint, r.status, r.started_at, r.finished_at, t.owner, "
@@ -445,7 +445,7 @@ def delete_thread(q: SQL, thread_id: str) -> Op[bool]:
     if row is None:
         return False
     tid, owner, remaining = row
-    if owner is not None and remaining is not None and remaining > 0:
+    if held_by_another(owner, remaining, None):
         raise ThreadBusyError(thread_id, owner, remaining)
     yield from _delete(q, [tid])
     return True

@@ -16,8 +16,6 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..errors import JournalNotFoundError, LeaseLostError, ThreadBusyError, ThreadExistsError
 from ._base import (
-    FORGET_PRIOR,
-    RUN_INSERT_COLUMNS,
     JournalRow,
     Lease,
     NewRun,
@@ -26,15 +24,18 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
-    check_version,
+)
+from ._rules import cancellable, check_version, held_by_another, newer_schema, resumed_by_hand, run_to_start
+from ._sql import (
+    FORGET_PRIOR,
+    RUN_INSERT_COLUMNS,
+    filtered,
     forget_params,
     head_of,
-    newer_schema,
     outcome_params,
     rewrite_params,
     run_params,
     run_row,
-    run_to_start,
 )
 
 T = TypeVar("T")
@@ -202,7 +203,7 @@ def claim(
         fence = 1
     else:
         tid, held_by, expires, fence = row[:4]
-        if held_by is not None and (expires or 0.0) > now and held_by not in (owner, steal_from):
+        if held_by_another(held_by, (expires or now) - now, owner, steal_from):
             raise ThreadBusyError(thread_id, held_by, (expires or now) - now)
         fence += 1
         yield Stmt(
@@ -210,7 +211,7 @@ def claim(
             "WHERE tid = ?",
             (owner, expires_at, fence, run_id, now, tid),
         )
-    if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+    if resumed_by_hand(last, new_run):
         # The claimer resumes it: say so (the lease returns the row as it was, for the caller to judge).
         # Its count of crashed executors starts over too.
         yield Stmt(
@@ -272,7 +273,7 @@ def reserve(
 def cancel_run(thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
     row = yield Stmt(_THREAD_SQL, (thread_id,), "one")
     run = None if row is None else run_row(row[5:])
-    if run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+    if not cancellable(run, run_id):
         return False
     tid, now = row[0], time.time()
     yield Stmt(
@@ -411,32 +412,6 @@ def list_threads(where: ThreadFilter) -> Op[list[ThreadSummary]]:
     return [ThreadSummary(*r) for r in rows]
 
 
-def filtered(base: str, where: ThreadFilter, mark: str) -> tuple[str, list[Any]]:
-    """``base`` with the filter's conditions, order and limit (in the dialect's placeholder ``mark``).
-
-    ``base`` joins the runs ``r`` to their threads ``t``. The latest runs are read newest first from an index of
-    their starts (``durable_runs_started``) as far as the page goes; the cursor is a range of it too (started at or
-    before the last one, and at the same start, a smaller thread id: the order's tie-break). A status or an
-    entrypoint is a condition on the entries read: a page of a status few threads have reads further.
-    """
-    conds = ["r.latest"]
-    params: list[Any] = []
-    for cond, value in (
-        ("r.status = {}", where.status),
-        ("r.entrypoint = {}", where.entrypoint),
-        ("r.started_at >= {}", where.since),
-        ("r.started_at < {}", where.until),
-    ):
-        if value is not None:
-            conds.append(cond.format(mark))
-            params.append(value)
-    if where.after is not None:
-        conds.append(f"r.started_at <= {mark} AND (r.started_at < {mark} OR t.thread_id < {mark})")
-        params += [where.after[0], where.after[0], where.after[1]]
-    sql = f"{base} WHERE {' AND '.join(conds)} ORDER BY r.started_at DESC, t.thread_id DESC LIMIT {mark}"
-    return sql, [*params, where.limit]
-
-
 def list_runs(thread_id: str) -> Op[list[RunRow]]:
     rows = yield Stmt(
         f"SELECT {_RUN_COLUMNS} FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid "
@@ -463,7 +438,7 @@ def delete_thread(thread_id: str) -> Op[bool]:
         return False
     tid, owner, expires = row
     now = time.time()
-    if owner is not None and (expires or 0.0) > now:
+    if held_by_another(owner, (expires or now) - now, None):
         raise ThreadBusyError(thread_id, owner, (expires or now) - now)
     yield from _delete([tid])
     return True

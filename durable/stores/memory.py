@@ -25,9 +25,9 @@ from ._base import (
     ThreadFilter,
     ThreadRow,
     ThreadSummary,
-    run_to_start,
     summary,
 )
+from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start
 
 
 @dataclass
@@ -105,13 +105,12 @@ class MemoryStore(Store):
             t = self._threads.get(thread_id)
             if t is None:
                 t = self._new(thread_id, new_run.nonce if new_run is not None else os.urandom(16))
-            free = t.owner is None or (t.lease_expires or 0.0) <= now or t.owner in (owner, steal_from)
-            if not free:
+            if held_by_another(t.owner, (t.lease_expires or now) - now, owner, steal_from):
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
             t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
             last = t.runs.get(t.last_run)
             before = self._row(t)
-            if new_run is None and last is not None and last.status in ("failed", "interrupted"):
+            if resumed_by_hand(last, new_run):
                 t.runs[t.last_run] = dataclasses.replace(last, status="running", recoveries=0)
             number = run_to_start(last, t.nonce, new_run)
             started = number is not None
@@ -140,7 +139,7 @@ class MemoryStore(Store):
         with self._lock:
             t = self._threads.get(thread_id)
             run = None if t is None else t.runs.get(t.last_run)
-            if t is None or run is None or run.run_id != run_id or run.status not in ("running", "interrupted"):
+            if t is None or not cancellable(run, run_id):
                 return False
             t.runs[run_id] = dataclasses.replace(
                 run,
@@ -267,7 +266,7 @@ class MemoryStore(Store):
             t = self._threads.get(thread_id)
             if t is None:
                 return False
-            if t.owner is not None and (t.lease_expires or 0.0) > now:
+            if held_by_another(t.owner, (t.lease_expires or now) - now, None):
                 raise ThreadBusyError(thread_id, t.owner, (t.lease_expires or now) - now)
             self._drop(t)
             return True
