@@ -928,3 +928,40 @@ class StoreConformance:
         assert store.get_thread("t").run.status == "running"
         store.append(second, 2, [row("0")])  # its executor still holds the lease
         assert store.cancel_run("nope", 1, cancel) is False and store.get_thread("nope") is None
+
+    # -- reading a journal by parts (a replay's head and windows), same_database ------------------------------
+
+    def test_journal_head_is_whole_up_to_its_limit_then_cut_before_a_key(self, store: Any) -> None:
+        """journal_head gives every row when the run has at most ``limit``. Past it, a store that reads by keys
+        gives at most ``limit`` rows, each key with all of its attempts (the cut never splits a key's attempts),
+        and says they are not the whole journal; a store that does not may give them all, saying so."""
+        lease = start(store)
+        written = [row(str(i)) for i in range(6)] + [row("3", attempt=2), row("3", attempt=3)]
+        store.append(lease, 1, written)
+        head, whole = store.journal_head(lease.tid, 1, 8)
+        assert whole and same_rows(head, written)
+        for limit in range(1, 8):
+            head, whole = store.journal_head(lease.tid, 1, limit)
+            if whole:
+                assert same_rows(head, written)
+                continue
+            assert len(head) <= limit
+            for key in {r.key for r in head}:
+                assert same_rows([r for r in head if r.key == key], [r for r in written if r.key == key])
+
+    def test_journal_keys_reads_every_attempt_at_those_keys_and_nothing_else(self, store: Any) -> None:
+        """journal_keys gives the rows of the run at the keys asked (all attempts, large payloads whole), none of
+        another run's, and nothing for keys without rows."""
+        lease = start(store)
+        big = b"P" + bytes(range(256)) * 64  # 16 KiB: past any store's inline limit
+        written = [row("0"), row("1"), row("1", attempt=2, payload=big), row("2", payload=big), row("1.0")]
+        store.append(lease, 1, written)
+        got = store.journal_keys(lease.tid, 1, ["1", "2", "7", "1.0"])
+        assert same_rows(got, [r for r in written if r.key in ("1", "2", "1.0")])
+        assert store.journal_keys(lease.tid, 1, []) == [] and store.journal_keys(lease.tid, 2, ["0"]) == []
+        assert same_rows(store.load_journal(lease.tid, 1), written)
+
+    def test_a_store_is_its_own_database(self, store: Any) -> None:
+        """same_database is reflexive (whatever else a backend counts as the same journal)."""
+        blocking = store if isinstance(store, Store) else store.store
+        assert blocking.same_database(blocking)
