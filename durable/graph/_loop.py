@@ -385,12 +385,8 @@ def drive(core: GraphCore, flow: Steps) -> Any:
             calls = flow.send(outcomes)  # type: ignore[arg-type]
         except StopIteration as stop:
             return stop.value
-        futures = []
         running = _running(run, calls)
-        for call in calls:
-            spec, args = _spec(call, core, False)
-            fut = run.call(spec, scope, args, {})
-            futures.append((fut, not fut.done()))
+        futures = _started(core, run, scope, calls, False)
         outcomes = []
         for call, (fut, fresh) in zip(calls, futures, strict=True):
             try:
@@ -413,12 +409,8 @@ async def adrive(core: GraphCore, flow: Steps) -> Any:
             calls = flow.send(outcomes)  # type: ignore[arg-type]
         except StopIteration as stop:
             return stop.value
-        futures = []
         running = _running(run, calls)
-        for call in calls:
-            spec, args = _spec(call, core, True)
-            fut = run.call(spec, scope, args, {})
-            futures.append((fut, not fut.done()))
+        futures = _started(core, run, scope, calls, True)
         results = await asyncio.gather(*(_awaited(f) for f, _ in futures), return_exceptions=True)
         outcomes = [
             Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(_done(c, r, fresh), None, fresh)
@@ -426,6 +418,16 @@ async def adrive(core: GraphCore, flow: Steps) -> Any:
         ]
         for call in calls:
             running.pop(call.key, None)
+
+
+def _started(core: GraphCore, run: Any, scope: Any, calls: Sequence[Call], in_loop: bool) -> list[tuple[Any, bool]]:
+    """Call a superstep's nodes as durable tasks: each one's future, and whether it runs now (not replayed)."""
+    futures = []
+    for call in calls:
+        spec, args = _spec(call, core, in_loop)
+        fut = run.call(spec, scope, args, {})
+        futures.append((fut, not fut.done()))
+    return futures
 
 
 async def _awaited(fut: Any) -> Any:

@@ -106,10 +106,9 @@ class GuardedStore(SQLiteStore):
         return super().journal_keys(tid, run_id, keys)
 
 
-def test_a_resume_reads_the_journal_a_window_at_a_time(tmp_path: Path) -> None:
-    """Resuming a 10,000-task run reads the journal in windows of calls, never whole, and replays every task."""
-    n = 10_000
-    store = GuardedStore(tmp_path / "j.db")
+def _failed_then_resumed(store: GuardedStore, n: int, durability: str = "sync") -> Counter[int]:
+    """Record a run of ``n`` tasks that fails after the last, resume it (it completes, its sum checked), and
+    return how often each task's body ran."""
     ran: Counter[int] = Counter()
     failing = [True]
 
@@ -119,16 +118,24 @@ def test_a_resume_reads_the_journal_a_window_at_a_time(tmp_path: Path) -> None:
         return i
 
     @entrypoint(checkpointer=store)
-    def long(k: int) -> int:
+    def tasks(k: int) -> int:
         total = sum(step(i).result() for i in range(k))
         if failing[0]:
             raise RuntimeError("fails after its last task")
         return total
 
     with pytest.raises(RuntimeError):
-        long.invoke(n, thread_id="t", durability="exit")
+        tasks.invoke(n, thread_id="t", durability=durability)  # type: ignore[arg-type]
     failing[0] = False
-    assert long.invoke(None, thread_id="t") == sum(range(n))
+    assert tasks.invoke(None, thread_id="t") == sum(range(n))
+    return ran
+
+
+def test_a_resume_reads_the_journal_a_window_at_a_time(tmp_path: Path) -> None:
+    """Resuming a 10,000-task run reads the journal in windows of calls, never whole, and replays every task."""
+    n = 10_000
+    store = GuardedStore(tmp_path / "j.db")
+    ran = _failed_then_resumed(store, n, durability="exit")
     assert set(ran.values()) == {1}  # all replayed, none run again
     assert store.heads and max(store.heads) <= HEAD
     assert store.windows and max(store.windows) == WINDOW
@@ -139,25 +146,7 @@ def test_a_resume_reads_the_journal_a_window_at_a_time(tmp_path: Path) -> None:
 def test_a_short_journal_is_read_in_one_statement(tmp_path: Path, n: int) -> None:
     """A run of at most HEAD recorded calls is resumed from one read of its journal, with no windows after."""
     store = GuardedStore(tmp_path / "j.db")
-    ran: Counter[int] = Counter()
-    failing = [True]
-
-    @task
-    def step(i: int) -> int:
-        ran[i] += 1
-        return i
-
-    @entrypoint(checkpointer=store)
-    def short(k: int) -> int:
-        total = sum(step(i).result() for i in range(k))
-        if failing[0]:
-            raise RuntimeError("fails after its last task")
-        return total
-
-    with pytest.raises(RuntimeError):
-        short.invoke(n, thread_id="t")
-    failing[0] = False
-    assert short.invoke(None, thread_id="t") == sum(range(n))
+    ran = _failed_then_resumed(store, n)
     assert set(ran.values()) <= {1}
     assert store.heads == [n] and store.windows == []
 

@@ -79,9 +79,7 @@ def test_an_installed_package_adds_a_scheme(tmp_path: Path, monkeypatch: pytest.
     assert "fake" in known_schemes()
 
 
-def test_an_installed_scheme_that_fails_to_import_says_which(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_installed_scheme_that_fails_to_import_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A package whose opener fails to import is a ConfigurationError naming the scheme and the entry point."""
     install(tmp_path, "broken", "raise ImportError('no such driver')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
