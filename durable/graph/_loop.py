@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _context
 from .._core import Final
+from .._flow import acarry, carry
 from .._interrupts import Command, Pause, Send
 from .._retry import Retry
 from .._run import TaskSpec
@@ -378,54 +379,49 @@ def drive(core: GraphCore, flow: Steps) -> Any:
     """Carry a graph run out in a blocking run: each superstep's nodes as parallel durable tasks."""
     scope = _context.current.get()
     assert scope is not None
-    run = scope.run
-    outcomes: list[Outcome] | None = None
-    while True:
-        try:
-            calls = flow.send(outcomes)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            return stop.value
-        running = _running(run, calls)
-        futures = _started(core, run, scope, calls, False)
-        outcomes = []
-        for call, (fut, fresh) in zip(calls, futures, strict=True):
-            try:
-                outcomes.append(Outcome(_done(call, fut.result(), fresh), None, fresh))
-            except BaseException as exc:  # the flow decides what a failed or paused node means
-                outcomes.append(Outcome(None, exc, fresh))
-            running.pop(call.key, None)
+    return carry(flow, partial(_superstep, core, scope))
 
 
 async def adrive(core: GraphCore, flow: Steps) -> Any:
     """Carry a graph run out on the event loop: async nodes as tasks, sync ones in worker threads."""
-    import asyncio
-
     scope = _context.current.get()
     assert scope is not None
-    run = scope.run
-    outcomes: list[Outcome] | None = None
-    while True:
+    return await acarry(flow, partial(_asuperstep, core, scope))
+
+
+def _superstep(core: GraphCore, scope: Any, calls: Sequence[Call]) -> list[Outcome]:
+    """A superstep's nodes run; each one's outcome (a node's error is an outcome: the flow decides what it means)."""
+    running = _running(scope.run, calls)
+    outcomes = []
+    for call, (fut, fresh) in zip(calls, _started(core, scope, calls, False), strict=True):
         try:
-            calls = flow.send(outcomes)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            return stop.value
-        running = _running(run, calls)
-        futures = _started(core, run, scope, calls, True)
-        results = await asyncio.gather(*(_awaited(f) for f, _ in futures), return_exceptions=True)
-        outcomes = [
-            Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(_done(c, r, fresh), None, fresh)
-            for c, r, (_, fresh) in zip(calls, results, futures, strict=True)
-        ]
-        for call in calls:
-            running.pop(call.key, None)
+            outcomes.append(Outcome(_done(call, fut.result(), fresh), None, fresh))
+        except BaseException as exc:
+            outcomes.append(Outcome(None, exc, fresh))
+        running.pop(call.key, None)
+    return outcomes
 
 
-def _started(core: GraphCore, run: Any, scope: Any, calls: Sequence[Call], in_loop: bool) -> list[tuple[Any, bool]]:
+async def _asuperstep(core: GraphCore, scope: Any, calls: Sequence[Call]) -> list[Outcome]:
+    import asyncio
+
+    running = _running(scope.run, calls)
+    futures = _started(core, scope, calls, True)
+    results = await asyncio.gather(*(_awaited(f) for f, _ in futures), return_exceptions=True)
+    for call in calls:
+        running.pop(call.key, None)
+    return [
+        Outcome(None, r, fresh) if isinstance(r, BaseException) else Outcome(_done(c, r, fresh), None, fresh)
+        for c, r, (_, fresh) in zip(calls, results, futures, strict=True)
+    ]
+
+
+def _started(core: GraphCore, scope: Any, calls: Sequence[Call], in_loop: bool) -> list[tuple[Any, bool]]:
     """Call a superstep's nodes as durable tasks: each one's future, and whether it runs now (not replayed)."""
     futures = []
     for call in calls:
         spec, args = _spec(call, core, in_loop)
-        fut = run.call(spec, scope, args, {})
+        fut = scope.run.call(spec, scope, args, {})
         futures.append((fut, not fut.done()))
     return futures
 
