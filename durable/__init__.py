@@ -48,6 +48,7 @@ from .errors import (
     ThreadNotFoundError,
     UnfinishedRunError,
     UsageError,
+    VolatileJournalWarning,
 )
 from .stores import MemoryStore, SQLiteStore, Store
 
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from ._memory import Item, Memory, SearchItem
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
+    from .stores.redis import RedisStore
 
 __version__ = "0.1.0"
 
@@ -66,6 +68,7 @@ _LAZY = {
     "Worker": "._worker",
     "WorkerStats": "._worker",
     "PostgresStore": ".stores.postgres",
+    "RedisStore": ".stores.redis",
     "check": "._check",
     "Finding": "._check",
     "Threads": "._admin",
@@ -123,6 +126,7 @@ __all__ = [
     "PickleSerializer",
     "PostgresStore",
     "PregelTask",
+    "RedisStore",
     "ReplayedError",
     "ResignReport",
     "ResumeError",
@@ -152,6 +156,7 @@ __all__ = [
     "Threads",
     "UnfinishedRunError",
     "UsageError",
+    "VolatileJournalWarning",
     "Worker",
     "WorkerStats",
     "asleep",

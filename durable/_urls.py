@@ -51,7 +51,8 @@ def register_scheme(scheme: str, opener: Opener) -> None:
         [project.entry-points."durable.stores"]
         foo = "durable_foo:open_store"
 
-    A scheme durable has (``sqlite``, ``memory``, ``postgres``, ``postgresql``) cannot be taken over.
+    A scheme durable has (``sqlite``, ``memory``, ``postgres``, ``postgresql``, ``redis``, ``rediss``) cannot be
+    taken over.
     """
     scheme = scheme.lower()
     if not scheme[:1].isalpha() or not all(c.isascii() and (c.isalnum() or c in "+-.") for c in scheme):
@@ -94,7 +95,9 @@ def known_schemes() -> list[str]:
 def store_from_url(url: str, *, read_only: bool = False) -> Store:
     """The store a URL names, by its scheme (see `register_scheme`): ``sqlite:///relative.db``,
     ``sqlite:////absolute.db`` (options ``?synchronous=FULL&lease_seconds=...``), ``memory://``,
-    ``postgresql://user@host:5432/db`` (options ``?schema=...&lease_seconds=...``; the rest go to libpq)."""
+    ``postgresql://user@host:5432/db`` (options ``?schema=...&lease_seconds=...``; the rest go to libpq),
+    ``redis://host:6379/0`` or ``rediss://`` (options ``?prefix=...&lease_seconds=...&wait_aof=...&wait_replicas=...``;
+    the rest go to redis-py)."""
     scheme = urlsplit(url).scheme.lower()
     opener = _opener(scheme) if scheme else None
     if opener is None:
@@ -102,7 +105,7 @@ def store_from_url(url: str, *, read_only: bool = False) -> Store:
 
         raise ConfigurationError(
             f"checkpointer URL {redact(url, url)!r} has an unknown scheme {scheme!r}: use 'sqlite:///path.db', "
-            f"'postgresql://user@host/db' or 'memory://'" + _others()
+            f"'postgresql://user@host/db', 'redis://host:6379/0' or 'memory://'" + _others()
         )
     store = opener(url, read_only)
     if not isinstance(store, Store):
@@ -156,7 +159,21 @@ def _postgres(url: str, read_only: bool) -> Store:
     return PostgresStore(url, read_only=read_only)
 
 
-_BUILTIN: dict[str, Opener] = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres, "postgresql": _postgres}
+def _redis(url: str, read_only: bool) -> Store:
+    from .stores.redis import RedisStore
+
+    # The store takes its own options (prefix, lease_seconds, wait_*) off the URL; the rest are redis-py's.
+    return RedisStore(url, read_only=read_only)
+
+
+_BUILTIN: dict[str, Opener] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+    "postgresql": _postgres,
+    "redis": _redis,
+    "rediss": _redis,
+}
 
 
 def _seconds(url: str, text: str) -> float:

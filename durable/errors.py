@@ -28,8 +28,8 @@ The tree::
         └── SchemaVersionError        the database was written by a newer `durable`
 
 `NonRetryableError` is not raised by `durable`: a task raises it (or a subclass) to
-say that no retry policy should try it again. `InsecureJournalWarning` is a warning,
-not an error: a journal file that others can write to.
+say that no retry policy should try it again. `InsecureJournalWarning` and `VolatileJournalWarning` are
+warnings, not errors: a journal file that others can write to; a journal on a server that keeps nothing on disk.
 
 Each message says what happened and what to do next. Errors with their own
 ``__init__`` define ``__reduce__`` so they survive pickling (they are journaled
@@ -70,6 +70,11 @@ class InvalidNamespaceError(ConfigurationError):
 
 class InsecureJournalWarning(UserWarning):
     """A journal file that other users can write to (or that another user owns): they could change what runs."""
+
+
+class VolatileJournalWarning(UserWarning):
+    """A journal on a server that keeps nothing on disk (a Redis without an append-only file or snapshots): a restart
+    of the server loses every thread."""
 
 
 class UsageError(DurableError, TypeError):

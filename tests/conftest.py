@@ -2,7 +2,8 @@
 
 Two axes are parametrized here instead of copying tests:
 
-* ``store``: every behaviour holds on `MemoryStore` and on `SQLiteStore` (a file in ``tmp_path``).
+* ``store``: every behaviour holds on `MemoryStore`, `SQLiteStore` (a file in ``tmp_path``), `PostgresStore`
+  and `RedisStore` (a schema or a key prefix of their own; skipped without a server, failed under ``CI=true``).
 * ``flavor``: every behaviour holds for sync and for async entrypoints. A test writes its workflow once,
   with plain functions, and the flavor turns them into sync or async ones:
 
@@ -100,8 +101,52 @@ def pg_schema() -> Iterator[tuple[str, str]]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# The Redis the tests use: $DURABLE_TEST_REDIS, else the local server. Each test gets a key prefix of its own,
+# whose keys are deleted afterwards.
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def redis_server_url() -> str:
+    """The test server's URL, or skip (outside CI) / fail (under ``CI=true``) when none answers."""
+    url = os.environ.get("DURABLE_TEST_REDIS") or LOCAL_REDIS
+    reason = _redis_unreachable(url)
+    if reason is not None:
+        message = f"no Redis answers at {url} ({reason}); set DURABLE_TEST_REDIS to a server's URL to run the Redis tests"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the Redis tests must run)", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@functools.cache
+def _redis_unreachable(url: str) -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return "redis-py is not installed: pip install -e '.[dev]'"
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """A server URL and a key prefix of its own for one test, its keys deleted afterwards: ``(url, prefix)``."""
+    import redis
+
+    url = redis_server_url()
+    prefix = f"durable-test-{uuid.uuid4().hex[:12]}"
+    yield url, prefix
+    with redis.Redis.from_url(url) as client:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.unlink(key)
+
+
 def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest | None = None, **options: Any) -> Store:
-    from durable import MemoryStore, PostgresStore, SQLiteStore
+    from durable import MemoryStore, PostgresStore, RedisStore, SQLiteStore
 
     if kind == "memory":
         return MemoryStore(**options)
@@ -111,10 +156,14 @@ def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest | None 
         assert request is not None, "a Postgres store needs the test's request for its schema"
         dsn, schema = request.getfixturevalue("pg_schema")
         return PostgresStore(dsn, schema=schema, **options)
+    if kind == "redis":
+        assert request is not None, "a Redis store needs the test's request for its key prefix"
+        url, prefix = request.getfixturevalue("redis_prefix")
+        return RedisStore(url, prefix=prefix, **options)
     raise AssertionError(kind)
 
 
-STORE_KINDS = ["memory", "sqlite", "postgres"]
+STORE_KINDS = ["memory", "sqlite", "postgres", "redis"]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from .sqlite import SQLiteStore
 if TYPE_CHECKING:
     from .._urls import register_scheme
     from .postgres import PostgresStore
+    from .redis import RedisStore
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +18,10 @@ def __getattr__(name: str) -> Any:
         from .postgres import PostgresStore
 
         return PostgresStore
+    if name == "RedisStore":  # imported on first use, like redis-py itself
+        from .redis import RedisStore
+
+        return RedisStore
     if name == "register_scheme":  # it lives with the URLs it opens (which import this package)
         from .._urls import register_scheme
 
@@ -32,6 +37,7 @@ __all__ = [
     "NewRun",
     "MemoryStore",
     "PostgresStore",
+    "RedisStore",
     "RunOutcome",
     "RunRow",
     "SQLiteStore",

@@ -29,6 +29,7 @@ from durable import (
     Memory,
     MemoryStore,
     PostgresStore,
+    RedisStore,
     SearchItem,
     SerializationError,
     SQLiteStore,
@@ -477,9 +478,14 @@ def test_concurrent_puts_from_threads_all_land(store: Store) -> None:
 
 _WRITER = """
 import sys
-from durable import Cache, Memory, SQLiteStore, PostgresStore
+from durable import Cache, Memory, SQLiteStore, PostgresStore, RedisStore
 kind, where, schema = sys.argv[1:4]
-store = SQLiteStore(where) if kind == "sqlite" else PostgresStore(where, schema=schema)
+if kind == "sqlite":
+    store = SQLiteStore(where)
+elif kind == "redis":
+    store = RedisStore(where, prefix=schema)
+else:
+    store = PostgresStore(where, schema=schema)
 memory = Memory(store)
 seen = memory.get(("shared",), "from-parent")
 memory.put(("shared",), "from-child", {"saw": seen.value if seen else None})
@@ -489,15 +495,18 @@ store.close()
 
 
 def test_another_process_sees_the_same_memory(store: Store) -> None:
-    """A second process on the same SQLite file or Postgres schema reads what this one put, and writes back."""
+    """A second process on the same SQLite file, Postgres schema or Redis prefix reads what this one put, and
+    writes back."""
     if isinstance(store, MemoryStore):
         pytest.skip("a MemoryStore is one process's memory")
     memory = Memory(store)
     memory.put(("shared",), "from-parent", {"n": 1})
-    where, schema = (
-        (str(store.path), "") if isinstance(store, SQLiteStore) else (store.dsn, store.schema)  # type: ignore[attr-defined]
-    )
-    kind = "sqlite" if isinstance(store, SQLiteStore) else "postgres"
+    if isinstance(store, SQLiteStore):
+        kind, where, schema = "sqlite", str(store.path), ""
+    elif isinstance(store, RedisStore):
+        kind, where, schema = "redis", store.url, store.prefix
+    else:
+        kind, where, schema = "postgres", store.dsn, store.schema  # type: ignore[attr-defined]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(

@@ -304,7 +304,14 @@ def test_fork_of_a_signed_journal(store: Store, calls: Any, monkeypatch: pytest.
 
 # -- export and import --------------------------------------------------------------------------------
 
-KINDS = [("sqlite", "postgres"), ("postgres", "sqlite"), ("memory", "sqlite"), ("postgres", "memory")]
+KINDS = [
+    ("sqlite", "postgres"),
+    ("postgres", "sqlite"),
+    ("memory", "sqlite"),
+    ("postgres", "memory"),
+    ("redis", "sqlite"),
+    ("sqlite", "redis"),
+]
 
 
 @pytest.mark.parametrize(("src", "dst"), KINDS, ids=lambda k: k)

@@ -58,7 +58,7 @@ def sql_store(request: pytest.FixtureRequest, new_store: Callable[..., Store]) -
         yield store
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
 def small_store(request: pytest.FixtureRequest, new_store: Callable[..., Store]) -> Iterator[Store]:
     """A fresh store of each kind that stores no value over 200 bytes."""
     with new_store(request.param, max_result_bytes=200) as store:

@@ -1,5 +1,5 @@
-"""The store interface's contract (`durable.conformance`), run against every backend durable ships, through both
-its blocking and async forms."""
+"""The store interface's contract (`durable.conformance`), run against every backend durable ships (memory, SQLite,
+Postgres, Redis), through both its blocking and async forms."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ class TestPostgresStore(StoreConformance):
 
         dsn, schema = request.getfixturevalue("pg_schema")  # skips without a server (fails under CI=true)
         return PostgresStore(dsn, schema=schema, lease_seconds=lease_seconds)
+
+
+class TestRedisStore(StoreConformance):
+    def open_store(self, request: pytest.FixtureRequest, lease_seconds: float) -> Store:
+        from durable import RedisStore
+
+        url, prefix = request.getfixturevalue("redis_prefix")  # skips without a server (fails under CI=true)
+        return RedisStore(url, prefix=prefix, lease_seconds=lease_seconds)
