@@ -111,7 +111,9 @@ def redis_server_url() -> str:
     url = os.environ.get("DURABLE_TEST_REDIS") or LOCAL_REDIS
     reason = _redis_unreachable(url)
     if reason is not None:
-        message = f"no Redis answers at {url} ({reason}); set DURABLE_TEST_REDIS to a server's URL to run the Redis tests"
+        message = (
+            f"no Redis answers at {url} ({reason}); set DURABLE_TEST_REDIS to a server's URL to run the Redis tests"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " (CI=true: the Redis tests must run)", pytrace=False)
         pytest.skip(message)

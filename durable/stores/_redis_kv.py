@@ -17,7 +17,9 @@ from ._base import KV_SWEEP, KVRow, kv_prefix_end
 from ._redis_lua import PRELUDE
 from ._redis_ops import Call, Op
 
-KV_PRELUDE = PRELUDE + r"""
+KV_PRELUDE = (
+    PRELUDE
+    + r"""
 local function kvk(ns, part) return P .. 'kv:' .. part .. ':' .. ns end
 local function exp_member(ns, key) return #ns .. ':' .. ns .. key end
 local function meta(ns, key)
@@ -57,6 +59,7 @@ local function row(ns, key, m)
   return {ns, key, redis.call('HGET', kvk(ns, 'v'), key), m.created, m.updated, m.expires, m.ttl}
 end
 """
+)
 
 # ARGV: 2 namespace, 3 key, 4 value, 5 ttl ('' for none), 6 rows to sweep.
 PUT = r"""

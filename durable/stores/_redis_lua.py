@@ -7,9 +7,9 @@ makes in its ``WHERE``), and which of the indexes a thread belongs in now (`rein
 
 Keys, under the store's prefix ``P`` (``ARGV[1]``; every script gets it and touches only keys below it):
 
-- ``P t:<thread id>``: hash of the thread: ``id``, ``tid``, ``owner``, ``exp`` (lease expiry, server seconds), ``fence``,
-  ``last`` (its latest run's number), ``nonce``, ``v`` (bumped by every change a claim must not miss), and the
-  ``i_*`` fields that record which indexes hold it;
+- ``P t:<thread id>``: hash of the thread: ``id``, ``tid``, ``owner``, ``exp`` (lease expiry, server seconds),
+  ``fence``, ``last`` (its latest run's number), ``nonce``, ``v`` (bumped by every change a claim must not miss), and
+  the ``i_*`` fields that record which indexes hold it;
 - ``P r:<tid>:<run>``: hash of a run (``id``, ``ep``, ``status``, ``input``, ``prev``, ``started``, ...);
 - ``P j:<tid>:<run>``: list of the run's journal rows (encoded by `_redis_ops`); ``P s:<tid>:<run>``: set of their
   slots (``attempt:key``), so no slot is written twice;

@@ -75,7 +75,13 @@ _ROW = struct.Struct("<BiddIHi")  # status, attempt, started, finished, key byte
 def encode_row(row: JournalRow) -> bytes:
     key, name, digest = row.key.encode(), row.name.encode(), row.digest
     head = _ROW.pack(
-        row.status, row.attempt, row.started_at, row.finished_at, len(key), len(name), -1 if digest is None else len(digest)
+        row.status,
+        row.attempt,
+        row.started_at,
+        row.finished_at,
+        len(key),
+        len(name),
+        -1 if digest is None else len(digest),
     )
     return b"".join((head, key, name, digest or b"", row.payload))
 
@@ -231,9 +237,7 @@ def journal_keys(keys: Keys, tid: int, run_id: int, wanted: Sequence[str]) -> Op
 def list_threads(where: ThreadFilter) -> Op[list[ThreadSummary]]:
     after = ("", "") if where.after is None else (repr(where.after[0]), where.after[1])
     bound = ("" if x is None else repr(x) for x in (where.since, where.until))
-    reply = yield Call(
-        "list", (where.status or "", where.entrypoint or "", *bound, *after, max(where.limit, 0))
-    )
+    reply = yield Call("list", (where.status or "", where.entrypoint or "", *bound, *after, max(where.limit, 0)))
     now = float(reply[0])
     return [
         ThreadSummary(
@@ -305,9 +309,7 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow], retried: Keys 
     same rows is that try's write, done."""
     if not rows:
         return
-    answer = yield Call(
-        "append", (*lease_args(lease), run_id, len(rows), *map(slot, rows), *map(encode_row, rows))
-    )
+    answer = yield Call("append", (*lease_args(lease), run_id, len(rows), *map(slot, rows), *map(encode_row, rows)))
     if answer == b"lost":
         raise LeaseLostError(lease.thread_id)
     if answer == b"dup":
@@ -461,4 +463,4 @@ def rewrite_thread(
         blobs = [encode_row(r._replace(payload=new.get((r.key, r.attempt), r.payload))) for r in rows]
         args += [run_id, len(blobs), *blobs]
     answer = yield Call("rewrite", tuple(args))
-    return answer != b"retry"
+    return bool(answer != b"retry")

@@ -27,7 +27,6 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, JournalNotFoundError, StoreError, UsageError, VolatileJournalWarning
 from . import _redis_kv as kv
@@ -47,6 +46,7 @@ from ._base import (
 )
 from ._redis_lua import PRELUDE
 from ._redis_lua import SCRIPTS as _STORE_SCRIPTS
+from ._redis_url import checked_prefix, flag, number, positive, redact, split_url, where
 from ._rules import check_version, newer_schema
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_OPTIONS = ("prefix", "lease_seconds", "wait_replicas", "wait_aof", "wait_timeout")  # this store's, off the URL
 _SOURCES = {name: PRELUDE + body for name, body in _STORE_SCRIPTS.items()} | {
     name: kv.KV_PRELUDE + body for name, body in kv.SCRIPTS.items()
 }
@@ -104,13 +103,13 @@ class RedisStore(Store):
         socket_timeout: float = 60.0,
         read_only: bool = False,
     ) -> None:
-        url, given = _split_url(url)
+        url, given = split_url(url)
         self.url = url
-        self.prefix = _prefix(prefix if prefix is not None else given.get("prefix", "durable"))
-        self.lease_seconds = _positive("lease_seconds", lease_seconds, given.get("lease_seconds"), 30.0)
-        self.wait_replicas = int(_number("wait_replicas", wait_replicas, given.get("wait_replicas"), 0))
-        self.wait_aof = _flag("wait_aof", wait_aof, given.get("wait_aof"))
-        self.wait_timeout = _positive("wait_timeout", wait_timeout, given.get("wait_timeout"), 1.0)
+        self.prefix = checked_prefix(prefix if prefix is not None else given.get("prefix", "durable"))
+        self.lease_seconds = positive("lease_seconds", lease_seconds, given.get("lease_seconds"), 30.0)
+        self.wait_replicas = int(number("wait_replicas", wait_replicas, given.get("wait_replicas"), 0))
+        self.wait_aof = flag("wait_aof", wait_aof, given.get("wait_aof"))
+        self.wait_timeout = positive("wait_timeout", wait_timeout, given.get("wait_timeout"), 1.0)
         self.secret = secret
         self.max_result_bytes = max_result_bytes
         self.connect_timeout = connect_timeout
@@ -123,11 +122,11 @@ class RedisStore(Store):
         self._loops: dict[asyncio.AbstractEventLoop, list[Any]] = {}  # loop -> [client, sessions open on it]
 
     def __repr__(self) -> str:
-        return f"RedisStore({_redact(self.url)!r}, prefix={self.prefix!r})"
+        return f"RedisStore({redact(self.url)!r}, prefix={self.prefix!r})"
 
     def same_database(self, other: Store) -> bool:
         """The same prefix in the same database of the same server (host, port, database number)."""
-        return isinstance(other, RedisStore) and _where(other) == _where(self)
+        return isinstance(other, RedisStore) and where(other) == where(self)
 
     # -- the connection, and what its first use checks --------------------------------------------------------
 
@@ -155,10 +154,12 @@ class RedisStore(Store):
         """Check the schema version (creating it unless read-only) and how the server persists, once."""
         redis = _redis()
         try:
-            found = int(_eval(client, "migrate", (self._keys.prefix, ops.SCHEMA_VERSION, "1" if self.read_only else "")))
+            found = int(
+                _eval(client, "migrate", (self._keys.prefix, ops.SCHEMA_VERSION, "1" if self.read_only else ""))
+            )
             if self.read_only:
                 if found == 0:
-                    raise JournalNotFoundError(f"prefix {self.prefix!r} of {_redact(self.url)}")
+                    raise JournalNotFoundError(f"prefix {self.prefix!r} of {redact(self.url)}")
                 check_version(found, ops.SCHEMA_VERSION)
             elif found > ops.SCHEMA_VERSION:
                 raise newer_schema(found, ops.SCHEMA_VERSION)
@@ -177,16 +178,15 @@ class RedisStore(Store):
             version = tuple(int(x) for x in str(client.info("server")["redis_version"]).split(".")[:2])
             if version < (7, 2) or aof != "yes":
                 raise ConfigurationError(
-                    f"wait_aof=True needs Redis 7.2 or newer with 'appendonly yes'; {_redact(self.url)} runs "
+                    f"wait_aof=True needs Redis 7.2 or newer with 'appendonly yes'; {redact(self.url)} runs "
                     f"{'.'.join(map(str, version))} with appendonly {aof!r}: turn the append-only file on "
                     f"(appendfsync always makes every write durable without waiting), or drop wait_aof"
                 )
-        where = _redact(self.url)
         if aof == "no" and not save:
             warnings.warn(
-                f"the Redis server at {where} keeps nothing on disk (appendonly no, no save points): a restart of "
-                f"it loses every journal. Set 'appendonly yes' (with 'appendfsync always' for durability='sync' "
-                f"to mean it) in its configuration",
+                f"the Redis server at {redact(self.url)} keeps nothing on disk (appendonly no, no save points): a "
+                f"restart of it loses every journal. Set 'appendonly yes' (with 'appendfsync always' for "
+                f"durability='sync' to mean it) in its configuration",
                 VolatileJournalWarning,
                 stacklevel=4,
             )
@@ -194,12 +194,14 @@ class RedisStore(Store):
     def _error(self, exc: BaseException) -> StoreError:
         redis = _redis()
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            return StoreError(f"cannot reach the Redis journal at {_redact(self.url)}: {exc}")
+            return StoreError(f"cannot reach the Redis journal at {redact(self.url)}: {exc}")
         return StoreError(f"Redis journal {self!r} failed: {exc}")
 
     # -- running an operation ----------------------------------------------------------------------------------
 
-    def _run(self, make: Callable[[], ops.Op[T]], *, write: bool = False, retry: bool = True, durable: bool = False) -> T:
+    def _run(
+        self, make: Callable[[], ops.Op[T]], *, write: bool = False, retry: bool = True, durable: bool = False
+    ) -> T:
         redis = _redis()
         if write and self.read_only:
             raise UsageError(f"{self!r} was opened read-only: it writes nothing")
@@ -439,9 +441,7 @@ class _AsyncRedisSession:
         await self._store._arun(self._client, _appender(lease, run_id, rows, self._store._keys), durable=True)
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        await self._store._arun(
-            self._client, lambda: ops.finish_run(lease, run_id, outcome), retry=False, durable=True
-        )
+        await self._store._arun(self._client, lambda: ops.finish_run(lease, run_id, outcome), retry=False, durable=True)
 
 
 def _appender(lease: Lease, run_id: int, rows: Sequence[JournalRow], keys: ops.Keys) -> Callable[[], ops.Op[None]]:
@@ -499,82 +499,6 @@ async def _adrive(client: Any, prefix: str, op: ops.Op[T]) -> T:
             step = op.send(reply)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
-
-
-# -- URLs ---------------------------------------------------------------------------------------------------------
-
-
-def _split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The URL for redis-py, and this store's options taken off its query."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("redis", "rediss"):
-        raise ConfigurationError(
-            f"{_redact(url)!r} is not a Redis URL: use 'redis://host:6379/0' (or 'rediss://' for TLS)"
-        )
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OPTIONS}
-    rest = [(k, v) for k, v in query if k not in _OPTIONS]
-    return urlunsplit(parts._replace(query=urlencode(rest))), ours
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _where(store: RedisStore) -> tuple[str, int, int, str]:
-    parts = urlsplit(store.url)
-    path = parts.path.strip("/")
-    db = int(path) if path.isdigit() else int(dict(parse_qsl(parts.query)).get("db", "0") or 0)
-    host = (parts.hostname or "localhost").lower()
-    return ("127.0.0.1" if host == "localhost" else host), parts.port or 6379, db, store.prefix
-
-
-def _prefix(prefix: str) -> str:
-    if not prefix or any(c in prefix for c in "{}* ?[]") or not prefix.isprintable():
-        raise ConfigurationError(
-            f"prefix={prefix!r}: use a non-empty name of printable characters without spaces, braces or glob "
-            f"characters (every key of the journal starts with it and ':')"
-        )
-    return prefix
-
-
-def _number(name: str, value: float | None, text: str | None, default: float) -> float:
-    if value is not None:
-        return value
-    if text is None:
-        return default
-    try:
-        number = float(text)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise ConfigurationError(f"{name}={text!r}: use a number, 0 or more")
-    return number
-
-
-def _positive(name: str, value: float | None, text: str | None, default: float) -> float:
-    number = _number(name, value, text, default)
-    if not number > 0:
-        raise ConfigurationError(f"{name}={number!r} must be a positive number of seconds")
-    return number
-
-
-def _flag(name: str, value: bool | None, text: str | None) -> bool:
-    if value is not None:
-        return value
-    if text is None:
-        return False
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigurationError(f"{name}={text!r}: use true or false")
 
 
 __all__ = ["RedisStore"]
