@@ -50,6 +50,7 @@ from _workloads_interrupt import bench_interrupt  # noqa: E402
 from _workloads_journal import bench_journal_long  # noqa: E402
 from _workloads_postgres import bench_postgres  # noqa: E402
 from _workloads_process import bench_process  # noqa: E402
+from _workloads_redis import bench_redis  # noqa: E402
 from _workloads_resume import bench_resume  # noqa: E402
 from _workloads_sequential import bench_sequential  # noqa: E402
 from _workloads_threads import bench_threads  # noqa: E402
@@ -88,6 +89,7 @@ WORKLOADS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("process", bench_process),
     ("checks", bench_checks),
     ("postgres", bench_postgres),
+    ("redis", bench_redis),
     ("async-many", bench_async_many),
     ("journal-long", bench_journal_long),
     ("threads", bench_threads),
@@ -171,6 +173,10 @@ def print_table(rows: list[Row], cfg: Config, header: str) -> None:
         print("[pg] Postgres floor = raw psycopg on one connection, one autocommit INSERT (its own COMMIT) per task")
         print("    of a row like durable's journal row (same columns, types, primary key; no foreign key, no lease")
         print("    check). durable column: PostgresStore, durability=sync. Same server, fresh schema each sample.")
+    if any("[redis]" in r.label for r in rows):
+        print("[redis] Redis floor = raw redis-py on one client, one RPUSH (one round trip) per task of a value the")
+        print("    size of durable's journal row onto one list; no lease check, no slot set. durable column:")
+        print("    RedisStore, durability=sync (one EVALSHA per task). Same server, fresh key prefix each sample.")
     if any("[w]" in r.label for r in rows):
         print("[w] worker rows: runs/s from 'go' (runs submitted, k processes started and connected) until the last")
         print("    worker is idle; floor = k x one process's runs/s (linear scaling), so ratio = scaling. The CLI rows")

@@ -33,7 +33,11 @@ import asyncio
 import functools
 import inspect
 import os
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
@@ -145,6 +149,60 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
     with redis.Redis.from_url(url) as client:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.unlink(key)
+
+
+class RedisServer(NamedTuple):
+    """A ``redis-server`` process of a test's own (its files in a temporary directory)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """``redis_server(*options, port=None, name="redis")``: start a ``redis-server`` with these command-line options
+    (``"--appendonly", "yes"``, ...) in a directory of its own, on a free port (or ``port``: a restart on the same
+    files); it answers PING before this returns and is killed after the test."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "no redis-server binary on PATH (apt-get install redis-server): the Redis crash tests need one"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true)", pytrace=False)
+        pytest.skip(message)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*options: str, port: int | None = None, name: str = "redis") -> RedisServer:
+        where = tmp_path / name
+        where.mkdir(exist_ok=True)
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(where), "--save", "", *options]
+        log = open(where / "server.log", "ab")  # noqa: SIM115 - the server writes it until it is killed
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        started.append(process)
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+                    client.ping()
+                return RedisServer(url, process, port)
+            except redis.RedisError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server did not start: {(where / 'server.log').read_text()}") from None
+                time.sleep(0.05)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest | None = None, **options: Any) -> Store:
