@@ -4,7 +4,7 @@ Subclass `StoreConformance` in a test module and implement `open_store`; pytest 
 for it, each run through the blocking interface and through `Store.asession()` (the operations the engine's async
 path uses; the workers' and the operator's, which have no async form, go to the blocking interface)::
 
-    from durable.conformance import StoreConformance
+    from durable.testing import StoreConformance   # or durable.conformance
 
     class TestMyStore(StoreConformance):
         def open_store(self, request, lease_seconds):

@@ -1,5 +1,7 @@
 """Crash-test your own workflows: kill them at every fault point, resume them, compare the result.
 
+(For a store of your own, `StoreConformance` is the contract's tests: see `durable.conformance`.)
+
 `crash_matrix` runs an entrypoint in fresh subprocesses, once per *cell* (a fault point, a durability mode
 and which hit of the point kills), each cell on its own SQLite journal:
 
@@ -45,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from ._faults import POINTS
@@ -53,7 +55,19 @@ from ._writers import Durability
 from .stores._base import OK
 from .stores.sqlite import SQLiteStore
 
-__all__ = ["FAULT_POINTS", "Cell", "CrashReport", "CrashTestFailure", "FakeClock", "crash_matrix"]
+if TYPE_CHECKING:
+    from .conformance import StoreConformance
+
+__all__ = ["FAULT_POINTS", "Cell", "CrashReport", "CrashTestFailure", "FakeClock", "StoreConformance", "crash_matrix"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StoreConformance":  # the store contract's tests (`durable.conformance`): they import pytest
+        from .conformance import StoreConformance
+
+        return StoreConformance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FAULT_POINTS: tuple[str, ...] = POINTS  # every fault point, in the order a task, then its run, pass them
 

@@ -467,7 +467,8 @@ def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_p
     n, k = 400, 40
 
     def child(*args: str) -> list[str]:
-        return run_child([sys.executable, str(script), args[0], url, str(count), *args[1:]], tmp_path, child_env())
+        argv = [sys.executable, str(script), args[0], url, str(count), *args[1:]]
+        return run_child(argv, tmp_path, child_env()).splitlines()
 
     server.start()
     try:

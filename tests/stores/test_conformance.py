@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from durable import MemoryStore, SQLiteStore, Store
-from durable.conformance import StoreConformance
+from durable.testing import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):
