@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, LeaseLostError, StoreError, UsageError
@@ -180,10 +180,21 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     def listen_for_work(self, wake: threading.Event) -> Callable[[], None] | None:
-        from ._pg_listen import listen
+        """A thread LISTENing on the schema's channel sets ``wake`` when a run is left for a worker."""
+        from ._listen import listen
 
         self._get_pool()  # the schema exists, and the server answers, before a listener relies on it
-        return listen(self.dsn, self._sql.channel, wake, self.connect_timeout)
+        psycopg, _ = psycopg_modules()
+        channel = self._sql.channel
+
+        @contextmanager
+        def subscribe() -> Iterator[Callable[[float], bool]]:
+            timeout = max(1, int(self.connect_timeout))
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=timeout) as conn:
+                conn.execute(f'LISTEN "{channel}"')
+                yield lambda seconds: any(True for _ in conn.notifies(timeout=seconds))
+
+        return listen(channel, subscribe, (psycopg.Error,), wake)
 
     def close(self) -> None:
         with self._lock:

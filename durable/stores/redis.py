@@ -24,8 +24,8 @@ import hashlib
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, JournalNotFoundError, StoreError, UsageError, VolatileJournalWarning
@@ -330,31 +330,18 @@ class RedisStore(Store):
 
     def listen_for_work(self, wake: threading.Event) -> Callable[[], None] | None:
         """A thread subscribed to the store's channel sets ``wake`` when a run is left for a worker."""
-        self._get_client()
-        stopping = threading.Event()
+        from ._listen import listen
 
-        def loop() -> None:
-            redis = _redis()
-            while not stopping.is_set():
-                try:
-                    client = redis.Redis.from_url(self.url, **self._connection_options())
-                    with client, client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                        pubsub.subscribe(self._keys.channel)
-                        wake.set()  # anything released while we were not listening is found by polling now
-                        while not stopping.is_set():
-                            if pubsub.get_message(timeout=0.5) is not None:
-                                wake.set()
-                except redis.RedisError:
-                    stopping.wait(1.0)  # the server is away: polling carries on; try again shortly
+        self._get_client()  # the server answers, and the journal is at this version, before a listener relies on it
+        redis = _redis()
 
-        thread = threading.Thread(target=loop, name=f"durable-listen-{self.prefix}", daemon=True)
-        thread.start()
+        @contextmanager
+        def subscribe() -> Iterator[Callable[[float], bool]]:
+            with redis.Redis.from_url(self.url, **self._connection_options()) as client, client.pubsub() as pubsub:
+                pubsub.subscribe(self._keys.channel)
+                yield lambda seconds: _heard(pubsub, seconds)
 
-        def stop(*_: Any) -> None:
-            stopping.set()
-            thread.join(2.0)
-
-        return stop
+        return listen(self.prefix, subscribe, (redis.RedisError,), wake)
 
     # -- async runs --------------------------------------------------------------------------------------------
 
@@ -442,6 +429,11 @@ class _AsyncRedisSession:
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
         await self._store._arun(self._client, lambda: ops.finish_run(lease, run_id, outcome), retry=False, durable=True)
+
+
+def _heard(pubsub: Any, seconds: float) -> bool:
+    message = pubsub.get_message(timeout=seconds)
+    return message is not None and message.get("type") == "message"
 
 
 def _appender(lease: Lease, run_id: int, rows: Sequence[JournalRow], keys: ops.Keys) -> Callable[[], ops.Op[None]]:

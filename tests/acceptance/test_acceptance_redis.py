@@ -1,11 +1,10 @@
 """`durable worker` processes on a real Redis: crashes, stalls, races, wake-ups, and the server itself dying.
 
-Every worker is a real ``python -m durable worker _pg_flows --url redis://...`` process (its working directory is
-this folder, so the CLI finds `_pg_flows`, which takes its store from the URL); runs are submitted and read back by
-``python -m _pg_flows`` children. The pytest process never imports `durable`: it signals the children, watches the
-count file the task bodies append to, and reads the keys with redis-py. Each test has a key prefix of its own
-(deleted afterwards) and a 2 s lease, and every wait polls an observable condition with a generous timeout.
-The server-crash tests start `redis-server` processes of their own (append-only file in ``tmp_path``).
+Workers are real ``python -m durable worker _pg_flows --url redis://...`` processes (cwd: this folder); runs are
+submitted and read back by ``python -m _pg_flows`` children. The pytest process never imports `durable`: it signals
+the children, watches the count file the task bodies append to, and reads the keys with redis-py. Each test has a
+key prefix of its own (deleted afterwards) and a 2 s lease; every wait polls an observable condition. The
+server-crash tests start `redis-server` processes of their own (append-only file in ``tmp_path``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -60,6 +58,12 @@ def wait_until(cond: Callable[[], bool], what: str | Callable[[], str], timeout:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what if isinstance(what, str) else what()}")
         time.sleep(0.02)
+
+
+def alive(procs: list[Proc], what: str) -> bool:
+    for proc in procs:
+        assert proc.popen.poll() is None, f"{proc.name} exited before {what}\n{proc.describe()}"
+    return True
 
 
 def run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -125,7 +129,7 @@ class Rd:
         self.count_file = tmp_path / "count.txt"
         self.release = tmp_path / "release"
         self.procs: list[Proc] = []
-        self.client = redis.Redis.from_url(server)
+        self.client = __import__("redis").Redis.from_url(server)  # the fixture checked redis-py is there
 
     def url(self) -> str:
         return f"{self.server}{'&' if '?' in self.server else '?'}prefix={self.prefix}&lease_seconds={LEASE}"
@@ -135,17 +139,14 @@ class Rd:
             DURABLE_URL=self.url(), PGFLOWS_COUNT=str(self.count_file), PGFLOWS_RELEASE=str(self.release), **extra
         )
 
-    def ctl(self, *args: str) -> dict[str, Any]:
-        out = run_child([sys.executable, "-m", "_pg_flows", *args], HERE, self.env())
-        result: dict[str, Any] = json.loads(out.splitlines()[-1])
-        return result
+    def ctl(self, *args: str) -> Any:
+        return json.loads(run_child([sys.executable, "-m", "_pg_flows", *args], HERE, self.env()).splitlines()[-1])
 
     def submit(self, tags: list[str], n: int) -> None:
         self.ctl("submit", *(a for tag in tags for a in ("--tag", tag)), "--n", str(n))
 
     def state(self, tag: str) -> dict[str, Any]:
-        state: dict[str, Any] = self.ctl("state", "--tag", tag)[tag]
-        return state
+        return self.ctl("state", "--tag", tag)[tag]  # type: ignore[no-any-return]
 
     def start_worker(self, name: str, *args: str, env: dict[str, str] | None = None, cli_url: bool = True) -> Proc:
         """``python -m durable worker _pg_flows`` (the store from ``--url``, or from $DURABLE_URL)."""
@@ -175,12 +176,8 @@ class Rd:
         return [(int(p), t, int(i)) for p, t, i in (ln.split() for ln in text if ln.endswith("\n"))]
 
     def wait_lines(self, m: int, procs: list[Proc]) -> None:
-        def enough() -> bool:
-            for proc in procs:
-                assert proc.popen.poll() is None, f"exited before {m} lines were written\n{proc.describe()}"
-            return len(self.lines()) >= m
-
-        wait_until(enough, lambda: f"{m} lines in the count file (have {self.lines()})")
+        what = f"{m} lines in the count file"
+        wait_until(lambda: alive(procs, what) and len(self.lines()) >= m, lambda: f"{what} (have {self.lines()})")
 
     # -- the keys ------------------------------------------------------------------------------
 
@@ -197,16 +194,12 @@ class Rd:
         return status.decode(), int(rec or 0), t.get("owner"), None if exp is None else float(exp)
 
     def status(self, tag: str) -> str | None:
-        row = self.run_row(tag)
-        return None if row is None else row[0]
+        return (self.run_row(tag) or (None,))[0]
 
     def wait_status(self, tags: list[str], statuses: tuple[str, ...], procs: list[Proc], timeout: float) -> None:
-        def reached() -> bool:
-            for proc in procs:
-                assert proc.popen.poll() is None, f"worker exited\n{proc.describe()}"
-            return all(self.status(tag) in statuses for tag in tags)
-
-        wait_until(reached, lambda: f"runs {tags} {statuses} (now {[self.status(t) for t in tags]})", timeout)
+        what = f"runs {tags} {statuses}"
+        reached = lambda: alive(procs, what) and all(self.status(tag) in statuses for tag in tags)  # noqa: E731
+        wait_until(reached, lambda: f"{what} (now {[self.status(t) for t in tags]})", timeout)
 
     def journal(self, tag: str) -> list[tuple[str, int, float]]:
         """(key, attempt, started_at) of the latest run's journal rows, decoded by a child process."""
@@ -246,7 +239,9 @@ def test_sigkilled_worker_run_is_finished_by_the_next_worker(rd: Rd) -> None:
     a.signal(signal.SIGKILL)
     assert a.wait() == -signal.SIGKILL
     killed_at = time.monotonic()
-    expires_at_kill = rd.run_row("crash")[3]  # type: ignore[index]  # A renews no more
+    row = rd.run_row("crash")  # A renews its lease no more
+    assert row is not None and row[3] is not None, row
+    expires_at_kill = row[3]
     b = rd.start_worker("b")
     rd.wait_status(["crash"], ("completed",), [b], timeout=LEASE + TIMEOUT)
     took = time.monotonic() - killed_at
@@ -354,9 +349,8 @@ def test_idle_worker_is_woken_by_the_work_channel_not_by_polling(rd: Rd) -> None
     channel = f"{rd.p}work"
 
     def listening() -> bool:
-        assert w.popen.poll() is None, w.describe()
-        subscribers = dict(rd.client.pubsub_numsub(channel))[channel.encode()]
-        return "durable worker: carrying" in w.stdout() and subscribers >= 1
+        alive([w], f"subscribing to {channel}")
+        return "durable worker: carrying" in w.stdout() and dict(rd.client.pubsub_numsub(channel))[channel.encode()]
 
     wait_until(listening, f"the worker to subscribe to {channel}")
     # The first run could in principle meet the poll the worker makes as it subscribes; the second cannot (the
@@ -377,8 +371,8 @@ def test_idle_worker_is_woken_by_the_work_channel_not_by_polling(rd: Rd) -> None
 
 # -- the server dies ----------------------------------------------------------------------------------------
 
-# A workflow run by children on their own server: `run N` (printing each step's value once its future resolved),
-# `resume` (printing the output as JSON) and `state` (get_state as JSON). argv: command, URL, count file.
+# Run by children on a server of the test's own. argv: command, URL, count file[, n]. `run N` prints each step's
+# value once its future resolved, `resume` prints the output, `state` prints get_state (JSON).
 CRASH_FLOW = """
 import json, os, sys, time
 from durable import entrypoint, task
@@ -396,9 +390,8 @@ def step(i):
 def flow(n):
     values = []
     for i in range(n):
-        r = step(i).result()
-        print(f"result {i} {r['v']}", flush=True)
-        values.append(r["v"])
+        values.append(step(i).result()["v"])
+        print(f"result {i} {values[-1]}", flush=True)
     return {"values": values}
 
 if command == "run":
@@ -411,114 +404,88 @@ else:
 """
 
 
-class Server:
-    """A `redis-server` of the test's own, its append-only file in ``tmp_path``; killed and restarted at will."""
+def start_server(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start `redis-server` (appending to ``log``) and wait until it answers (it has loaded its file)."""
+    import redis
 
-    def __init__(self, tmp_path: Path, fsync: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            message = "redis-server is not on PATH: the server-crash tests start servers of their own"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(message + " (CI=true: the Redis tests must run)", pytrace=False)
-            pytest.skip(message)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        data = tmp_path / "redis-data"
-        data.mkdir()
-        self.argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly",
-                     "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no"]  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.log = tmp_path / "redis.log"
-        self.popen: subprocess.Popen[bytes] | None = None
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
 
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-
-        def up() -> bool:
-            assert self.popen is not None and self.popen.poll() is None, self.log.read_text()[-3000:]
-            try:
-                return bool(client.ping())
-            except redis.RedisError:  # not listening yet, or loading its file
-                return False
-
+    def up() -> bool:
+        assert popen.poll() is None, log.read_text()[-3000:]
         try:
-            wait_until(up, "redis-server to answer")
-        finally:
-            client.close()
+            return bool(client.ping())
+        except redis.RedisError:  # not listening yet, or loading its file
+            return False
 
-    def kill(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
+    try:
+        wait_until(up, "redis-server to answer")
+    finally:
+        client.close()
+    return popen
 
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
 def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_path: Path, fsync: str) -> None:
-    """SIGKILL the server mid-run: every step whose future had resolved (in durability="sync") is in the journal
-    once it restarts from its append-only file, and the resumed run never runs those steps again. With
-    ``appendfsync everysec`` too: the server writes the file before it answers (its fsync is what lags)."""
-    server = Server(tmp_path, fsync)
-    script, count = tmp_path / "crash_flow.py", tmp_path / "count.txt"
+    """SIGKILL the server mid-run: every step whose future had resolved (durability="sync") is in the journal once
+    it restarts from its append-only file, and the resumed run never runs those steps again. With ``appendfsync
+    everysec`` too: the server writes the file before it answers and only its fsync lags, so the death of the process
+    loses nothing (Redis may postpone that write by up to 2 s while an fsync is slow, which a fast disk never sees)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not on PATH: the server-crash tests start servers of their own"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the Redis tests must run)", pytrace=False)
+        pytest.skip(message)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "data").mkdir()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "data"), "--appendonly",
+            "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no"]  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0?prefix=durable-acc-crash&lease_seconds={LEASE}"
+    script, count, log = tmp_path / "crash_flow.py", tmp_path / "count.txt", tmp_path / "redis.log"
     script.write_text(CRASH_FLOW)
-    url = f"{server.url}?prefix=durable-acc-crash&lease_seconds={LEASE}"
     n, k = 400, 40
 
-    def child(*args: str) -> list[str]:
-        argv = [sys.executable, str(script), args[0], url, str(count), *args[1:]]
-        return run_child(argv, tmp_path, child_env()).splitlines()
+    def child(*args: str) -> Any:
+        out = run_child([sys.executable, str(script), args[0], url, str(count), *args[1:]], tmp_path, child_env())
+        return json.loads(out.splitlines()[-1])
 
-    server.start()
+    server = start_server(argv, url.partition("?")[0], log)
+    run = start("run", [sys.executable, str(script), "run", url, str(count), str(n)], tmp_path, child_env(), tmp_path)
     try:
-        run = start(
-            "run", [sys.executable, str(script), "run", url, str(count), str(n)], tmp_path, child_env(), tmp_path
-        )
-        try:
-
-            def printed_k() -> bool:
-                assert run.popen.poll() is None, f"the run ended before the server was killed\n{run.describe()}"
-                return run.stdout().count("\n") >= k
-
-            wait_until(printed_k, lambda: f"{k} results printed\n{run.describe()}")
-            server.kill()
-            try:
-                rc = run.popen.wait(timeout=20)  # it fails on the lost connection
-            except subprocess.TimeoutExpired:
-                run.popen.kill()
-                rc = run.popen.wait()
-            assert rc != 0, f"the run cannot have completed\n{run.describe()}"
-        finally:
-            if run.popen.poll() is None:
-                run.popen.kill()
-                run.popen.wait()
-        printed = {}
-        for line in run.stdout().splitlines(keepends=True):
-            if line.startswith("result ") and line.endswith("\n"):
-                _, i, v = line.split()
-                printed[int(i)] = int(v)
+        printed_k = lambda: alive([run], "the server was killed") and run.stdout().count("\n") >= k  # noqa: E731
+        wait_until(printed_k, lambda: f"{k} results printed\n{run.describe()}")
+        server.kill()
+        server.wait()
+        rc = run.wait(timeout=30)  # it fails on the lost connection
+        assert rc != 0 and "cannot reach the Redis journal" in run.stderr(), run.describe()
+        lines = [line.split() for line in run.stdout().splitlines(keepends=True) if line.endswith("\n")]
+        printed = {int(i): int(v) for _, i, v in lines}
         assert len(printed) >= k and sorted(printed) == list(range(len(printed))), run.describe()
         assert len(printed) < n, f"the server died too late to test anything\n{run.describe()}"
 
-        server.start()
-        state = json.loads(child("state")[-1])
+        server = start_server(argv, url.partition("?")[0], log)  # from the same append-only file
+        state = child("state")
         journaled = {int(key): (attempt, result) for key, attempt, result in state["entries"]}
         missing = sorted(set(printed) - set(journaled))
-        assert not missing, f"steps resolved before the crash but lost by it: {missing} ({fsync})"
-        for i, v in printed.items():
-            assert journaled[i] == (1, {"i": i, "v": v}), (i, journaled[i])
-        assert state["status"] == "running", state
-        assert len(journaled) <= len(printed) + 1, "only the step in flight may be journaled unprinted"
+        assert not missing, f"steps resolved before the server died, lost by it: {missing} ({fsync})"
+        assert all(journaled[i] == (1, {"i": i, "v": v}) for i, v in printed.items()), (printed, journaled)
+        assert state["status"] == "running" and len(journaled) <= len(printed) + 1, state  # + the step in flight
 
-        assert json.loads(child("resume")[-1]) == {"values": [i * i + 1 for i in range(n)]}
+        assert child("resume") == {"values": [i * i + 1 for i in range(n)]}
         ran = Counter(int(line.split()[1]) for line in count.read_text().splitlines())
-        assert set(ran) == set(range(n)), sorted(set(range(n)) - set(ran))
         again = {i: c for i, c in ran.items() if c > 1}
-        assert not set(again) & set(printed), f"steps resolved before the crash ran again: {again}"
-        assert len(again) <= 1 and all(c == 2 for c in again.values()), f"only the step in flight reruns: {again}"
-        final = json.loads(child("state")[-1])
-        assert final["status"] == "completed" and len(final["entries"]) == n, final
-        assert sorted(int(key) for key, _, _ in final["entries"]) == list(range(n)), final
+        assert set(ran) == set(range(n)), sorted(set(range(n)) - set(ran))
+        assert not set(again) & set(printed), f"steps resolved before the server died ran again: {again}"
+        assert len(again) <= 1 and set(again.values()) <= {2}, f"only the step in flight may run again: {again}"
+        final = child("state")
+        assert final["status"] == "completed", final
+        assert sorted((int(key), attempt) for key, attempt, _ in final["entries"]) == [(i, 1) for i in range(n)]
     finally:
-        server.kill()
+        for popen in (run.popen, server):
+            if popen.poll() is None:
+                popen.kill()
+            popen.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -233,12 +234,11 @@ def test_worker_configuration_errors(store: Store, calls: Any) -> None:
     assert Worker([flow, elsewhere], checkpointer=store).store is store
 
 
-def test_on_postgres_an_idle_worker_hears_of_a_submit_at_once(pg_schema: tuple[str, str], calls: Any) -> None:
-    """A release of unfinished work is announced (NOTIFY): a worker polling every minute picks it up in moments."""
-    from durable import PostgresStore
-
-    dsn, schema = pg_schema
-    store = PostgresStore(dsn, schema=schema)
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_an_idle_worker_hears_of_a_submit_at_once(kind: str, new_store: Callable[..., Store], calls: Any) -> None:
+    """A release of unfinished work is announced (Postgres's NOTIFY, Redis's PUBLISH): a worker polling every minute
+    picks it up in moments."""
+    store = new_store(kind)
     flow = plain_summing(store, calls, "notified")
     worker = Worker([flow], poll_interval=60.0)
     runner = threading.Thread(target=worker.run)
