@@ -8,8 +8,9 @@ What survives what depends on how the server persists, not on this store (see th
 
 - ``appendonly yes`` with ``appendfsync always``: every write is on disk before the server answers it; a crash of
   the server or of its machine loses nothing a task's future resolved in ``durability="sync"``.
-- ``appendfsync everysec`` (Redis's default with an append-only file): a crash of the server process loses nothing
-  (the file was written before the answer); a crash of the machine may lose the last second. ``wait_aof=True``
+- ``appendfsync everysec`` (Redis's default with an append-only file): a crash of the server process normally
+  loses nothing (the file is written before the answer), except while a slow disk is still syncing, when Redis
+  answers and postpones the write by up to 2 s; a crash of the machine may lose the last seconds. ``wait_aof=True``
   waits for the fsync (``WAITAOF``, Redis 7.2+) before a journal write returns.
 - snapshots only (``save``): everything since the last snapshot is lost in a crash.
 - neither: a restart loses every journal; the store warns once (`VolatileJournalWarning`).

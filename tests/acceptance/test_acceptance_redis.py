@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -404,48 +402,18 @@ else:
 """
 
 
-def start_server(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    """Start `redis-server` (appending to ``log``) and wait until it answers (it has loaded its file)."""
-    import redis
-
-    with open(log, "ab") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-
-    def up() -> bool:
-        assert popen.poll() is None, log.read_text()[-3000:]
-        try:
-            return bool(client.ping())
-        except redis.RedisError:  # not listening yet, or loading its file
-            return False
-
-    try:
-        wait_until(up, "redis-server to answer")
-    finally:
-        client.close()
-    return popen
-
-
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
-def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_path: Path, fsync: str) -> None:
+def test_results_resolved_before_the_server_was_killed_survive_its_restart(
+    tmp_path: Path, fsync: str, redis_server: Callable[..., Any]
+) -> None:
     """SIGKILL the server mid-run: every step whose future had resolved (durability="sync") is in the journal once
     it restarts from its append-only file, and the resumed run never runs those steps again. With ``appendfsync
     everysec`` too: the server writes the file before it answers and only its fsync lags, so the death of the process
     loses nothing (Redis may postpone that write by up to 2 s while an fsync is slow, which a fast disk never sees)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not on PATH: the server-crash tests start servers of their own"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: the Redis tests must run)", pytrace=False)
-        pytest.skip(message)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp_path / "data").mkdir()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "data"), "--appendonly",
-            "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no"]  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0?prefix=durable-acc-crash&lease_seconds={LEASE}"
-    script, count, log = tmp_path / "crash_flow.py", tmp_path / "count.txt", tmp_path / "redis.log"
+    options = ("--appendonly", "yes", "--appendfsync", fsync)
+    server = redis_server(*options, name="crash")
+    url = f"{server.url}?prefix=durable-acc-crash&lease_seconds={LEASE}"
+    script, count = tmp_path / "crash_flow.py", tmp_path / "count.txt"
     script.write_text(CRASH_FLOW)
     n, k = 400, 40
 
@@ -453,13 +421,12 @@ def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_p
         out = run_child([sys.executable, str(script), args[0], url, str(count), *args[1:]], tmp_path, child_env())
         return json.loads(out.splitlines()[-1])
 
-    server = start_server(argv, url.partition("?")[0], log)
     run = start("run", [sys.executable, str(script), "run", url, str(count), str(n)], tmp_path, child_env(), tmp_path)
     try:
         printed_k = lambda: alive([run], "the server was killed") and run.stdout().count("\n") >= k  # noqa: E731
         wait_until(printed_k, lambda: f"{k} results printed\n{run.describe()}")
-        server.kill()
-        server.wait()
+        server.process.kill()
+        server.process.wait()
         rc = run.wait(timeout=30)  # it fails on the lost connection
         assert rc != 0 and "cannot reach the Redis journal" in run.stderr(), run.describe()
         lines = [line.split() for line in run.stdout().splitlines(keepends=True) if line.endswith("\n")]
@@ -467,7 +434,7 @@ def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_p
         assert len(printed) >= k and sorted(printed) == list(range(len(printed))), run.describe()
         assert len(printed) < n, f"the server died too late to test anything\n{run.describe()}"
 
-        server = start_server(argv, url.partition("?")[0], log)  # from the same append-only file
+        redis_server(*options, port=server.port, name="crash")  # from the same append-only file
         state = child("state")
         journaled = {int(key): (attempt, result) for key, attempt, result in state["entries"]}
         missing = sorted(set(printed) - set(journaled))
@@ -485,7 +452,6 @@ def test_results_resolved_before_the_server_was_killed_survive_its_restart(tmp_p
         assert final["status"] == "completed", final
         assert sorted((int(key), attempt) for key, attempt, _ in final["entries"]) == [(i, 1) for i in range(n)]
     finally:
-        for popen in (run.popen, server):
-            if popen.poll() is None:
-                popen.kill()
-            popen.wait()
+        if run.popen.poll() is None:
+            run.popen.kill()
+        run.popen.wait()
