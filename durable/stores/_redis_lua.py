@@ -161,18 +161,27 @@ if redis.call('HGET', tkey, 'i_st') == 'running' then redis.call('PUBLISH', P ..
 return 1
 """
 
-# ARGV: 2 thread id, 3 tid, 4 owner, 5 fence, 6 run, 7 n, then n slots, then n encoded rows.
+# ARGV: 2 thread id, 3 tid, 4 owner, 5 fence, 6 run, 7 n, then n slots, then n encoded rows. The hot path (one
+# row per task): it runs without the prelude, and one row's slot is claimed by SADD's own answer.
 APPEND = r"""
-if not held(P .. 't:' .. ARGV[2], ARGV[3], ARGV[4], ARGV[5]) then return 'lost' end
+local P = ARGV[1]
+local h = redis.call('HMGET', P .. 't:' .. ARGV[2], 'tid', 'owner', 'fence')
+if h[1] ~= ARGV[3] or h[2] ~= ARGV[4] or h[3] ~= ARGV[5] then return 'lost' end
 local where = ARGV[3] .. ':' .. ARGV[6]
 local slots, n = P .. 's:' .. where, tonumber(ARGV[7])
+if n == 1 then
+  if redis.call('SADD', slots, ARGV[8]) == 0 then return 'dup' end
+  redis.call('RPUSH', P .. 'j:' .. where, ARGV[9])
+  return 'ok'
+end
 local seen = {}
 for i = 8, 7 + n do
   if seen[ARGV[i]] or redis.call('SISMEMBER', slots, ARGV[i]) == 1 then return 'dup' end
   seen[ARGV[i]] = true
 end
-push('SADD', slots, 8, 7 + n)
-push('RPUSH', P .. 'j:' .. where, 8 + n, 7 + 2 * n)
+local journal = P .. 'j:' .. where
+for i = 8, 7 + n, 1000 do redis.call('SADD', slots, unpack(ARGV, i, math.min(i + 999, 7 + n))) end
+for i = 8 + n, 7 + 2 * n, 1000 do redis.call('RPUSH', journal, unpack(ARGV, i, math.min(i + 999, 7 + 2 * n))) end
 return 'ok'
 """
 
@@ -372,6 +381,9 @@ for n = 1, tonumber(h[2]) do
 end
 return out
 """
+
+# The scripts that define what they need themselves (the rest run after `PRELUDE`).
+STANDALONE = {"append"}
 
 SCRIPTS = {
     "migrate": MIGRATE,

@@ -45,7 +45,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
-from ._redis_lua import PRELUDE
+from ._redis_lua import PRELUDE, STANDALONE
 from ._redis_lua import SCRIPTS as _STORE_SCRIPTS
 from ._redis_url import checked_prefix, flag, number, positive, redact, split_url, where
 from ._rules import check_version, newer_schema
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_SOURCES = {name: PRELUDE + body for name, body in _STORE_SCRIPTS.items()} | {
+_SOURCES = {name: ("" if name in STANDALONE else PRELUDE) + body for name, body in _STORE_SCRIPTS.items()} | {
     name: kv.KV_PRELUDE + body for name, body in kv.SCRIPTS.items()
 }
 _SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SOURCES.items()}
