@@ -428,7 +428,7 @@ def test_a_memory_from_a_url(tmp_path: Path) -> None:
         assert item is not None and item.value == {"v": 1}
     assert isinstance(Memory("memory://").store, MemoryStore)
     with pytest.raises(ConfigurationError, match="scheme"):
-        Memory("redis://x")
+        Memory("mongodb://x")
 
 
 def test_two_store_objects_on_one_database_share_the_memory(store: Store) -> None:

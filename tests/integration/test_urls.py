@@ -151,7 +151,9 @@ def test_default_is_durable_db_in_the_working_directory(flavor: Flavor, made: An
 
 
 BAD_URLS = {
-    "unknown-scheme": "redis://localhost/0",
+    "unknown-scheme": "mongodb://localhost/0",
+    "redis-bad-lease": "redis://localhost/0?lease_seconds=soon",
+    "redis-bad-prefix": "redis://localhost/0?prefix=a%20b",
     "no-scheme": "journal.db",
     "sqlite-without-path": "sqlite://",
     "unknown-option": "sqlite:///x.db?fsync=always",
