@@ -66,6 +66,25 @@ def make_seq(store: Any, **options: Any) -> Any:
     return seq
 
 
+@task
+async def astep(i: int) -> int:
+    RAN.append(i)
+    return i
+
+
+def make_aseq(store: Any) -> Any:
+    """make_seq's twin with async tasks, for ainvoke."""
+
+    @entrypoint(checkpointer=store)
+    async def aseq(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await astep(i)
+        return total
+
+    return aseq
+
+
 def make_fanout(store: Any) -> Any:
     @entrypoint(checkpointer=store)
     def fanout(n: int) -> int:

@@ -13,10 +13,14 @@ Keys, under the store's prefix ``P`` (``ARGV[1]``; every script gets it and touc
 - ``P r:<tid>:<run>``: hash of a run (``id``, ``ep``, ``status``, ``input``, ``prev``, ``started``, ...);
 - ``P j:<tid>:<run>``: list of the run's journal rows (encoded by `_redis_ops`); ``P s:<tid>:<run>``: set of their
   slots (``attempt:key``), so no slot is written twice;
-- indexes (sorted sets of thread ids): ``P started`` and ``P started:<status>`` by the latest run's start (listing),
-  ``P fin:<status>`` by its finish (pruning), ``P queue:<entrypoint>`` of unleased running runs by wake time (0: now;
-  what workers reserve), ``P leased`` by lease expiry (the runs whose executor died);
+- indexes (sorted sets of thread ids): ``P started``, ``P started:<status>`` and ``P started:e:<entrypoint>`` by the
+  latest run's start (listing), ``P fin:<status>`` by its finish (pruning), ``P queue:<entrypoint>`` of unleased
+  running runs by wake time (0: now; what workers reserve), ``P leased:<entrypoint>`` of leased running runs by lease
+  expiry (those whose executor died, once it passes);
 - ``P meta`` (the schema version), ``P tids`` (the last thread number), channel ``P work`` (wake-ups for workers).
+
+A version is ``<tid>:<v>``: tids are never reused, so a thread deleted and created again between a read and its
+write is not mistaken for the one that was read.
 
 Server times are seconds as text with six decimals (`fmt`): a Lua number prints only 14 digits.
 Redis compares strings by the server's locale, so ids are compared byte by byte (`before`).
@@ -45,31 +49,39 @@ local function before(a, b)
   end
   return #a < #b
 end
+local function version(tkey)
+  local h = redis.call('HMGET', tkey, 'tid', 'v')
+  if not h[1] then return '' end
+  return h[1] .. ':' .. h[2]
+end
 local function unindex(tkey, id)
-  local old = redis.call('HMGET', tkey, 'i_st', 'i_q', 'i_f', 'i_l')
+  local old = redis.call('HMGET', tkey, 'i_st', 'i_q', 'i_f', 'i_l', 'i_ep')
   if old[1] then
     redis.call('ZREM', P .. 'started', id)
     redis.call('ZREM', P .. 'started:' .. old[1], id)
+    redis.call('ZREM', P .. 'started:e:' .. old[5], id)
   end
   if old[2] then redis.call('ZREM', old[2], id) end
   if old[3] then redis.call('ZREM', old[3], id) end
-  if old[4] then redis.call('ZREM', P .. 'leased', id) end
+  if old[4] then redis.call('ZREM', old[4], id) end
   redis.call('HDEL', tkey, 'i_st', 'i_ep', 'i_q', 'i_f', 'i_l')
 end
 local function reindex(tkey, id)
   unindex(tkey, id)
   redis.call('HINCRBY', tkey, 'v', 1)
   local t = redis.call('HMGET', tkey, 'tid', 'owner', 'exp', 'last')
-  if t[2] then
-    redis.call('ZADD', P .. 'leased', t[3], id)
-    redis.call('HSET', tkey, 'i_l', '1')
-  end
   if t[4] == '0' then return end
   local r = redis.call('HMGET', run_key(t[1], t[4]), 'status', 'ep', 'started', 'finished', 'wake')
   if not r[1] then return end
   redis.call('ZADD', P .. 'started', r[3], id)
   redis.call('ZADD', P .. 'started:' .. r[1], r[3], id)
+  redis.call('ZADD', P .. 'started:e:' .. r[2], r[3], id)
   redis.call('HSET', tkey, 'i_st', r[1], 'i_ep', r[2])
+  if t[2] and r[1] == 'running' then
+    local k = P .. 'leased:' .. r[2]
+    redis.call('ZADD', k, t[3], id)
+    redis.call('HSET', tkey, 'i_l', k)
+  end
   if r[4] then
     local k = P .. 'fin:' .. r[1]
     redis.call('ZADD', k, r[4], id)
@@ -108,10 +120,10 @@ return {now, t, r}
 CLAIM = r"""
 local id = ARGV[2]
 local tkey = P .. 't:' .. id
-local v = redis.call('HGET', tkey, 'v')
-if (ARGV[3] == '' and v) or (ARGV[3] ~= '' and v ~= ARGV[3]) then return {'retry'} end
+local seen = version(tkey)
+if seen ~= ARGV[3] then return {'retry'} end
 local now = clock()
-if not v then
+if seen == '' then
   redis.call('HSET', tkey, 'id', id, 'tid', redis.call('INCR', P .. 'tids'), 'fence', 0, 'last', 0, 'v', 0)
   local nonce = opt(ARGV[6])
   if nonce then redis.call('HSET', tkey, 'nonce', nonce) end
@@ -147,7 +159,8 @@ if not held(tkey, ARGV[3], ARGV[4], ARGV[5]) then return 0 end
 local exp = fmt(clock() + tonumber(ARGV[6]))
 redis.call('HSET', tkey, 'exp', exp)
 redis.call('HINCRBY', tkey, 'v', 1)
-redis.call('ZADD', P .. 'leased', exp, ARGV[2])
+local leased = redis.call('HGET', tkey, 'i_l')
+if leased then redis.call('ZADD', leased, exp, ARGV[2]) end
 return 1
 """
 
@@ -213,7 +226,7 @@ return 'ok'
 # The cancel its caller decided on. ARGV: 2 thread id, 3 version, 4 run, 5 status, 6 error, 7 error text (opt).
 CANCEL = r"""
 local tkey = P .. 't:' .. ARGV[2]
-if redis.call('HGET', tkey, 'v') ~= ARGV[3] then return 'retry' end
+if version(tkey) ~= ARGV[3] then return 'retry' end
 local rk = run_key(redis.call('HGET', tkey, 'tid'), ARGV[4])
 redis.call('HDEL', rk, 'error', 'etext', 'wake')
 redis.call('HSET', rk, 'status', ARGV[5], 'finished', fmt(clock()))
@@ -229,7 +242,7 @@ return 'ok'
 # The delete its caller decided on (ARGV: 2 thread id, 3 version).
 DELETE = r"""
 local tkey = P .. 't:' .. ARGV[2]
-if redis.call('HGET', tkey, 'v') ~= ARGV[3] then return 'retry' end
+if version(tkey) ~= ARGV[3] then return 'retry' end
 local h = redis.call('HMGET', tkey, 'tid', 'last')
 for n = 1, tonumber(h[2]) do
   local where = h[1] .. ':' .. n
@@ -269,14 +282,26 @@ return 'ok'
 """
 
 # The rewrite its caller decided on. ARGV: 2 thread id, 3 version, 4 nonce, 5 runs, per run: number, n, n
-# field/value pairs, m, m fields to clear; then per journal list: run, n, n rows (the list's new contents).
+# field/value pairs, m, m fields to clear; then per journal list: run, n, n rows (the list's new contents: as many
+# rows as it had when they were read, else an append slipped in, which an executor whose lease ran out unnoticed
+# can still make, and the rewrite would drop it).
 REWRITE = r"""
 local tkey = P .. 't:' .. ARGV[2]
-if redis.call('HGET', tkey, 'v') ~= ARGV[3] then return 'retry' end
+if version(tkey) ~= ARGV[3] then return 'retry' end
 local tid = redis.call('HGET', tkey, 'tid')
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  i = i + 2 + 2 * tonumber(ARGV[i + 1])
+  i = i + 1 + tonumber(ARGV[i])
+end
+local journals = i
+while i <= #ARGV do
+  if redis.call('LLEN', P .. 'j:' .. tid .. ':' .. ARGV[i]) ~= tonumber(ARGV[i + 1]) then return 'retry' end
+  i = i + 2 + tonumber(ARGV[i + 1])
+end
 redis.call('HSET', tkey, 'nonce', ARGV[4])
 redis.call('HINCRBY', tkey, 'v', 1)
-local i = 6
+i = 6
 for _ = 1, tonumber(ARGV[5]) do
   local rk = run_key(tid, ARGV[i])
   local n = tonumber(ARGV[i + 1])
@@ -289,6 +314,7 @@ for _ = 1, tonumber(ARGV[5]) do
   if m > 0 then redis.call('HDEL', rk, unpack(ARGV, i + 1, i + m)) end
   i = i + 1 + m
 end
+i = journals
 while i <= #ARGV do
   local key, n = P .. 'j:' .. tid .. ':' .. ARGV[i], tonumber(ARGV[i + 1])
   redis.call('DEL', key)
@@ -322,19 +348,16 @@ for i = 6, #ARGV do
   local ids = redis.call('ZRANGEBYSCORE', P .. 'queue:' .. ARGV[i], '-inf', ARGV[4], 'LIMIT', 0, limit - taken)
   for _, id in ipairs(ids) do take(id, false) end
 end
-local wanted = {}
-for i = 6, #ARGV do wanted[ARGV[i]] = true end
-local offset = 0
-while taken < limit and offset < 1000 do
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'leased', '-inf', fmt(now), 'LIMIT', offset, 100)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    local h = redis.call('HMGET', P .. 't:' .. id, 'i_st', 'i_ep', 'tid', 'last')
-    local wake = h[1] == 'running' and redis.call('HGET', run_key(h[3], h[4]), 'wake')
-    if taken < limit and h[1] == 'running' and wanted[h[2]] and (not wake or tonumber(wake) <= due) then
-      take(id, true)
-    else
-      offset = offset + 1
+for i = 6, #ARGV do
+  -- Every entry here is a running run of this entrypoint; only one sleeping past ``due`` is skipped.
+  local offset = 0
+  while taken < limit do
+    local ids = redis.call('ZRANGEBYSCORE', P .. 'leased:' .. ARGV[i], '-inf', fmt(now), 'LIMIT', offset, limit - taken)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      local h = redis.call('HMGET', P .. 't:' .. id, 'tid', 'last')
+      local wake = redis.call('HGET', run_key(h[1], h[2]), 'wake')
+      if not wake or tonumber(wake) <= due then take(id, true) else offset = offset + 1 end
     end
   end
 end
@@ -344,7 +367,11 @@ return out
 # ARGV: 2 status, 3 entrypoint, 4 since, 5 until, 6 after's start, 7 after's id, 8 limit ('' for no filter).
 # Returns {now, then per thread: id, owner, exp, run, ep, status, started, finished, wake, rec, error text}.
 LIST = r"""
-local key = ARGV[2] == '' and P .. 'started' or P .. 'started:' .. ARGV[2]
+-- The index that holds fewest others: by status, by entrypoint (the other filter is checked row by row), or all.
+local key = P .. 'started'
+if ARGV[2] ~= '' then key = P .. 'started:' .. ARGV[2] end
+local by_ep = P .. 'started:e:' .. ARGV[3]
+if ARGV[3] ~= '' and (ARGV[2] == '' or redis.call('ZCARD', by_ep) < redis.call('ZCARD', key)) then key = by_ep end
 local hi = ARGV[5] == '' and '+inf' or '(' .. ARGV[5]
 if ARGV[6] ~= '' and (ARGV[5] == '' or tonumber(ARGV[6]) < tonumber(ARGV[5])) then hi = ARGV[6] end
 local lo = ARGV[4] == '' and '-inf' or ARGV[4]
@@ -357,9 +384,9 @@ while found < limit do
   for i = 1, #batch, 2 do
     local id = batch[i]
     local tkey = P .. 't:' .. id
-    local t = redis.call('HMGET', tkey, 'owner', 'exp', 'tid', 'last', 'i_ep')
+    local t = redis.call('HMGET', tkey, 'owner', 'exp', 'tid', 'last', 'i_ep', 'i_st')
     local skip = (after and tonumber(batch[i + 1]) == after and not before(id, ARGV[7]))
-      or (ARGV[3] ~= '' and t[5] ~= ARGV[3])
+      or (ARGV[3] ~= '' and t[5] ~= ARGV[3]) or (ARGV[2] ~= '' and t[6] ~= ARGV[2])
     if not skip and found < limit then
       local r = redis.call('HMGET', run_key(t[3], t[4]), 'ep', 'status', 'started', 'finished', 'wake', 'rec', 'etext')
       out[#out + 1] = {id, t[1], t[2], t[4], r[1], r[2], r[3], r[4], r[5], r[6], r[7]}

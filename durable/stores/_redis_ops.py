@@ -37,10 +37,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Run script ``name`` of `_redis_lua.SCRIPTS` with these arguments (after the prefix)."""
+    """Run script ``name`` of `_redis_lua.SCRIPTS` with these arguments (after the prefix). ``durable``: a write the
+    store's ``wait_aof``/``wait_replicas`` must see confirmed (sent with the wait, on the same connection)."""
 
     name: str
     args: tuple[Any, ...]
+    durable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +200,8 @@ def lease_args(lease: Lease) -> tuple[Any, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A thread as a read found it: the row, its version (what a write that depends on it names), the server's
-    time then."""
+    """A thread as a read found it: the row, its version (``<tid>:<v>``: what a write that depends on it names),
+    the server's time then."""
 
     row: ThreadRow
     version: bytes
@@ -212,7 +214,8 @@ def read(thread_id: str) -> Op[Seen | None]:
     if len(reply) == 1:
         return None
     flat = reply[1]
-    return Seen(thread_row(thread_id, now, flat, reply[2]), _fields(flat)[b"v"], now)
+    fields = _fields(flat)
+    return Seen(thread_row(thread_id, now, flat, reply[2]), fields[b"tid"] + b":" + fields[b"v"], now)
 
 
 def get_thread(thread_id: str) -> Op[ThreadRow | None]:
@@ -301,7 +304,10 @@ def renew(lease: Lease, lease_seconds: float) -> Op[bool]:
 
 
 def release(lease: Lease) -> Op[None]:
-    yield Call("release", lease_args(lease))
+    # Durable: a submit is a claim that starts a run, then this release; its wait confirms both (a replica acknowledges
+    # the replication stream up to this write, the claim's included). A claim under a run is confirmed by its first
+    # journal write the same way, so the claim itself does not wait (a failed wait would leave its lease behind).
+    yield Call("release", lease_args(lease), durable=True)
 
 
 def append(lease: Lease, run_id: int, rows: Sequence[JournalRow], retried: Keys | None = None) -> Op[None]:
@@ -309,7 +315,8 @@ def append(lease: Lease, run_id: int, rows: Sequence[JournalRow], retried: Keys 
     same rows is that try's write, done."""
     if not rows:
         return
-    answer = yield Call("append", (*lease_args(lease), run_id, len(rows), *map(slot, rows), *map(encode_row, rows)))
+    args = (*lease_args(lease), run_id, len(rows), *map(slot, rows), *map(encode_row, rows))
+    answer = yield Call("append", args, durable=True)
     if answer == b"lost":
         raise LeaseLostError(lease.thread_id)
     if answer == b"dup":
@@ -338,6 +345,7 @@ def finish_run(lease: Lease, run_id: int, outcome: RunOutcome) -> Op[None]:
     answer = yield Call(
         "finish",
         (*lease_args(lease), run_id, "1" if forget else "", len(given), *(x for pair in given for x in pair), *cleared),
+        durable=True,
     )
     if answer == b"lost":
         raise LeaseLostError(lease.thread_id)
@@ -348,9 +356,8 @@ def cancel_run(thread_id: str, run_id: int, outcome: RunOutcome) -> Op[bool]:
         seen = yield from read(thread_id)
         if seen is None or not cancellable(seen.row.run, run_id):
             return False
-        answer = yield Call(
-            "cancel", (thread_id, seen.version, run_id, outcome.status, opt(outcome.error), opt(outcome.error_text))
-        )
+        args = (thread_id, seen.version, run_id, outcome.status, opt(outcome.error), opt(outcome.error_text))
+        answer = yield Call("cancel", args, durable=True)
         if answer != b"retry":
             return True
 
@@ -435,7 +442,7 @@ def import_thread(
         args += [run.run_id, len(fields) // 2, *fields]
     for run_id, row in journal:
         args += [run_id, slot(row), encode_row(row)]
-    answer = yield Call("import", tuple(args))
+    answer = yield Call("import", tuple(args), durable=True)
     if answer == b"exists":
         raise ThreadExistsError(thread_id)
 
@@ -462,5 +469,5 @@ def rewrite_thread(
         rows = yield from load_journal(keys, row.tid, run_id)
         blobs = [encode_row(r._replace(payload=new.get((r.key, r.attempt), r.payload))) for r in rows]
         args += [run_id, len(blobs), *blobs]
-    answer = yield Call("rewrite", tuple(args))
+    answer = yield Call("rewrite", tuple(args), durable=True)
     return bool(answer != b"retry")

@@ -21,6 +21,12 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
             f"{redact(url)!r} is not a Redis URL: use 'redis://host:6379/0' (or 'rediss://' for TLS)"
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
+    retrying = sorted({k for k, _ in query if k.startswith("retry")})
+    if retrying:
+        raise ConfigurationError(
+            f"{redact(url)!r}: {', '.join(retrying)} would make redis-py send a command again behind the store's "
+            f"back (a claim or a worker's reservation twice); the store retries what is safe to retry itself"
+        )
     ours = {k: v for k, v in query if k in OPTIONS}
     rest = [(k, v) for k, v in query if k not in OPTIONS]
     return urlunsplit(parts._replace(query=urlencode(rest))), ours
@@ -45,10 +51,10 @@ def where(store: RedisStore) -> tuple[str, int, int, str]:
 
 
 def checked_prefix(prefix: str) -> str:
-    if not prefix or any(c in prefix for c in "{}* ?[]") or not prefix.isprintable():
+    if not prefix or any(c in prefix for c in ":{}* ?[]") or not prefix.isprintable():
         raise ConfigurationError(
-            f"prefix={prefix!r}: use a non-empty name of printable characters without spaces, braces or glob "
-            f"characters (every key of the journal starts with it and ':')"
+            f"prefix={prefix!r}: use a non-empty name of printable characters without ':', spaces, braces or glob "
+            f"characters (every key of the journal starts with it and ':', so 'a' and 'a:t' would share keys)"
         )
     return prefix
 

@@ -183,6 +183,15 @@ class RedisStore(Store):
                     f"{'.'.join(map(str, version))} with appendonly {aof!r}: turn the append-only file on "
                     f"(appendfsync always makes every write durable without waiting), or drop wait_aof"
                 )
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+        if policy.startswith("allkeys"):
+            warnings.warn(
+                f"the Redis server at {redact(self.url)} has maxmemory-policy {policy}: when it runs out of memory it "
+                f"evicts any key, the journal's too (a thread then loses rows or runs, or its tasks run again). Set "
+                f"maxmemory-policy noeviction (or a volatile-* policy: the journal's keys have no expiry)",
+                VolatileJournalWarning,
+                stacklevel=4,
+            )
         if aof == "no" and not save:
             warnings.warn(
                 f"the Redis server at {redact(self.url)} keeps nothing on disk (appendonly no, no save points): a "
@@ -200,18 +209,15 @@ class RedisStore(Store):
 
     # -- running an operation ----------------------------------------------------------------------------------
 
-    def _run(
-        self, make: Callable[[], ops.Op[T]], *, write: bool = False, retry: bool = True, durable: bool = False
-    ) -> T:
+    def _run(self, make: Callable[[], ops.Op[T]], *, write: bool = False, retry: bool = True) -> T:
         redis = _redis()
         if write and self.read_only:
             raise UsageError(f"{self!r} was opened read-only: it writes nothing")
         client = self._get_client()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                result = _drive(client, self._keys.prefix, make())
-                if durable:
-                    self._wait(client)
+                result, waited = _drive(client, self._keys.prefix, make(), self._wait_command())
+                self._check_waits(waited)
                 return result
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if retry and attempt < _ATTEMPTS:
@@ -229,14 +235,12 @@ class RedisStore(Store):
             return ("WAIT", self.wait_replicas, timeout)
         return None
 
-    def _wait(self, client: Any) -> None:
-        command = self._wait_command()
-        if command is not None:
-            self._check_wait(client.execute_command(*command))
-
-    def _check_wait(self, reply: Any) -> None:
-        local, replicas = (reply[0], reply[1]) if isinstance(reply, list) else (1, reply)
-        if local < 1 or replicas < self.wait_replicas:
+    def _check_waits(self, replies: list[Any]) -> None:
+        """Each ``WAIT``/``WAITAOF`` answer of the operation's durable writes must confirm what was asked."""
+        for reply in replies:
+            local, replicas = (reply[0], reply[1]) if isinstance(reply, list) else (1, reply)
+            if local >= 1 and replicas >= self.wait_replicas:
+                continue
             raise StoreError(
                 f"{self!r}: a journal write was not confirmed within {self.wait_timeout}s (on disk: "
                 f"{'yes' if local else 'no'}, replicas: {replicas} of {self.wait_replicas}); it is on the primary, "
@@ -264,13 +268,13 @@ class RedisStore(Store):
         return self._run(lambda: ops.load_journal(self._keys, tid, run_id))
 
     def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        self._run(_appender(lease, run_id, rows, self._keys), write=True, durable=True)
+        self._run(_appender(lease, run_id, rows, self._keys), write=True)
 
     def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        self._run(lambda: ops.finish_run(lease, run_id, outcome), write=True, retry=False, durable=True)
+        self._run(lambda: ops.finish_run(lease, run_id, outcome), write=True, retry=False)
 
     def cancel_run(self, thread_id: str, run_id: int, outcome: RunOutcome) -> bool:
-        return self._run(lambda: ops.cancel_run(thread_id, run_id, outcome), write=True, retry=False, durable=True)
+        return self._run(lambda: ops.cancel_run(thread_id, run_id, outcome), write=True, retry=False)
 
     def reserve(self, owner: str, entrypoints: Sequence[str], limit: int, now: float | None = None) -> list[Lease]:
         due = time.time() if now is None else now
@@ -285,22 +289,22 @@ class RedisStore(Store):
         return self._run(lambda: ops.list_runs(thread_id))
 
     def delete_thread(self, thread_id: str) -> bool:
-        return self._run(lambda: ops.delete_thread(thread_id), write=True)
+        # Not retried: a delete that landed but whose answer was lost would, tried again, find nothing (or a thread
+        # of the same id made since, and delete that).
+        return self._run(lambda: ops.delete_thread(thread_id), write=True, retry=False)
 
     def prune(self, finished_before: float, statuses: Sequence[str], limit: int) -> list[str]:
-        return self._run(lambda: ops.prune(self._keys, finished_before, statuses, limit), write=True)
+        return self._run(lambda: ops.prune(self._keys, finished_before, statuses, limit), write=True, retry=False)
 
     def import_thread(
         self, thread_id: str, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]], nonce: bytes | None
     ) -> None:
-        self._run(lambda: ops.import_thread(thread_id, runs, journal, nonce), write=True, retry=False, durable=True)
+        self._run(lambda: ops.import_thread(thread_id, runs, journal, nonce), write=True, retry=False)
 
     def rewrite_thread(
         self, thread: ThreadRow, nonce: bytes, runs: Sequence[RunRow], journal: Sequence[tuple[int, JournalRow]]
     ) -> bool:
-        return self._run(
-            lambda: ops.rewrite_thread(self._keys, thread, nonce, runs, journal), write=True, retry=False, durable=True
-        )
+        return self._run(lambda: ops.rewrite_thread(self._keys, thread, nonce, runs, journal), write=True, retry=False)
 
     # Key-value rows: a put, a touch or a delete done twice is done once (retried after a broken connection);
     # a clear's count is not, so it is not retried.
@@ -369,16 +373,12 @@ class RedisStore(Store):
             if last:  # the loop's last session: its connections go with it (a loop may end right after)
                 await entry[0].aclose()
 
-    async def _arun(
-        self, client: Any, make: Callable[[], ops.Op[T]], *, retry: bool = True, durable: bool = False
-    ) -> T:
+    async def _arun(self, client: Any, make: Callable[[], ops.Op[T]], *, retry: bool = True) -> T:
         redis = _redis()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                result = await _adrive(client, self._keys.prefix, make())
-                command = self._wait_command() if durable else None
-                if command is not None:
-                    self._check_wait(await client.execute_command(*command))
+                result, waited = await _adrive(client, self._keys.prefix, make(), self._wait_command())
+                self._check_waits(waited)
                 return result
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if retry and attempt < _ATTEMPTS:
@@ -426,10 +426,10 @@ class _AsyncRedisSession:
         return await self._store._arun(self._client, lambda: ops.journal_keys(self._store._keys, tid, run_id, keys))
 
     async def append(self, lease: Lease, run_id: int, rows: Sequence[JournalRow]) -> None:
-        await self._store._arun(self._client, _appender(lease, run_id, rows, self._store._keys), durable=True)
+        await self._store._arun(self._client, _appender(lease, run_id, rows, self._store._keys))
 
     async def finish_run(self, lease: Lease, run_id: int, outcome: RunOutcome) -> None:
-        await self._store._arun(self._client, lambda: ops.finish_run(lease, run_id, outcome), retry=False, durable=True)
+        await self._store._arun(self._client, lambda: ops.finish_run(lease, run_id, outcome), retry=False)
 
 
 def _heard(pubsub: Any, seconds: float) -> bool:
@@ -468,30 +468,72 @@ async def _aeval(client: Any, name: str, args: tuple[Any, ...]) -> Any:
         return await client.execute_command("EVALSHA", _SHAS[name], 0, *args)
 
 
-def _drive(client: Any, prefix: str, op: ops.Op[T]) -> T:
+# A durable write and its WAIT/WAITAOF go in one pipeline: the wait confirms the writes of its own connection only.
+
+
+def _eval_waiting(client: Any, name: str, args: tuple[Any, ...], wait: tuple[Any, ...]) -> tuple[Any, Any]:
+    for _ in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("EVALSHA", _SHAS[name], 0, *args)
+            pipe.execute_command(*wait)
+            reply, waited = pipe.execute(raise_on_error=False)
+        if not isinstance(reply, _redis().exceptions.NoScriptError):
+            return _raised(reply), _raised(waited)
+        client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
+    raise AssertionError("unreachable: the script was just loaded")
+
+
+async def _aeval_waiting(client: Any, name: str, args: tuple[Any, ...], wait: tuple[Any, ...]) -> tuple[Any, Any]:
+    for _ in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("EVALSHA", _SHAS[name], 0, *args)
+            pipe.execute_command(*wait)
+            reply, waited = await pipe.execute(raise_on_error=False)
+        if not isinstance(reply, _redis().exceptions.NoScriptError):
+            return _raised(reply), _raised(waited)
+        await client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
+    raise AssertionError("unreachable: the script was just loaded")
+
+
+def _raised(reply: Any) -> Any:
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def _drive(client: Any, prefix: str, op: ops.Op[T], wait: tuple[Any, ...] | None) -> tuple[T, list[Any]]:
+    """Run the operation; its result, and the answers of the waits its durable writes were sent with."""
+    waited: list[Any] = []
     try:
         step = next(op)
         while True:
-            if isinstance(step, ops.Call):
-                reply = _eval(client, step.name, (prefix, *step.args))
-            else:
+            if not isinstance(step, ops.Call):
                 reply = client.execute_command(*step.args)
+            elif wait is not None and step.durable:
+                reply, answer = _eval_waiting(client, step.name, (prefix, *step.args), wait)
+                waited.append(answer)
+            else:
+                reply = _eval(client, step.name, (prefix, *step.args))
             step = op.send(reply)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value, waited
 
 
-async def _adrive(client: Any, prefix: str, op: ops.Op[T]) -> T:
+async def _adrive(client: Any, prefix: str, op: ops.Op[T], wait: tuple[Any, ...] | None) -> tuple[T, list[Any]]:
+    waited: list[Any] = []
     try:
         step = next(op)
         while True:
-            if isinstance(step, ops.Call):
-                reply = await _aeval(client, step.name, (prefix, *step.args))
-            else:
+            if not isinstance(step, ops.Call):
                 reply = await client.execute_command(*step.args)
+            elif wait is not None and step.durable:
+                reply, answer = await _aeval_waiting(client, step.name, (prefix, *step.args), wait)
+                waited.append(answer)
+            else:
+                reply = await _aeval(client, step.name, (prefix, *step.args))
             step = op.send(reply)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value, waited
 
 
 __all__ = ["RedisStore"]

@@ -28,7 +28,9 @@ from durable import (
     task,
 )
 from durable._urls import resolve_store
+from durable.stores import _redis_ops as ops
 from durable.stores._base import JournalRow, NewRun, ThreadFilter
+from durable.stores._redis_ops import Call
 
 KEY = b"k" * 32
 
@@ -89,6 +91,8 @@ def test_a_redis_url_opens_a_redis_store_with_its_options(redis_prefix: tuple[st
         ("redis://h/0?wait_replicas=-1", "wait_replicas"),
         ("redis://h/0?prefix=a%20b", "prefix"),
         ("redis://h/0?prefix=a*", "prefix"),
+        ("redis://h/0?prefix=a:t", "prefix"),
+        ("redis://h/0?retry_on_timeout=true", "retry_on_timeout"),
     ],
 )
 def test_bad_options_are_refused_before_connecting(url: str, message: str) -> None:
@@ -135,6 +139,13 @@ def test_a_server_with_an_append_only_file_gets_no_warning(redis_server: Callabl
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert RedisStore(server.url).get_thread("t") is None
+
+
+def test_a_server_that_evicts_any_key_is_warned_about(redis_server: Callable[..., Any]) -> None:
+    """``allkeys-*`` eviction would drop journal keys when memory runs out: the first use says so."""
+    server = redis_server("--appendonly", "yes", "--maxmemory-policy", "allkeys-lru")
+    with pytest.warns(VolatileJournalWarning, match="maxmemory-policy allkeys-lru"):
+        RedisStore(server.url).get_thread("t")
 
 
 def test_wait_aof_needs_an_append_only_file(redis_server: Callable[..., Any]) -> None:
@@ -285,6 +296,60 @@ def test_a_journal_of_a_newer_durable_is_refused(redis_store: Callable[..., Redi
         client.hset(f"{store.prefix}:meta", "schema", 99)
     with pytest.raises(SchemaVersionError, match="version 99"):
         store.get_thread("t")
+
+
+# -- races a read-then-write must not lose -------------------------------------------------------------------------
+
+
+def call(step: Call) -> Any:
+    """One script call, as an operation of `_redis_ops` (to play one step of a race by hand)."""
+    return (yield step)
+
+
+def test_a_thread_deleted_and_made_again_is_not_the_one_that_was_read(redis_store: Callable[..., RedisStore]) -> None:
+    """A claim decided on a read of a thread applies only to that thread: one of the same id, deleted and created
+    again since (its version counted up to the same number), makes the claim read again."""
+    store = redis_store()
+    store.release(store.claim("t", "me", new_run=NewRun("e", b"in", None, 1, None)))
+    seen = store._run(lambda: ops.read("t"))
+    assert seen is not None
+    assert store.delete_thread("t")
+    lease = store.claim("t", "other", new_run=NewRun("e", b"in2", None, 1, None))
+    while store._run(lambda: ops.read("t")).version.split(b":")[1] < seen.version.split(b":")[1]:  # type: ignore[union-attr]
+        assert store.renew(lease)
+    assert store._run(lambda: ops.read("t")).version.split(b":")[1] == seen.version.split(b":")[1]  # type: ignore[union-attr]
+    stale = Call("claim", ("t", seen.version, "me", "30.0", b"n", "", 2, "e", b"in", b"n"))
+    assert store._run(lambda: call(stale)) == [b"retry"]
+    thread = store.get_thread("t")
+    assert thread is not None and thread.owner == "other" and thread.run is not None and thread.run.input == b"in2"
+
+
+def test_a_rewrite_that_would_drop_a_late_append_writes_nothing(redis_store: Callable[..., RedisStore]) -> None:
+    """A resign reads a journal, then rewrites it whole; an append that slipped in between (an executor whose lease
+    ran out unnoticed still holds its fence until someone claims) makes the rewrite refuse, not drop that row."""
+    store = redis_store(lease_seconds=0.05)
+    lease = store.claim("t", "me", new_run=NewRun("e", b"in", None, 1, None))
+    store.append(lease, 1, [JournalRow("a", 1, "t", 0, None, b"Pa", 1.0, 2.0)])
+    time.sleep(0.1)  # the lease runs out; nobody claims it
+    seen = store._run(lambda: ops.read("t"))
+    assert seen is not None
+    store.append(lease, 1, [JournalRow("b", 1, "t", 0, None, b"Pb", 1.0, 2.0)])  # the late append
+    rewritten = ops.encode_row(JournalRow("a", 1, "t", 0, None, b"Pa-resigned", 1.0, 2.0))
+    late = Call("rewrite", ("t", seen.version, b"nonce", 0, 1, 1, rewritten))
+    assert store._run(lambda: call(late)) == b"retry"
+    assert [r.payload for r in store.load_journal(lease.tid, 1)] == [b"Pa", b"Pb"]
+
+
+def test_dead_executors_of_other_entrypoints_never_hide_this_ones(redis_store: Callable[..., RedisStore]) -> None:
+    """A worker recovers its own entrypoint's runs whose executor died, however many of other entrypoints' lie
+    expired in front of them."""
+    store = redis_store(lease_seconds=0.3)
+    for i in range(1_100):
+        store.claim(f"b{i}", "dead", new_run=NewRun("b", b"in", None, 1, None))
+    store.claim("a0", "dead", new_run=NewRun("a", b"in", None, 1, None))
+    time.sleep(0.4)
+    leases = store.reserve("w", ["a"], 10)
+    assert [x.thread_id for x in leases] == ["a0"] and leases[0].thread.run.recoveries == 1  # type: ignore[union-attr]
 
 
 # -- workers ------------------------------------------------------------------------------------------------------
