@@ -183,7 +183,7 @@ class RedisStore(Store):
                     f"{'.'.join(map(str, version))} with appendonly {aof!r}: turn the append-only file on "
                     f"(appendfsync always makes every write durable without waiting), or drop wait_aof"
                 )
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy") or ""
         if policy.startswith("allkeys"):
             warnings.warn(
                 f"the Redis server at {redact(self.url)} has maxmemory-policy {policy}: when it runs out of memory it "
