@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -168,6 +169,19 @@ def test_a_write_no_replica_confirms_fails_the_run_and_stays_resumable(redis_ser
     resumed = counting_flow(RedisStore(server.url), calls)
     assert resumed.invoke(None, config("t")) == [0, 1, 4]
     assert calls == [0, 1, 2]
+
+    @task
+    async def double(i: int) -> int:
+        calls.append(i)
+        return 2 * i
+
+    @entrypoint(checkpointer=RedisStore(server.url, wait_replicas=1, wait_timeout=0.2))
+    async def aflow(n: int) -> list[int]:
+        return [await double(i) for i in range(n)]
+
+    with pytest.raises(StoreError, match=r"replicas: 0 of 1"):  # the async path waits on the write's connection too
+        asyncio.run(aflow.ainvoke(2, config("a")))
+    assert calls == [0, 1, 2, 0]
 
 
 def test_writes_wait_for_a_live_replica(redis_server: Callable[..., Any]) -> None:
