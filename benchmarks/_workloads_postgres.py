@@ -174,7 +174,9 @@ def verify_runs(schema: str, carried: int) -> None:
 
     s = f'"{schema}"'
     with psycopg.connect(dsn(), autocommit=True) as conn:
-        status = dict(conn.execute(f"SELECT status, count(*) FROM {s}.durable_runs GROUP BY status").fetchall())
+        status: dict[str, int] = dict(
+            conn.execute(f"SELECT status, count(*) FROM {s}.durable_runs GROUP BY status").fetchall()
+        )
         check(status == {"completed": WORKER_RUNS}, f"runs by status: {status}, expected {WORKER_RUNS} completed")
         one = conn.execute(f"SELECT count(*), max(run_id), max(recoveries) FROM {s}.durable_runs").fetchone()
         check(one == (WORKER_RUNS, 1, 0), f"(runs, max run_id, max recoveries) = {one}")

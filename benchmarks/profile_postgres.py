@@ -45,7 +45,7 @@ def ladder_step(mode: str, n: int) -> tuple[float, float]:
     store = PostgresStore(pgw.dsn(), schema=schema)
     try:
         make_seq(store).invoke(1, thread_id="warmup")  # creates the tables
-        lease = store.claim("t1", "bench", None, NewRun("seq", b"x", None))  # a held lease on run 1 of t1
+        lease = store.claim("t1", "bench", None, NewRun("seq", b"x", None, 1, None))  # a held lease on run 1 of t1
         store.close()
         q = store._sql
         fenced = mode != "+FK"
