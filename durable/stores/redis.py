@@ -1,8 +1,8 @@
 """The store for teams that run Redis: one Redis server (or a primary with replicas) shared by many processes.
 
 Every operation is one Lua script or one command (`_redis_lua`, `_redis_kv`), so it is atomic on the server; the
-operations are written once (`_redis_ops`) and driven here by redis-py's blocking client and by its asyncio client
-(one per event loop, shared by the async runs on it). Leases run on the server's clock (``TIME``).
+operations are written once (`_redis_ops`) and run (`_redis_drive`) by redis-py's blocking client and by its asyncio
+client (one per event loop, shared by the async runs on it). Leases run on the server's clock (``TIME``).
 
 What survives what depends on how the server persists, not on this store (see the README's "Redis"):
 
@@ -21,7 +21,6 @@ What survives what depends on how the server persists, not on this store (see th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 import warnings
@@ -45,8 +44,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
-from ._redis_lua import PRELUDE, STANDALONE
-from ._redis_lua import SCRIPTS as _STORE_SCRIPTS
+from ._redis_drive import adrive, call_script, drive
 from ._redis_url import checked_prefix, flag, number, positive, redact, split_url, where
 from ._rules import check_version, newer_schema
 
@@ -56,10 +54,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_SOURCES = {name: ("" if name in STANDALONE else PRELUDE) + body for name, body in _STORE_SCRIPTS.items()} | {
-    name: kv.KV_PRELUDE + body for name, body in kv.SCRIPTS.items()
-}
-_SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SOURCES.items()}
 _ATTEMPTS = 3  # tries of a retryable operation whose connection broke
 
 
@@ -156,7 +150,7 @@ class RedisStore(Store):
         redis = _redis()
         try:
             found = int(
-                _eval(client, "migrate", (self._keys.prefix, ops.SCHEMA_VERSION, "1" if self.read_only else ""))
+                call_script(client, "migrate", (self._keys.prefix, ops.SCHEMA_VERSION, "1" if self.read_only else ""))
             )
             if self.read_only:
                 if found == 0:
@@ -216,7 +210,7 @@ class RedisStore(Store):
         client = self._get_client()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                result, waited = _drive(client, self._keys.prefix, make(), self._wait_command())
+                result, waited = drive(client, self._keys.prefix, make(), self._wait_command())
                 self._check_waits(waited)
                 return result
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -377,7 +371,7 @@ class RedisStore(Store):
         redis = _redis()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                result, waited = await _adrive(client, self._keys.prefix, make(), self._wait_command())
+                result, waited = await adrive(client, self._keys.prefix, make(), self._wait_command())
                 self._check_waits(waited)
                 return result
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -447,93 +441,6 @@ def _appender(lease: Lease, run_id: int, rows: Sequence[JournalRow], keys: ops.K
         return ops.append(lease, run_id, rows, keys if tries[0] > 1 else None)
 
     return make
-
-
-# -- drivers: one operation, two clients --------------------------------------------------------------------------
-
-
-def _eval(client: Any, name: str, args: tuple[Any, ...]) -> Any:
-    try:
-        return client.execute_command("EVALSHA", _SHAS[name], 0, *args)
-    except _redis().exceptions.NoScriptError:  # a new server, or one restarted or flushed since
-        client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
-        return client.execute_command("EVALSHA", _SHAS[name], 0, *args)
-
-
-async def _aeval(client: Any, name: str, args: tuple[Any, ...]) -> Any:
-    try:
-        return await client.execute_command("EVALSHA", _SHAS[name], 0, *args)
-    except _redis().exceptions.NoScriptError:
-        await client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
-        return await client.execute_command("EVALSHA", _SHAS[name], 0, *args)
-
-
-# A durable write and its WAIT/WAITAOF go in one pipeline: the wait confirms the writes of its own connection only.
-
-
-def _eval_waiting(client: Any, name: str, args: tuple[Any, ...], wait: tuple[Any, ...]) -> tuple[Any, Any]:
-    for _ in range(2):
-        with client.pipeline(transaction=False) as pipe:
-            pipe.execute_command("EVALSHA", _SHAS[name], 0, *args)
-            pipe.execute_command(*wait)
-            reply, waited = pipe.execute(raise_on_error=False)
-        if not isinstance(reply, _redis().exceptions.NoScriptError):
-            return _raised(reply), _raised(waited)
-        client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
-    raise AssertionError("unreachable: the script was just loaded")
-
-
-async def _aeval_waiting(client: Any, name: str, args: tuple[Any, ...], wait: tuple[Any, ...]) -> tuple[Any, Any]:
-    for _ in range(2):
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.execute_command("EVALSHA", _SHAS[name], 0, *args)
-            pipe.execute_command(*wait)
-            reply, waited = await pipe.execute(raise_on_error=False)
-        if not isinstance(reply, _redis().exceptions.NoScriptError):
-            return _raised(reply), _raised(waited)
-        await client.execute_command("SCRIPT", "LOAD", _SOURCES[name])
-    raise AssertionError("unreachable: the script was just loaded")
-
-
-def _raised(reply: Any) -> Any:
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
-
-
-def _drive(client: Any, prefix: str, op: ops.Op[T], wait: tuple[Any, ...] | None) -> tuple[T, list[Any]]:
-    """Run the operation; its result, and the answers of the waits its durable writes were sent with."""
-    waited: list[Any] = []
-    try:
-        step = next(op)
-        while True:
-            if not isinstance(step, ops.Call):
-                reply = client.execute_command(*step.args)
-            elif wait is not None and step.durable:
-                reply, answer = _eval_waiting(client, step.name, (prefix, *step.args), wait)
-                waited.append(answer)
-            else:
-                reply = _eval(client, step.name, (prefix, *step.args))
-            step = op.send(reply)
-    except StopIteration as stop:
-        return stop.value, waited
-
-
-async def _adrive(client: Any, prefix: str, op: ops.Op[T], wait: tuple[Any, ...] | None) -> tuple[T, list[Any]]:
-    waited: list[Any] = []
-    try:
-        step = next(op)
-        while True:
-            if not isinstance(step, ops.Call):
-                reply = await client.execute_command(*step.args)
-            elif wait is not None and step.durable:
-                reply, answer = await _aeval_waiting(client, step.name, (prefix, *step.args), wait)
-                waited.append(answer)
-            else:
-                reply = await _aeval(client, step.name, (prefix, *step.args))
-            step = op.send(reply)
-    except StopIteration as stop:
-        return stop.value, waited
 
 
 __all__ = ["RedisStore"]
