@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 
 def test_fork_with_override_replays_the_prefix_and_runs_the_tail(cli: Any) -> None:
     """A fork keeps the keys before --at (an override replacing one) and the resumed fork runs the rest."""
@@ -44,10 +46,19 @@ def test_fork_with_override_replays_the_prefix_and_runs_the_tail(cli: Any) -> No
     assert "required: --at" in cli("fork", "p", code=2).stderr
 
 
-def test_export_import_resume_across_sqlite_and_postgres(cli: Any, pg_schema: tuple[str, str]) -> None:
-    """A run that crashed on SQLite is exported, imported into Postgres and finished there, and back."""
-    dsn, schema = pg_schema
-    pg = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+@pytest.fixture(params=["postgres", "redis"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A journal URL on a server, empty: a Postgres schema or a Redis key prefix of the test's own."""
+    if request.param == "postgres":
+        dsn, schema = request.getfixturevalue("pg_schema")
+        return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+    url, prefix = request.getfixturevalue("redis_prefix")
+    return f"{url}?prefix={prefix}"
+
+
+def test_export_import_resume_across_sqlite_and_a_server(cli: Any, server_url: str) -> None:
+    """A run that crashed on SQLite is exported, imported into Postgres or Redis and finished there, and back."""
+    pg = server_url
     assert cli.seed("flows.pipeline.invoke(4, thread_id='c1')", CRASH_IN_ADD="1").returncode == 3
     assert cli.seed("flows.pipeline.invoke(1, thread_id='d1'); flows.ask.invoke(2, thread_id='q1')").returncode == 0
     cli.calls()
@@ -64,14 +75,14 @@ def test_export_import_resume_across_sqlite_and_postgres(cli: Any, pg_schema: tu
     assert cli("show", "c1", "--url", pg, "--json").json["status"] == "completed"
     assert cli("show", "c1", "--json").json["status"] == "running"  # the SQLite original still is
 
-    # Several threads: one document, read back from stdin; the paused one answers in Postgres ($DURABLE_URL).
+    # Several threads: one document, read back from stdin; the paused one answers on the server ($DURABLE_URL).
     many = cli("export", "d1", "q1").stdout
     assert [b["thread_id"] for b in json.loads(many)["threads"]] == ["d1", "q1"]
     assert cli("import", "-", "--url", pg, "--json", stdin=many).json == {"imported": ["d1", "q1"], "failed": []}
     assert cli("resume", "flows:ask", "q1", "--resume-json", '"no"', DURABLE_URL=pg).stdout == '"2: no"\n'
     assert cli("interrupts", "--json").json[0]["thread_id"] == "q1"  # still pending on SQLite
 
-    # And back: Postgres -> a fresh SQLite file; the finished thread reads the same, and diffs as equal.
+    # And back: the server -> a fresh SQLite file; the finished thread reads the same, and diffs as equal.
     cli("export", "c1", "d1", "q1", "--url", pg, "-o", "back.json")
     assert cli("import", "back.json", "--url", "sqlite:///copy.db").stdout.splitlines() == [
         "imported c1", "imported d1", "imported q1",
