@@ -471,5 +471,5 @@ class Store(abc.ABC):
 def _no_kv(store: Store) -> ConfigurationError:
     return ConfigurationError(
         f"{type(store).__name__} keeps no key-value rows, which durable.Memory and durable.Cache need: use "
-        f"MemoryStore, SQLiteStore or PostgresStore, or implement the kv_* methods of durable.stores.Store"
+        f"MemoryStore, SQLiteStore, PostgresStore or RedisStore, or implement the kv_* methods of durable.stores.Store"
     )

@@ -200,12 +200,10 @@ def lease_args(lease: Lease) -> tuple[Any, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A thread as a read found it: the row, its version (``<tid>:<v>``: what a write that depends on it names),
-    the server's time then."""
+    """A thread as a read found it: the row, and its version (``<tid>:<v>``: what a write that depends on it names)."""
 
     row: ThreadRow
     version: bytes
-    now: float
 
 
 def read(thread_id: str) -> Op[Seen | None]:
@@ -215,7 +213,7 @@ def read(thread_id: str) -> Op[Seen | None]:
         return None
     flat = reply[1]
     fields = _fields(flat)
-    return Seen(thread_row(thread_id, now, flat, reply[2]), fields[b"tid"] + b":" + fields[b"v"], now)
+    return Seen(thread_row(thread_id, now, flat, reply[2]), fields[b"tid"] + b":" + fields[b"v"])
 
 
 def get_thread(thread_id: str) -> Op[ThreadRow | None]:
