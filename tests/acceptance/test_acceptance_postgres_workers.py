@@ -10,79 +10,21 @@ a takeover happens within seconds; every wait polls an observable condition with
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _procs import TIMEOUT, Proc, child_env, start, wait_until
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 LEASE = 2.0  # seconds; the URL's lease_seconds
-TIMEOUT = 60.0  # generous bound for any wait on a loaded machine
-DONE = re.compile(r"done \((\d+) completed, (\d+) interrupted, (\d+) failed, (\d+) dead-lettered\)")
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """`durable` importable from this checkout; no inherited DURABLE_* or PGFLOWS_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DURABLE_", "PGFLOWS_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class Proc:
-    """A started worker, its stdout and stderr going to files (so a test can poll them while it runs)."""
-
-    def __init__(self, name: str, popen: subprocess.Popen[bytes], out: Path, err: Path) -> None:
-        self.name = name
-        self.popen = popen
-        self.pid = popen.pid
-        self.out = out
-        self.err = err
-
-    def stdout(self) -> str:
-        return self.out.read_text() if self.out.exists() else ""
-
-    def stderr(self) -> str:
-        return self.err.read_text() if self.err.exists() else ""
-
-    def describe(self) -> str:
-        return (
-            f"worker {self.name} pid={self.pid} rc={self.popen.poll()}\n--- stdout ---\n{self.stdout()[-3000:]}\n"
-            f"--- stderr ---\n{self.stderr()[-6000:]}"
-        )
-
-    def signal(self, signum: int) -> None:
-        self.popen.send_signal(signum)
-
-    def wait(self, timeout: float = TIMEOUT) -> int:
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"worker {self.name} did not exit in {timeout}s\n{self.describe()}") from None
-
-    def terminate(self, timeout: float = TIMEOUT) -> int:
-        """SIGTERM; the worker must stop gracefully (exit 0)."""
-        self.signal(signal.SIGTERM)
-        rc = self.wait(timeout)
-        assert rc == 0, self.describe()
-        return rc
-
-    def done(self) -> tuple[int, int, int, int]:
-        """The (completed, interrupted, failed, dead-lettered) counts the worker printed as it stopped."""
-        m = DONE.search(self.stdout())
-        assert m is not None, self.describe()
-        return int(m[1]), int(m[2]), int(m[3]), int(m[4])
 
 
 class Pg:
@@ -141,10 +83,7 @@ class Pg:
         argv = [sys.executable, "-m", "durable", "worker", "_pg_flows", "--poll-interval", "0.1", *args]
         if cli_url:
             argv += ["--url", url]
-        out, err = self.tmp_path / f"{name}.out", self.tmp_path / f"{name}.err"
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            popen = subprocess.Popen(argv, cwd=HERE, env=self.env(url, **(env or {})), stdout=fo, stderr=fe)
-        proc = Proc(name, popen, out, err)
+        proc = start(name, argv, HERE, self.env(url, **(env or {})), self.tmp_path)
         self.procs.append(proc)
         return proc
 
@@ -219,14 +158,6 @@ class Pg:
         keys = Counter(key for key, _, _ in rows)
         assert keys == Counter(str(i) for i in range(n)), f"journal of {tag!r} is not one row per step: {rows}"
         assert all(attempt == 1 for _, attempt, _ in rows), rows
-
-
-def wait_until(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
