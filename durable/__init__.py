@@ -22,6 +22,7 @@ from ._state import JournalEntry, PregelTask, ThreadState
 from ._steps import asleep, now, random, sleep, uuid4
 from ._task import Task, task
 from .errors import (
+    AnswerRejectedError,
     ArgumentsChangedError,
     ConfigurationError,
     DeadLetteredError,
@@ -31,6 +32,7 @@ from .errors import (
     IncompatibleJournalError,
     InsecureJournalWarning,
     IntegrityError,
+    InterruptTimeoutError,
     InvalidNamespaceError,
     InvalidUpdateError,
     JournalNotFoundError,
@@ -148,6 +150,8 @@ __all__ = [
     "TaskContext",
     "TaskFuture",
     "TaskTimeoutError",
+    "AnswerRejectedError",
+    "InterruptTimeoutError",
     "ThreadBusyError",
     "ThreadExistsError",
     "ThreadNotFoundError",

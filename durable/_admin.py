@@ -161,14 +161,40 @@ class Threads:
             raise ThreadNotFoundError(thread_id)
         return runs
 
-    def interrupts(self, *, limit: int = 1000) -> builtins.list[tuple[str, Interrupt]]:
-        """Every pending interrupt of every paused thread: ``(thread_id, Interrupt)``, newest thread first."""
+    def interrupts(self, *, limit: int = 1000, overdue: bool = False) -> builtins.list[tuple[str, Interrupt]]:
+        """Every pending interrupt of every paused thread: ``(thread_id, Interrupt)``, newest thread first.
+
+        ``overdue=True``: only those whose deadline (``interrupt(..., timeout=)``) has passed and that no worker
+        or resume has carried on yet (a worker answers them with their default as soon as it polls).
+        """
         pending: builtins.list[tuple[str, Interrupt]] = []
+        now = time.time()
         for summary in self.all(status="interrupted", limit=min(limit, 500)):
-            pending += [(summary.thread_id, i) for i in self.state(summary.thread_id).interrupts]
+            found = self.state(summary.thread_id).interrupts
+            if overdue:
+                found = tuple(i for i in found if i.deadline is not None and i.deadline <= now)
+            pending += [(summary.thread_id, i) for i in found]
             if len(pending) >= limit:
                 break
         return pending[:limit]
+
+    def answer(self, thread_id: str, resume: Any, *, by: str | None = None) -> tuple[str, ...]:
+        """Answer a paused thread's interrupts without running it: ``resume`` follows `Command`'s rules (an id map,
+        or the answer to the one pending interrupt), ``by`` says who answered. Returns the ids answered.
+
+        Each answer is checked against its question's ``response_schema`` first (`AnswerRejectedError`, nothing
+        written), then journaled with who and when, signed when the journal is. The run stays paused but due: a
+        worker carries it on at its next poll, as does the application's next ``invoke(None, thread_id=...)``.
+        The workflow's code is not needed (the web console answers this way).
+        """
+        from ._answering import answer_flow
+        from ._interrupts import Command
+
+        serde = serializer_for(self._stamp(thread_id, None))
+        answered: tuple[str, ...] = drive(
+            answer_flow(serde, thread_id, Command(resume, by=by), self._ring, self.unsafe_unpickle), self.store
+        )
+        return answered
 
     # -- changing -----------------------------------------------------------------------------------
 

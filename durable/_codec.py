@@ -42,6 +42,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from ._serde import (
     LARGE,
+    TAG_JSON,
+    JsonSerializer,
     PickleSerializer,
     Serializer,
     dump_error,
@@ -53,6 +55,7 @@ from ._serde import (
 )
 from .errors import ConfigurationError, IntegrityError, SerializationError
 
+_JSON = JsonSerializer()
 SIGNED = b"T"  # version 2
 SIGNED_V1 = b"S"
 _DOMAIN = b"durable/journal/v2"
@@ -392,6 +395,23 @@ class Codec:
         if self.max_bytes is not None and len(inner) > self.max_bytes:
             raise too_large(what, value, len(inner), self.max_bytes)
         return inner
+
+    def serialize_plain(self, value: Any, what: str) -> bytes:
+        """`serialize`, but as JSON whenever ``value`` is plain data, whatever the serializer: for what people and
+        tools read without the workflow's code or the key (questions, answers). JSON never runs code when read."""
+        if isinstance(self.serde, JsonSerializer) or isinstance(value, BaseException):
+            return self.serialize(value, what)  # (JSON keeps an exception only as its text)
+        try:
+            inner = _JSON.dumps(value)
+        except Exception:  # not plain data: the serializer's own format
+            return self.serialize(value, what)
+        if self.max_bytes is not None and len(inner) > self.max_bytes:
+            raise too_large(what, value, len(inner), self.max_bytes)
+        return inner
+
+    def load_plain(self, inner: bytes, what: str) -> Any:
+        """Read what `serialize_plain` wrote (already opened)."""
+        return load_value(_JSON if inner[:1] == TAG_JSON else self.serde, inner, what)
 
     def dump(
         self, value: Any, run: int, slot: str, what: str, name: str = "", attempt: int = 0, status: int = 0,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import _chunks, _context, _faults
+from . import _answers, _chunks, _context, _faults
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import HEAD, InputKind, OnChangedArgs, Replay, plan, unwrap_final
@@ -45,6 +45,7 @@ from ._serde import Serializer, error_text
 from ._state import is_update
 from ._writers import Durability
 from .errors import (
+    AnswerRejectedError,
     ConfigurationError,
     DurableError,
     EntrypointMismatchError,
@@ -177,18 +178,37 @@ def _look(inv: Invocation) -> Flow:
     codec = codec.for_thread(nonce, thread.run.entrypoint)  # its values are signed under the name it was run as
     if kind == "paused":
         # A paused run being resumed right now, or whose answers were journaled by a resume that
-        # then died, is not paused any more, whatever its status still says.
+        # then died (or by `Threads.answer`), or whose question's deadline passed, is not paused any
+        # more, whatever its status still says.
         _raise_if_held(thread_id, thread)
         recorded = yield from _pending_rows(codec, thread)
-        if not _answered(codec, thread, recorded):
+        if not _due(codec, thread, recorded):
             return (yield from _settled(inv, codec, thread, kind))
     if kind == "finished":
         return (yield from _settled(inv, codec, thread, kind))
     answers = None
-    if kind == "answer":  # a bad Command (or an answer that cannot be stored) fails before any write
-        chosen = answers_for(_pending(codec, thread), input.resume, thread_id)
-        answers = {key: codec.serialize(value, f"the answer to interrupt {key}") for key, value in chosen.items()}
+    if kind == "answer":  # a bad Command (or an answer that does not fit or cannot be stored) fails before any write
+        answers = _answers_given(codec, thread, input, thread_id)
     return _Ticket(codec, None, answers)
+
+
+def _answers_given(codec: Codec, thread: ThreadRow, command: Command[Any], thread_id: str) -> dict[str, bytes]:
+    """A `Command`'s answers by journal key, checked against their questions' schemas and serialized as the
+    records their rows will hold (who answered, when): everything that can refuse them, before any write."""
+    by = _answers.check_by(command.by)
+    pending = _pending(codec, thread)
+    chosen = answers_for(pending, command.resume, thread_id)
+    problems = []
+    for p in pending:
+        if p.key in chosen and p.schema is not None:
+            problems += _answers.check(p.schema, chosen[p.key], p.id)
+    if problems:
+        raise AnswerRejectedError(thread_id, problems)
+    now = time.time()
+    return {
+        key: _answers.record(codec.serialize_plain(value, f"the answer to interrupt {key}"), by, now)
+        for key, value in chosen.items()
+    }
 
 
 def _claim(thread_id: str, owner: str, new_run: NewRun | None) -> Flow:
@@ -236,20 +256,24 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, HEAD))
             if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
                 rows = _merged(rows, (yield from _pending_rows(codec, thread)))
-            if kind == "paused" and not _answered(codec, thread, rows):
+            if kind == "paused" and not _due(codec, thread, rows):
                 return (yield from _settled(inv, codec, thread, kind))
         assert run_row is not None
         if not lease.started:
             # Another Python (or serializer) wrote it: left for a worker that can read it, not failed.
             _check_stamp(spec.serde, thread_id, run_row.stamp)
         answered: list[JournalRow] = []
+        asked: tuple[PendingInterrupt, ...] = ()
         try:
             previous = None
             if not lease.started:
                 input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
+                asked = _pending(codec, thread)
             if command is not None:
-                chosen = answers_for(_pending(codec, thread), command.resume, thread_id)
-                answered = _answer_rows(codec, run_row.run_id, rows, chosen, ticket.answers or {})
+                # Answered again under the lease: the thread may have moved on since the look.
+                records = _answers_given(codec, thread, command, thread_id)
+                answered = _answer_rows(codec, run_row.run_id, rows, records)
+            answered += _timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
             if "previous" in spec.injects or "runtime" in spec.injects:
                 prev, what = run_row.previous, "the previous run's value"
                 previous = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", what)
@@ -265,7 +289,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             yield _Op("append", (lease, run_row.run_id, answered))
             rows += answered
         handed_over = True
-        return (yield from _execute(inv, lease, codec, run_row, rows, whole, input, previous))
+        return (yield from _execute(inv, lease, codec, run_row, rows, whole, input, previous, asked))
     finally:
         if not handed_over:
             yield _Op("release", (lease,))
@@ -273,7 +297,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
 
 def _execute(
     inv: Invocation, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow], whole: bool, input: Any,
-    previous: Any,
+    previous: Any, asked: tuple[PendingInterrupt, ...] = (),
 ) -> Flow:  # fmt: skip
     """Run the body on the journal so far, then record how the run ended (which lets the lease go)."""
     spec, store, sink, env = inv.spec, inv.store, inv.sink, inv.env
@@ -281,6 +305,7 @@ def _execute(
     released = False
     try:
         run = _run_for(inv, lease, codec, run_row, rows, whole, previous)
+        run.asked = {p.key: p for p in asked}
         replay = run.replay
         body = spec.fn
         if sink is not None:
@@ -305,7 +330,7 @@ def _execute(
                         if run.misuse is not None:
                             raise run.misuse
                     if run.pending:  # an interrupt the body caught with `except BaseException`: the question stands
-                        raise Pause(Interrupt(run.pending[0].id, run.pending[0].value))
+                        raise Pause(run.pending[0].public())
                     output, save = unwrap_final(result)
                     outcome = RunOutcome(
                         "completed",
@@ -354,6 +379,8 @@ def _execute(
         ended(f"paused on {len(paused.interrupts)} interrupt(s)", None)
         if sink is not None and sink.runs:
             _chunks.run_paused(sink, paused)
+        if run.rejected and inv.given == "command":  # the question's type refused the answer: it is asked again
+            raise AnswerRejectedError(thread_id, run.rejected)
         return paused
     if paused is not None:
         ended(f"suspended in a durable sleep until {time.ctime(paused.wake_at)}", None)
@@ -419,8 +446,8 @@ def _resumed_from(codec: Codec, run_row: RunRow) -> tuple[tuple[Interrupt, ...],
         if run_row.status == "failed" and run_row.error is not None:
             return (), repr(as_error(codec.load(run_row.error, run_row.run_id, "#error", "the run's error")))
         if run_row.interrupts is not None:
-            data = codec.load(run_row.interrupts, run_row.run_id, "#interrupts", "the pending interrupts")
-            return tuple(Interrupt(p.id, p.value) for p in pending_from_data(data)), None
+            data = _questions(codec, run_row.interrupts, run_row.run_id)
+            return tuple(p.public() for p in pending_from_data(data)), None
     except DurableError:
         pass  # unreadable: the checkpoint shows none (get_state() would say why)
     return (), None
@@ -430,9 +457,13 @@ def _paused(codec: Codec, run: Run, thread_id: str) -> tuple[Interrupted, RunOut
     """What a run that paused returns, and records: its pending interrupts in call order (whichever parallel
     task happened to pause first)."""
     pending = tuple(sorted(run.pending, key=lambda p: tuple(int(part) for part in p.key.split("."))))
-    data = codec.dump(pending_to_data(pending), run.run_id, "#interrupts", "the pending interrupts")
-    return Interrupted(tuple(Interrupt(p.id, p.value) for p in pending), thread_id), RunOutcome(
-        "interrupted", interrupts=data
+    # As JSON when they are plain data, so that the tools show them without the code or the key.
+    inner = codec.serialize_plain(pending_to_data(pending), "the pending interrupts")
+    data = codec.seal(inner, run.run_id, "#interrupts")
+    # A question with a deadline is due to a worker then, as a durable sleep is (`Store.reserve`).
+    deadlines = [p.deadline for p in pending if p.deadline is not None]
+    return Interrupted(tuple(p.public() for p in pending), thread_id), RunOutcome(
+        "interrupted", interrupts=data, wake_at=min(deadlines) if deadlines else None
     )
 
 
@@ -531,7 +562,12 @@ def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, 
     run = thread.run if thread is not None else None
     if run is None or run.interrupts is None:
         return ()
-    return pending_from_data(codec.load(run.interrupts, run.run_id, "#interrupts", "the pending interrupts"))
+    return pending_from_data(_questions(codec, run.interrupts, run.run_id))
+
+
+def _questions(codec: Codec, blob: bytes, run_id: int) -> Any:
+    """A run's recorded pending interrupts (JSON when they were plain data, whatever the serializer)."""
+    return codec.load_plain(codec.open(blob, run_id, "#interrupts"), "the pending interrupts")
 
 
 def _pending_rows(codec: Codec, thread: ThreadRow) -> Flow:
@@ -550,10 +586,15 @@ def _merged(rows: list[JournalRow], more: list[JournalRow]) -> list[JournalRow]:
     return rows + [r for r in more if (r.key, r.attempt) not in have]
 
 
-def _answered(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
-    """Whether any pending interrupt already has an answer in the journal."""
-    keys = {p.key for p in _pending(codec, thread)}
-    return any(r.status == ANSWER and r.key in keys for r in rows)
+def _due(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
+    """Whether the paused run has something to go on with: an answer in the journal to a pending interrupt (one
+    not refused already), or a question whose deadline passed."""
+    now = time.time()
+    pending = _pending(codec, thread)
+    seen = {p.key: p.seen for p in pending}
+    if any(r.status == ANSWER and r.key in seen and r.attempt > seen[r.key] for r in rows):
+        return True
+    return any(p.deadline is not None and p.deadline <= now for p in pending)
 
 
 def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:
@@ -569,7 +610,7 @@ def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str)
     """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
     spec, store, sink, thread_id = inv.spec, inv.store, inv.sink, inv.thread_id
     if kind == "paused":
-        value: Any = Interrupted(tuple(Interrupt(p.id, p.value) for p in _pending(codec, thread)), thread_id)
+        value: Any = Interrupted(tuple(p.public() for p in _pending(codec, thread)), thread_id)
     else:
         value = _finished_output(codec, thread_id, thread)
     if sink is not None and sink.runs:
@@ -585,21 +626,37 @@ def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str)
     return value
 
 
-def _answer_rows(
-    codec: Codec, run_id: int, rows: list[JournalRow], answers: dict[str, Any], serialized: dict[str, bytes]
-) -> list[JournalRow]:
-    """The journal rows of these answers (``serialized``: those already serialized, by key)."""
+def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], records: dict[str, bytes]) -> list[JournalRow]:
+    """The journal rows of these answers (their records by key, as `_answers.record` made them), each the next
+    attempt at its key."""
     now = time.time()
-    last = {r.key: r.attempt for r in rows if r.key in answers}
+    last: dict[str, int] = {}
+    for r in rows:
+        if r.key in records:
+            last[r.key] = max(r.attempt, last.get(r.key, 0))
     made = []
-    for key, value in answers.items():
+    for key, inner in records.items():
         attempt = last.get(key, 0) + 1
-        inner = serialized.get(key)
-        if inner is None:
-            inner = codec.serialize(value, f"the answer to interrupt {key}")
-        payload = codec.seal(inner, run_id, key, INTERRUPT, attempt, ANSWER)
-        made.append(JournalRow(key, attempt, INTERRUPT, ANSWER, None, payload, now, now))
+        payload = codec.seal(inner, run_id, key, INTERRUPT, attempt, ANSWER, _answers.RECORD)
+        made.append(JournalRow(key, attempt, INTERRUPT, ANSWER, _answers.RECORD, payload, now, now))
     return made
+
+
+def _timeout_rows(
+    codec: Codec, run_id: int, rows: list[JournalRow], asked: tuple[PendingInterrupt, ...], answered: set[str]
+) -> list[JournalRow]:  # fmt: skip
+    """The rows that answer the questions whose deadline passed, unanswered: each with its default, or with none
+    (then the `interrupt` call raises `InterruptTimeoutError`)."""
+    now = time.time()
+    latest = {r.key: r.attempt for r in rows if r.status == ANSWER}
+    records = {}
+    for p in asked:
+        if p.deadline is None or p.deadline > now or p.key in answered or latest.get(p.key, 0) > p.seen:
+            continue
+        value = p.default[0] if p.default is not None else None
+        inner = codec.serialize_plain(value, f"the default answer to interrupt {p.key}")
+        records[p.key] = _answers.record(inner, None, now, timed_out=True, defaulted=p.default is not None)
+    return _answer_rows(codec, run_id, rows, records) if records else []
 
 
 def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:

@@ -13,12 +13,14 @@ again from its start on resume (its finished children replay).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
-from . import _context
-from .errors import ResumeError, UsageError
+from . import _answers, _context
+from .errors import InterruptTimeoutError, ResumeError, UsageError
 
 R = TypeVar("R")
 
@@ -27,10 +29,16 @@ INTERRUPT = "interrupt"  # the task name journal rows of answered interrupts car
 
 @dataclass(frozen=True, slots=True)
 class Interrupt:
-    """A question a paused run asks: answer it by ``id`` with `Command`."""
+    """A question a paused run asks: answer it by ``id`` with `Command`.
+
+    ``response_schema`` is the JSON Schema an answer must satisfy (from ``interrupt(..., response_schema=)``;
+    a form can be drawn from it), ``deadline`` when the question times out (seconds since the epoch).
+    """
 
     id: str
     value: Any
+    response_schema: dict[str, Any] | None = None
+    deadline: float | None = None
 
 
 INTERRUPT_KEY = "__interrupt__"
@@ -94,6 +102,7 @@ def shaped(out: Any, version: str) -> Any:
 class Command(Generic[R]):
     """Resume a paused run: ``Command(resume=answer)`` for one pending interrupt, or
     ``Command(resume={id: answer, ...})`` for several (answering some leaves the rest pending).
+    ``by`` says who answered (``Command(resume=True, by="alice")``): it is journaled with the answer.
 
     In a graph (`durable.graph`), a node may also return a ``Command`` to update the state and choose
     where to go next in one value: ``Command(update={"k": v}, goto="node")`` (``goto`` is a node name,
@@ -103,6 +112,7 @@ class Command(Generic[R]):
 
     resume: R = None  # type: ignore[assignment]
     _: KW_ONLY
+    by: str | None = None  # who answers: journaled with the answer, signed with it, shown by get_state and the tools
     update: Any = None
     goto: Send | str | Sequence[Send | str] = ()
     graph: str | None = None
@@ -155,24 +165,75 @@ class Suspended:
 
 @dataclass(frozen=True, slots=True)
 class PendingInterrupt:
-    """A pending interrupt as the run records it: its id, the key it will be answered at, its value."""
+    """A pending interrupt as the run records it: its id, the key it will be answered at, its value, and what
+    `interrupt` was given besides (the JSON Schema, the deadline, the default as a 1-tuple, or ``None``).
+    ``seen`` is the attempt of an answer at its key that was already used and refused (0: none)."""
 
     id: str
     key: str
     value: Any
+    schema: dict[str, Any] | None = None
+    deadline: float | None = None
+    default: tuple[Any] | None = None
+    seen: int = 0
+
+    def public(self) -> Interrupt:
+        return Interrupt(self.id, self.value, self.schema, self.deadline)
 
 
 def pending_to_data(pending: tuple[PendingInterrupt, ...]) -> list[list[Any]]:
-    """Pending interrupts as plain lists, so every serializer (JSON too) can journal them."""
-    return [[p.id, p.key, p.value] for p in pending]
+    """Pending interrupts as plain lists, so every serializer (JSON too) can journal them. A plain question
+    is ``[id, key, value]`` as it always was; one with options adds a dict of them."""
+    return [[p.id, p.key, p.value, *_options(p)] for p in pending]
+
+
+def _options(p: PendingInterrupt) -> list[dict[str, Any]]:
+    options: dict[str, Any] = {}
+    if p.schema is not None:
+        options["schema"] = p.schema
+    if p.deadline is not None:
+        options["deadline"] = p.deadline
+    if p.default is not None:
+        options["default"] = list(p.default)
+    if p.seen:
+        options["seen"] = p.seen
+    return [options] if options else []
 
 
 def pending_from_data(data: Any) -> tuple[PendingInterrupt, ...]:
     """Read what `pending_to_data` wrote (or, from early journals, `PendingInterrupt` objects)."""
-    return tuple(p if isinstance(p, PendingInterrupt) else PendingInterrupt(*p) for p in data)
+    found = []
+    for p in data:
+        if isinstance(p, PendingInterrupt):  # pickled by early versions, with only the first three fields
+            found.append(PendingInterrupt(p.id, p.key, p.value))
+            continue
+        options = p[3] if len(p) > 3 else {}
+        default = options.get("default")
+        found.append(
+            PendingInterrupt(
+                p[0], p[1], p[2], options.get("schema"), options.get("deadline"),
+                None if default is None else (default[0],), options.get("seen", 0),
+            )
+        )  # fmt: skip
+    return tuple(found)
 
 
-def interrupt(value: Any, *, id: str | None = None) -> Any:
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+def interrupt(
+    value: Any,
+    *,
+    id: str | None = None,
+    response_schema: Any = None,
+    timeout: float | timedelta | None = None,
+    default: Any = NO_DEFAULT,
+) -> Any:
     """Pause the run and ask ``value``; on resume, return the answer given with `Command`.
 
     Call it in an entrypoint or inside a task (at any depth). The run pauses once
@@ -180,19 +241,47 @@ def interrupt(value: Any, *, id: str | None = None) -> Any:
     interrupts surface together in one `Interrupted`. ``id`` names the interrupt
     (default: its call-order key, such as ``"2"`` or ``"1.0"``); ids must be unique
     among the run's pending interrupts.
+
+    ``response_schema`` (a Pydantic model, dataclass, ``TypedDict`` or JSON Schema dict) is what an answer
+    must satisfy: a `Command` whose answer does not fit is refused with `AnswerRejectedError` before anything
+    is journaled, and a type's answer comes back as an instance of it. The pending `Interrupt` shows it as a
+    JSON Schema. ``timeout`` (seconds or a ``timedelta``) gives the question a deadline, fixed when it is
+    first asked: once it passes, the next resume (a worker carries it by itself) answers it with ``default``,
+    journaled as a timeout, or raises `InterruptTimeoutError` here when no default is given.
     """
     scope = _context.current.get()
     if scope is None:
         raise UsageError("interrupt() pauses a durable run: call it inside an @entrypoint or a @task it runs")
     if id is not None and (not isinstance(id, str) or not id):
         raise UsageError(f"interrupt id {id!r}: use a non-empty string")
+    schema = None if response_schema is None else _answers.schema_of(response_schema)
+    wait = None if timeout is None else _answers.seconds(timeout)
+    if default is not NO_DEFAULT and wait is None:
+        raise UsageError("interrupt(default=...) is the answer a timeout gives: give timeout= too")
     key = scope.next_key()
-    found, answer = scope.run.answer(key)
-    if found:
-        return answer
-    pending = PendingInterrupt(id or key, key, value)
-    scope.run.add_pending(pending)
-    raise Pause(Interrupt(pending.id, value))
+    run = scope.run
+    asked = run.asked.get(key)  # this question as the run's last pause recorded it
+    seen = asked.seen if asked is not None else 0
+    found = run.answer(key)
+    if found is not None and found[1] > seen:
+        answer, attempt = found
+        if answer.timed_out and not answer.defaulted:
+            raise InterruptTimeoutError(id or key, asked.deadline if asked and asked.deadline else answer.at or 0.0)
+        if schema is None:
+            return answer.value
+        try:
+            return schema.convert(answer.value, id or key)
+        except _answers.Rejected as rejected:  # a check only the type could make: ask again, and say why
+            run.rejected.extend(rejected.errors)
+            seen = attempt
+    if asked is not None and asked.deadline is not None:
+        deadline: float | None = asked.deadline
+    else:
+        deadline = None if wait is None else time.time() + wait
+    kept = None if default is NO_DEFAULT else (default,)
+    pending = PendingInterrupt(id or key, key, value, schema.json if schema else None, deadline, kept, seen)
+    run.add_pending(pending)
+    raise Pause(pending.public())
 
 
 def answers_for(pending: tuple[PendingInterrupt, ...], resume: Any, thread_id: str) -> dict[str, Any]:

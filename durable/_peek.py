@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from ._answers import RECORD, split
 from ._codec import Codec, Keyring, unsigned_part
 from ._serde import TAG_JSON, TAG_PICKLE, JsonSerializer, ReplayedError, type_name
-from .errors import IntegrityError
+from .errors import IntegrityError, SerializationError
 
 Why = Literal[
     "unsigned-pickle",  # nobody vouches for it: unpickling it would run whatever it holds
@@ -125,9 +126,17 @@ class ToolReader:
             checked = self.codec.check(blob, run, slot, name, attempt, status, digest)
         except IntegrityError as exc:
             return sealed(unsigned_part(blob), "bad-signature", str(exc))
-        inner = checked.inner
         if self.codec.keyring is not None and not checked.signed:
-            return sealed(inner, "unsigned-under-key")
+            return sealed(checked.inner, "unsigned-under-key")
+        if digest == RECORD:  # an answer: its header (who, when) is JSON; its value goes by the rules below
+            try:
+                head, inner = split(checked.inner)
+            except SerializationError as exc:
+                return sealed(checked.inner, "unreadable", str(exc))
+            return replace(head, value=self._decode(inner, checked.signed, checked.verified))
+        return self._decode(checked.inner, checked.signed, checked.verified)
+
+    def _decode(self, inner: bytes, signed: bool, verified: bool) -> Any:
         tag = inner[:1]
         if tag == TAG_JSON:
             try:
@@ -136,16 +145,17 @@ class ToolReader:
                 return sealed(inner, "unreadable", f"{type(exc).__name__}: {exc}")
         if tag != TAG_PICKLE:
             return sealed(inner, "unknown-format")
-        if not (checked.verified or self.unsafe):
-            if checked.signed:
+        if not (verified or self.unsafe):
+            if signed:
                 self.signed_unread += 1
-            return sealed(inner, "signed-no-key" if checked.signed else "unsigned-pickle")
+            return sealed(inner, "signed-no-key" if signed else "unsigned-pickle")
         try:
             return pickle.loads(inner[1:])
         except Exception as exc:
             return sealed(inner, "unreadable", f"{type(exc).__name__}: {exc}")
 
     def row(self, row: Any, run: int) -> Any:
+        """A row's value; an answer row's is an `Answer` (who answered, when) holding the value."""
         return self.value(row.payload, run, row.key, row.name, row.attempt, row.status, row.digest)
 
 

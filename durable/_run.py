@@ -17,6 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _attempts, _chunks, _context, _faults
+from ._answers import Answer, read_answer
 from ._codec import Codec, too_large
 from ._context import Scope
 from ._core import Replay
@@ -105,6 +106,8 @@ class Run:
         # Streaming: where events go (None: nothing streams, and no event is built).
         self.sink = sink
         self.pending: list[PendingInterrupt] = []
+        self.asked: dict[str, PendingInterrupt] = {}  # the questions the run's last pause recorded, by key
+        self.rejected: list[dict[str, str]] = []  # answers the question's type refused (it is asked again)
         self.misuse: UsageError | None = None  # fails the run once its body has stopped
         self.thread_id = lease.thread_id
         self.default_retry: Retry | None = None  # the entrypoint's, for tasks without their own
@@ -134,12 +137,12 @@ class Run:
                     )
             self.pending.append(pending)
 
-    def answer(self, key: str) -> tuple[bool, Any]:
-        """Whether the interrupt at ``key`` has been answered, and the answer."""
+    def answer(self, key: str) -> tuple[Answer, int] | None:
+        """The latest answer journaled for the interrupt at ``key``, and its attempt (``None``: unanswered)."""
         row, _ = self.replay.lookup(key, INTERRUPT, None)
         if row is None:
-            return False, None
-        return True, load_value(self.serde, self.codec.open_row(row, self.run_id), f"the answer to interrupt {key}")
+            return None
+        return read_answer(self.codec, self.codec.open_row(row, self.run_id), row), row.attempt
 
     # -- the hot path ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple, Protocol
 
+from ._answers import Answer, read_answer
 from ._codec import Codec, Keyring, unsigned_part
 from ._interrupts import Interrupt, pending_from_data
 from ._peek import SealedValue, as_error
@@ -31,6 +32,11 @@ class JournalEntry:
     attempt: int
     started_at: float
     finished_at: float
+    size: int = 0  # the stored value's bytes
+    # An answer's (``"answer"``): who gave it (`Command(by=)`), when, and whether a timeout gave it instead.
+    answered_by: str | None = None
+    answered_at: float | None = None
+    timed_out: bool = False
 
     @property
     def duration(self) -> float:
@@ -108,9 +114,13 @@ class CodecReader:
         self.codec = codec
 
     def value(self, blob: bytes, run: int, slot: str) -> Any:
+        if slot == "#interrupts":  # JSON when they were plain data, whatever the serializer
+            return self.codec.load_plain(self.codec.open(blob, run, slot), "the pending interrupts")
         return self.codec.load(blob, run, slot, f"the run's {slot[1:]}")
 
     def row(self, row: JournalRow, run: int) -> Any:
+        if row.status == ANSWER:
+            return read_answer(self.codec, self.codec.open_row(row, run), row)
         return load_value(self.codec.serde, self.codec.open_row(row, run), f"the recorded result of key {row.key}")
 
 
@@ -178,7 +188,11 @@ def _run_state(store: Store, thread: ThreadRow, run: RunRow, read: Reader) -> Th
     error = as_error(read.value(run.error, r, "#error")) if run.error is not None else None
     interrupts: tuple[Interrupt, ...] = ()
     if run.status == "interrupted" and run.interrupts is not None:
-        interrupts = _interrupts(read.value(run.interrupts, r, "#interrupts"))
+        answered: dict[str, int] = {}  # an answer journaled for a worker to carry is no longer a question
+        for row in rows:
+            if row.status == ANSWER:
+                answered[row.key] = max(row.attempt, answered.get(row.key, 0))
+        interrupts = _interrupts(read.value(run.interrupts, r, "#interrupts"), answered)
     latest = run is thread.run or (thread.run is not None and run.run_id == thread.run.run_id)
     return ThreadState(
         thread_id=thread.thread_id,
@@ -255,6 +269,9 @@ _STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", R
 def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
     value = read.row(row, run_id)
     failed = row.status in (ERROR, RETRY)
+    answer = value if isinstance(value, Answer) else None
+    if answer is not None:
+        value = answer.value
     return JournalEntry(
         key=row.key,
         task=row.name,
@@ -264,13 +281,17 @@ def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
         attempt=row.attempt,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        size=len(row.payload),
+        answered_by=answer.by if answer is not None else None,
+        answered_at=(answer.at if answer is not None else row.finished_at) if row.status == ANSWER else None,
+        timed_out=answer is not None and answer.timed_out,
     )
 
 
-def _interrupts(data: Any) -> tuple[Interrupt, ...]:
+def _interrupts(data: Any, answered: Mapping[str, int]) -> tuple[Interrupt, ...]:
     if not isinstance(data, SealedValue):
         try:
-            return tuple(Interrupt(p.id, p.value) for p in pending_from_data(data))
+            return tuple(p.public() for p in pending_from_data(data) if answered.get(p.key, 0) <= p.seen)
         except (TypeError, ValueError):
             pass  # not what a run records: shown as it is
     # The questions cannot be read one by one: one stands for all of them.

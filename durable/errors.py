@@ -10,6 +10,7 @@ The tree::
     ├── ThreadNotFoundError       `None` or `get_state` on a thread that has no journal
     ├── UnfinishedRunError        new input while the thread's last run is unfinished
     ├── ResumeError               a Command that answers nothing pending, or not what is pending
+    │   └── AnswerRejectedError       an answer that does not satisfy its interrupt's ``response_schema``
     ├── ThreadBusyError           another executor holds the thread's lease
     ├── ThreadExistsError         an import or fork names a thread the store already has
     ├── EntrypointMismatchError   a thread is invoked by another entrypoint than the one it belongs to
@@ -17,6 +18,7 @@ The tree::
     ├── DeadLetteredError         a run whose executors kept dying, set aside by a worker (a failed run's error)
     ├── RunCancelledError         the run was cancelled (`Entrypoint.cancel`); it is failed and resumable
     ├── TaskTimeoutError          a task ran past its `timeout=` (also a `TimeoutError`; retry policies see it)
+    ├── InterruptTimeoutError     nobody answered an interrupt by its ``timeout=`` and it has no ``default=``
     ├── InvalidUpdateError        a graph node's update does not fit the state (two values for a plain key, ...)
     ├── GraphRecursionError       a graph ran more supersteps than its ``recursion_limit`` (a `RecursionError`)
     ├── NonDeterminismError       a replayed call differs from the journal
@@ -118,6 +120,29 @@ class UnfinishedRunError(DurableError):
 
 class ResumeError(DurableError):
     """A `Command` that does not fit the thread's pending interrupts; nothing was recorded."""
+
+
+class AnswerRejectedError(ResumeError):
+    """An answer that does not satisfy its interrupt's ``response_schema``; the question stays pending.
+
+    ``errors`` lists each problem as ``{"interrupt": id, "path": "field.sub", "message": ...}`` (the shape
+    the web console and its API show). Raised before anything is journaled when the schema is a JSON Schema
+    (every ``response_schema`` is recorded as one); a check only the Python type can make (a Pydantic
+    validator) runs when the run reaches the question again, which asks it anew.
+    """
+
+    def __init__(self, thread_id: str, errors: list[dict[str, str]]) -> None:
+        self.thread_id = thread_id
+        self.errors = errors
+        shown = "; ".join(f"{e['interrupt']}: {e['path'] or '(answer)'}: {e['message']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(
+            f"thread {thread_id!r}: the answer does not fit the question's response_schema: {shown}{more}; "
+            f"nothing was recorded and the question is still pending: answer again with a value that fits"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.errors))
 
 
 class ThreadExistsError(DurableError):
@@ -238,6 +263,29 @@ class TaskTimeoutError(DurableError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.task, self.key, self.timeout, self.abandoned))
+
+
+class InterruptTimeoutError(DurableError, TimeoutError):
+    """Nobody answered an ``interrupt(..., timeout=)`` in time and it gives no ``default=``.
+
+    Raised where the ``interrupt(...)`` call is, once the deadline passed and the run was resumed (by a
+    worker, or by ``invoke(None, ...)``): catch it there to take another path, or let it fail the run.
+    The timeout is journaled, so every replay raises it at the same place.
+    """
+
+    def __init__(self, interrupt_id: str, deadline: float) -> None:
+        self.interrupt_id = interrupt_id
+        self.deadline = deadline
+        import time
+
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
+        super().__init__(
+            f"interrupt {interrupt_id!r} was not answered by its deadline ({when}) and has no default=: "
+            f"give interrupt(..., default=...) to carry on without an answer, or catch InterruptTimeoutError"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.interrupt_id, self.deadline))
 
 
 class InvalidUpdateError(DurableError, ValueError):

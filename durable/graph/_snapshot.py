@@ -209,7 +209,8 @@ def state_now(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> 
 def _pending(t: _Thread, run: RunRow) -> tuple[PendingInterrupt, ...]:
     if run.status != "interrupted" or run.interrupts is None:
         return ()
-    return pending_from_data(t.load(run.interrupts, run, "#interrupts"))
+    codec = t.codec.for_thread(t.thread.nonce, run.entrypoint)
+    return pending_from_data(codec.load_plain(codec.open(run.interrupts, run.run_id, "#interrupts"), "the interrupts"))
 
 
 def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterrupt] | None,
@@ -224,7 +225,7 @@ def _state(base: ThreadState, point: Checkpoint, pending: Sequence[PendingInterr
     tasks = []
     asked: list[Interrupt] = []
     for task, key in keyed:
-        mine = tuple(Interrupt(p.id, p.value) for p in (pending or ()) if key and p.key.split(".")[0] == key)
+        mine = tuple(p.public() for p in (pending or ()) if key and p.key.split(".")[0] == key)
         asked.extend(mine)
         failed = errors.get(key) if base.status == "failed" and r == base.run_id else None
         tasks.append(PregelTask(

@@ -39,7 +39,15 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
-from ._rules import cancellable, check_version, held_by_another, newer_schema, resumed_by_hand, run_to_start
+from ._rules import (
+    cancellable,
+    check_version,
+    held_by_another,
+    newer_schema,
+    resumed_by_hand,
+    run_to_start,
+    taken_paused,
+)
 from ._sql import (
     FORGET_PRIOR,
     RUN_INSERT_COLUMNS,
@@ -148,6 +156,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "WHERE t.tid = r.tid AND t.last_run = r.run_id",
         "CREATE INDEX durable_runs_started ON {s}.durable_runs (started_at) WHERE latest",
     ),
+    # 6: paused runs due to the workers at ``wake_at`` (a question's deadline, or answers journaled for a worker):
+    # SQLite's schema 8.
+    (
+        "CREATE INDEX durable_runs_due ON {s}.durable_runs (wake_at) "
+        "WHERE status = 'interrupted' AND wake_at IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -178,10 +192,11 @@ class SQL:
         self.reservable = (
             f"SELECT t.thread_id, {head}, {run_cols} FROM {self.threads} t "
             f"JOIN {self.runs} r ON r.tid = t.tid AND r.run_id = t.last_run "
-            "WHERE r.status = 'running' AND r.entrypoint = ANY(%s) "
-            "AND (t.owner IS NULL OR t.lease_expires <= now()) "
+            "WHERE r.entrypoint = ANY(%s) AND (t.owner IS NULL OR t.lease_expires <= now()) "
             # A sleep's wake-up time is in the sleeping process's clock; the worker's decides when it is due.
-            "AND (r.wake_at IS NULL OR r.wake_at <= %s) "
+            # A paused run is due at its ``wake_at`` too (each branch has its partial index).
+            "AND ((r.status = 'running' AND (r.wake_at IS NULL OR r.wake_at <= %s)) "
+            "OR (r.status = 'interrupted' AND r.wake_at <= %s)) "
             # Both rows locked: a row that changed since the statement's snapshot is re-read and re-checked
             # whole (locking only t would re-check t's columns against a stale run: a run another worker
             # finished meanwhile would match again).
@@ -273,7 +288,7 @@ def claim(
     if resumed_by_hand(last, new_run):
         # Resumed by hand: its count of crashed executors starts over.
         yield Stmt(
-            f"UPDATE {q.runs} SET status = 'running', recoveries = 0 WHERE tid = %s AND run_id = %s",
+            f"UPDATE {q.runs} SET status = 'running', recoveries = 0, wake_at = NULL WHERE tid = %s AND run_id = %s",
             (tid, last.run_id),
         )
     if start:
@@ -300,13 +315,19 @@ def reserve(
     A run whose lease expired while still held was abandoned by a crashed
     executor: its ``recoveries`` count goes up by one.
     """
-    rows = yield Stmt(q.reservable, (list(entrypoints), due, limit), "all")
+    rows = yield Stmt(q.reservable, (list(entrypoints), due, due, limit), "all")
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, _, nonce = r[:6]
         run = run_row(r[6:])
         assert run is not None
-        if held_by is not None:
+        if taken_paused(run):
+            yield Stmt(
+                f"UPDATE {q.runs} SET status = 'running', recoveries = 0, wake_at = NULL "
+                "WHERE tid = %s AND run_id = %s",
+                (tid, run.run_id),
+            )
+        elif held_by is not None:
             bumped = yield Stmt(
                 f"UPDATE {q.runs} SET recoveries = recoveries + 1 WHERE tid = %s AND run_id = %s RETURNING recoveries",
                 (tid, run.run_id),
@@ -354,7 +375,7 @@ def release(q: SQL, lease: Lease) -> Op[None]:
         f"WITH freed AS (UPDATE {q.threads} SET owner = NULL, lease_expires = NULL, updated_at = now() "
         "WHERE tid = %s AND fence = %s AND owner = %s RETURNING tid, last_run) "
         f"SELECT pg_notify(%s, '') FROM freed JOIN {q.runs} r ON r.tid = freed.tid AND r.run_id = freed.last_run "
-        "WHERE r.status = 'running'",
+        "WHERE r.status = 'running' OR (r.status = 'interrupted' AND r.wake_at IS NOT NULL)",
         (lease.tid, lease.fence, lease.owner, q.channel),
     )
 

@@ -15,7 +15,8 @@ Keys, under the store's prefix ``P`` (``ARGV[1]``; every script gets it and touc
   slots (``attempt:key``), so no slot is written twice;
 - indexes (sorted sets of thread ids): ``P started``, ``P started:<status>`` and ``P started:e:<entrypoint>`` by the
   latest run's start (listing), ``P fin:<status>`` by its finish (pruning), ``P queue:<entrypoint>`` of unleased
-  running runs by wake time (0: now; what workers reserve), ``P leased:<entrypoint>`` of leased running runs by lease
+  running runs by wake time (0: now; what workers reserve) and of paused runs that have one (a question's deadline,
+  or answers journaled for a worker), ``P leased:<entrypoint>`` of leased running runs by lease
   expiry (those whose executor died, once it passes);
 - ``P meta`` (the schema version), ``P tids`` (the last thread number), channel ``P work`` (wake-ups for workers).
 
@@ -87,7 +88,7 @@ local function reindex(tkey, id)
     redis.call('ZADD', k, r[4], id)
     redis.call('HSET', tkey, 'i_f', k)
   end
-  if r[1] == 'running' and not t[2] then
+  if (r[1] == 'running' or (r[1] == 'interrupted' and r[5])) and not t[2] then
     local k = P .. 'queue:' .. r[2]
     redis.call('ZADD', k, r[5] or '0', id)
     redis.call('HSET', tkey, 'i_q', k)
@@ -134,7 +135,10 @@ local run = {}
 if last ~= '0' then run = redis.call('HGETALL', run_key(tid, last)) end
 redis.call('HINCRBY', tkey, 'fence', 1)
 redis.call('HSET', tkey, 'owner', ARGV[4], 'exp', fmt(now + tonumber(ARGV[5])))
-if ARGV[7] == '1' then redis.call('HSET', run_key(tid, last), 'status', 'running', 'rec', '0') end
+if ARGV[7] == '1' then
+  redis.call('HSET', run_key(tid, last), 'status', 'running', 'rec', '0')
+  redis.call('HDEL', run_key(tid, last), 'wake')
+end
 if ARGV[8] ~= '' then
   local rk = run_key(tid, ARGV[8])
   redis.call('DEL', rk)
@@ -170,7 +174,7 @@ local tkey = P .. 't:' .. ARGV[2]
 if not held(tkey, ARGV[3], ARGV[4], ARGV[5]) then return 0 end
 redis.call('HDEL', tkey, 'owner', 'exp')
 reindex(tkey, ARGV[2])
-if redis.call('HGET', tkey, 'i_st') == 'running' then redis.call('PUBLISH', P .. 'work', '') end
+if redis.call('HGET', tkey, 'i_q') then redis.call('PUBLISH', P .. 'work', '') end
 return 1
 """
 
@@ -219,7 +223,7 @@ if ARGV[7] == '1' then
 end
 redis.call('HDEL', tkey, 'owner', 'exp')
 reindex(tkey, ARGV[2])
-if redis.call('HGET', tkey, 'i_st') == 'running' then redis.call('PUBLISH', P .. 'work', '') end
+if redis.call('HGET', tkey, 'i_q') then redis.call('PUBLISH', P .. 'work', '') end
 return 'ok'
 """
 
@@ -337,10 +341,16 @@ local function take(id, recovered)
   redis.call('HSET', tkey, 'owner', ARGV[2], 'exp', exp)
   local h = redis.call('HMGET', tkey, 'tid', 'last')
   local rk = run_key(h[1], h[2])
-  if recovered then redis.call('HINCRBY', rk, 'rec', 1) end
+  local paused = redis.call('HGET', rk, 'status') == 'interrupted'
+  if recovered and not paused then redis.call('HINCRBY', rk, 'rec', 1) end
+  local run = redis.call('HGETALL', rk)  -- as it was: a paused run that is due is marked running now
+  if paused then
+    redis.call('HSET', rk, 'status', 'running', 'rec', '0')
+    redis.call('HDEL', rk, 'wake')
+  end
   reindex(tkey, id)
   out[#out + 1] = redis.call('HGETALL', tkey)
-  out[#out + 1] = redis.call('HGETALL', rk)
+  out[#out + 1] = run
   taken = taken + 1
 end
 for i = 6, #ARGV do

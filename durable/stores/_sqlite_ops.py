@@ -25,7 +25,15 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
-from ._rules import cancellable, check_version, held_by_another, newer_schema, resumed_by_hand, run_to_start
+from ._rules import (
+    cancellable,
+    check_version,
+    held_by_another,
+    newer_schema,
+    resumed_by_hand,
+    run_to_start,
+    taken_paused,
+)
 from ._sql import (
     FORGET_PRIOR,
     RUN_INSERT_COLUMNS,
@@ -140,6 +148,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE durable_blobs (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)",
         "ALTER TABLE durable_journal ADD COLUMN blob INTEGER",
     ),
+    # 8: a paused run with a question's deadline, or with answers journaled for a worker (`Threads.answer`), is
+    # due to the workers at ``wake_at``: indexed apart from the running runs, as few are ever in it.
+    ("CREATE INDEX durable_runs_due ON durable_runs (wake_at) WHERE status = 'interrupted' AND wake_at IS NOT NULL",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -215,7 +226,7 @@ def claim(
         # The claimer resumes it: say so (the lease returns the row as it was, for the caller to judge).
         # Its count of crashed executors starts over too.
         yield Stmt(
-            "UPDATE durable_runs SET status = 'running', recoveries = 0 WHERE tid = ? AND run_id = ?",
+            "UPDATE durable_runs SET status = 'running', recoveries = 0, wake_at = NULL WHERE tid = ? AND run_id = ?",
             (tid, last.run_id),
         )
     if start:
@@ -234,12 +245,18 @@ def claim(
 
 
 # A worker's poll reads durable_runs_running, oldest first: the work left to do and the runs being executed or
-# asleep, never the threads' history.
+# asleep, never the threads' history; then durable_runs_due, the paused runs that are due.
 _CANDIDATES = (
     f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} "
     "FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid AND t.last_run = r.run_id "
     "WHERE r.status = 'running' AND r.latest AND (r.wake_at IS NULL OR r.wake_at <= ?) AND r.entrypoint IN ({}) "
     "AND (t.owner IS NULL OR t.lease_expires <= ?) ORDER BY r.started_at LIMIT ?"
+)
+_DUE = (
+    f"SELECT t.thread_id, t.tid, t.owner, t.lease_expires, t.fence, t.nonce, {_RUN_COLUMNS} "
+    "FROM durable_runs r JOIN durable_threads t ON t.tid = r.tid AND t.last_run = r.run_id "
+    "WHERE r.status = 'interrupted' AND r.wake_at <= ? AND r.entrypoint IN ({}) "
+    "AND (t.owner IS NULL OR t.lease_expires <= ?) ORDER BY r.wake_at LIMIT ?"
 )
 
 
@@ -249,13 +266,22 @@ def reserve(
     """See `Store.reserve`; the runner's ``BEGIN IMMEDIATE`` keeps two reservers apart (for a few index reads)."""
     now = time.time()
     marks = ", ".join("?" * len(entrypoints))
-    rows = yield Stmt(_CANDIDATES.format(marks), (now if due is None else due, *entrypoints, now, limit), "all")
+    when = now if due is None else due
+    rows = yield Stmt(_CANDIDATES.format(marks), (when, *entrypoints, now, limit), "all")
+    if len(rows) < limit:
+        rows += yield Stmt(_DUE.format(marks), (when, *entrypoints, now, limit - len(rows)), "all")
     leases = []
     for r in rows:
         thread_id, tid, held_by, _, fence, nonce = r[:6]
         run = run_row(r[6:])
         assert run is not None
-        if held_by is not None:
+        if taken_paused(run):
+            yield Stmt(
+                "UPDATE durable_runs SET status = 'running', recoveries = 0, wake_at = NULL "
+                "WHERE tid = ? AND run_id = ?",
+                (tid, run.run_id),
+            )
+        elif held_by is not None:
             run = dataclasses.replace(run, recoveries=run.recoveries + 1)
             yield Stmt(
                 "UPDATE durable_runs SET recoveries = ? WHERE tid = ? AND run_id = ?",

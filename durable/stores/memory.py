@@ -27,7 +27,7 @@ from ._base import (
     ThreadSummary,
     summary,
 )
-from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start
+from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start, taken_paused
 
 
 @dataclass
@@ -111,7 +111,7 @@ class MemoryStore(Store):
             last = t.runs.get(t.last_run)
             before = self._row(t)
             if resumed_by_hand(last, new_run):
-                t.runs[t.last_run] = dataclasses.replace(last, status="running", recoveries=0)
+                t.runs[t.last_run] = dataclasses.replace(last, status="running", recoveries=0, wake_at=None)
             number = run_to_start(last, t.nonce, new_run)
             started = number is not None
             if number is not None:
@@ -163,17 +163,23 @@ class MemoryStore(Store):
                 t
                 for t in self._threads.values()
                 if (run := t.runs.get(t.last_run)) is not None
-                and run.status == "running"
                 and run.entrypoint in names
                 and (t.owner is None or (t.lease_expires or 0.0) <= now)
-                and (run.wake_at is None or run.wake_at <= due)
+                and (
+                    (run.status == "running" and (run.wake_at is None or run.wake_at <= due))
+                    or (run.status == "interrupted" and run.wake_at is not None and run.wake_at <= due)
+                )
             ]
+            waiting.sort(key=lambda t: t.runs[t.last_run].status == "interrupted")  # running runs first, as SQL's
             for t in waiting[: max(limit, 0)]:
                 run = t.runs[t.last_run]
-                if t.owner is not None:
+                if t.owner is not None and not taken_paused(run):
                     run = t.runs[t.last_run] = dataclasses.replace(run, recoveries=run.recoveries + 1)
                 t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
-                leases.append(Lease(t.thread_id, t.tid, owner, t.fence, self._row(t)))
+                row = self._row(t)  # the run as it was, as the lease of a claim gives it
+                if taken_paused(run):
+                    t.runs[t.last_run] = dataclasses.replace(run, status="running", recoveries=0, wake_at=None)
+                leases.append(Lease(t.thread_id, t.tid, owner, t.fence, row))
         return leases
 
     def renew(self, lease: Lease) -> bool:

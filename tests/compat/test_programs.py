@@ -263,7 +263,6 @@ class Approval:
     note: str = ""
 
 
-@on_libs(pytest.mark.xfail(strict=True, reason="durable's interrupt() takes no response_schema= (TypeError)"))
 def test_interrupt_response_schema(lib: Lib) -> None:
     """``interrupt(value, response_schema=...)`` shows the schema on the `Interrupt`; a dataclass schema turns the
     answer into an instance, and refuses an answer that does not fit (the question stays pending)."""

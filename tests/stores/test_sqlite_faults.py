@@ -232,7 +232,7 @@ def test_every_corrupted_page_is_a_store_error(journal: Path) -> None:
 
 
 NOT_READ_HERE = (
-    "durable_kv_expiry", "durable_runs_started", "durable_runs_running", "durable_blobs",
+    "durable_kv_expiry", "durable_runs_started", "durable_runs_running", "durable_runs_due", "durable_blobs",
 )  # fmt: skip
 
 

@@ -1,0 +1,210 @@
+"""What an answer must look like, who gave it and when, and how long a question waits.
+
+Three things `interrupt(..., response_schema=, timeout=, default=)` and `Command(resume=, by=)` add to a question:
+
+- **Schemas.** A ``response_schema`` (a Pydantic model, dataclass, ``TypedDict``, any type Pydantic's
+  ``TypeAdapter`` takes, or a JSON Schema ``dict``) is recorded with the pending interrupt as a JSON Schema.
+  A resume checks each answer against that recorded schema *before anything is journaled*, in whatever
+  process answers (the application, the CLI, the web console), none of which needs the workflow's code. When
+  the run reaches the question again, a type schema turns the answer into an instance (LangGraph's behaviour);
+  a check only Python can make (a Pydantic validator) fails there, and the question is asked anew.
+- **Records.** An answer's journal row carries who gave it, when, and whether a timeout gave it, in a small
+  JSON header signed with the value (the row's digest is `RECORD`, which is signed too). The header is JSON
+  always, so a tool without the key or the workflow's classes can still say who answered.
+- **Deadlines.** ``timeout`` is seconds or a ``timedelta``; the deadline is fixed when the question is first
+  asked and kept across replays and crashes (it is read back from the run's recorded interrupts).
+
+Stored schemas are data, not code: they are checked with ``jsonschema``, which resolves no remote ``$ref``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from .errors import ConfigurationError, SerializationError, UsageError
+
+RECORD = b"answer/1"  # the digest of an answer row that carries a record header (rows before it carry none)
+_HEADER = 4  # bytes of the header's length
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer as the journal holds it: the value, who gave it, when, and whether the deadline gave it."""
+
+    value: Any
+    by: str | None = None
+    at: float | None = None
+    timed_out: bool = False
+    defaulted: bool = False  # a timeout that had a default: ``value`` is it (a timeout without one raises)
+
+
+def record(value_bytes: bytes, by: str | None, at: float, timed_out: bool = False, defaulted: bool = False) -> bytes:
+    """An answer row's inner bytes: the JSON header, then the value's serialized bytes as the serializer wrote them."""
+    header = json.dumps({"by": by, "at": at, "timed_out": timed_out, "defaulted": defaulted}).encode()
+    return len(header).to_bytes(_HEADER, "big") + header + value_bytes
+
+
+def split(inner: bytes) -> tuple[Answer, bytes]:
+    """The header of an answer row (its value left ``None``) and the value's serialized bytes."""
+    try:
+        size = int.from_bytes(inner[:_HEADER], "big")
+        head = json.loads(inner[_HEADER : _HEADER + size])
+        by, at = head["by"], head["at"]
+        timed_out, defaulted = head["timed_out"], head["defaulted"]
+        if not (by is None or isinstance(by, str)) or not isinstance(at, (int, float)):
+            raise TypeError("by must be text and at a number")
+        if not isinstance(timed_out, bool) or not isinstance(defaulted, bool):
+            raise TypeError("timed_out and defaulted must be booleans")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SerializationError("an answer's record", "bytes", f"its header is damaged ({exc})", reading=True) from exc
+    return Answer(None, by, float(at), timed_out, defaulted), inner[_HEADER + size :]
+
+
+def read_answer(codec: Any, inner: bytes, row: Any) -> Answer:
+    """An answer row's `Answer`, its value read by ``codec`` (rows from before records carry the value alone)."""
+    what = f"the answer to interrupt {row.key}"
+    if row.digest != RECORD:
+        return Answer(codec.load_plain(inner, what), None, row.finished_at)
+    head, rest = split(inner)
+    return dataclasses.replace(head, value=codec.load_plain(rest, what))
+
+
+def check_by(by: Any) -> str | None:
+    if by is None or (isinstance(by, str) and by.strip() and len(by) <= 200):
+        return by
+    raise UsageError(f"Command(by={by!r}): give who answered as non-empty text of at most 200 characters, or None")
+
+
+def seconds(timeout: float | timedelta) -> float:
+    """``timeout=`` as a positive, finite number of seconds."""
+    value = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"interrupt(timeout={timeout!r}): give a positive number of seconds or a timedelta")
+    return float(value)
+
+
+# -- schemas ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """A ``response_schema`` as given (``adapter``: a Pydantic ``TypeAdapter``, or ``None`` for a JSON Schema
+    dict) and as recorded (``json``)."""
+
+    json: dict[str, Any]
+    adapter: Any = None
+
+    def convert(self, value: Any, interrupt_id: str) -> Any:
+        """The answer as the type asks for it (an instance of a model or dataclass); `Rejected` if it does not fit."""
+        if self.adapter is None:
+            return value
+        from pydantic import ValidationError
+
+        try:
+            return self.adapter.validate_python(value)
+        except ValidationError as exc:
+            raise Rejected(
+                [
+                    {"interrupt": interrupt_id, "path": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                    for e in exc.errors()
+                ]
+            ) from None
+
+
+class Rejected(Exception):
+    """Problems with an answer, in `AnswerRejectedError`'s shape (internal: that error names the thread)."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def schema_of(given: Any) -> Schema:
+    """The `Schema` of an ``interrupt(response_schema=...)`` argument (a type's is made once per process)."""
+    _jsonschema()  # a missing validator should show where the question is asked, not where it is answered
+    if isinstance(given, Mapping):
+        try:
+            raw = json.loads(json.dumps(given))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"response_schema: a JSON Schema dict must be JSON ({exc})") from None
+        _check_schema(raw, UsageError)
+        return Schema(raw)
+    try:
+        return _typed(given)
+    except TypeError:  # unhashable: not a type
+        raise UsageError(
+            f"response_schema={given!r}: give a Pydantic model, a dataclass, a TypedDict (any type Pydantic's "
+            f"TypeAdapter takes) or a JSON Schema dict"
+        ) from None
+
+
+@lru_cache(maxsize=256)
+def _typed(given: Any) -> Schema:
+    try:
+        from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
+    except ImportError:
+        raise ConfigurationError(
+            "a typed response_schema needs Pydantic: pip install 'durable-exec[schema]' (or give a JSON Schema dict)"
+        ) from None
+    try:
+        adapter = TypeAdapter(given)
+        return Schema(adapter.json_schema(), adapter)
+    except (PydanticSchemaGenerationError, PydanticUserError, TypeError) as exc:
+        raise UsageError(
+            f"response_schema={given!r} is not a type Pydantic can validate ({exc}): give a Pydantic model, a "
+            f"dataclass, a TypedDict or a JSON Schema dict"
+        ) from None
+
+
+def check(schema: Mapping[str, Any], value: Any, interrupt_id: str) -> list[dict[str, str]]:
+    """The problems of ``value`` against a recorded JSON Schema (empty: it fits)."""
+    jsonschema = _jsonschema()
+    try:
+        _check_schema(schema, SerializationError)
+        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+        found = sorted(validator.iter_errors(_plain(value)), key=lambda e: list(map(str, e.absolute_path)))
+    except Exception as exc:
+        return [{"interrupt": interrupt_id, "path": "", "message": f"the recorded schema cannot be used: {exc}"}]
+    return [
+        {"interrupt": interrupt_id, "path": ".".join(map(str, e.absolute_path)), "message": e.message} for e in found
+    ]
+
+
+def _check_schema(schema: Any, error: type[Exception]) -> None:
+    jsonschema = _jsonschema()
+    if not isinstance(schema, dict):
+        raise error(f"response_schema {schema!r} is not a JSON Schema object")
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        raise error(f"response_schema is not a valid JSON Schema: {exc.message}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A model or dataclass answer as the JSON data the schema describes (what a form or an API would send)."""
+    try:
+        from pydantic_core import to_jsonable_python
+    except ImportError:
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+    try:
+        return to_jsonable_python(value)
+    except Exception:
+        return value
+
+
+@lru_cache(maxsize=1)
+def _jsonschema() -> Any:
+    try:
+        import jsonschema  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise ConfigurationError(
+            "response_schema needs the jsonschema package to check answers: pip install 'durable-exec[schema]'"
+        ) from None
+    return jsonschema
