@@ -376,9 +376,35 @@ def error_cell(exc: BaseException | None) -> str:
 
 
 def entry_row(e: Any) -> list[str]:
-    """A `JournalEntry` as a row under `ENTRY_HEADERS`: an error as ``Type: message``, else the result's repr."""
+    """A `JournalEntry` as a row under `ENTRY_HEADERS`: an error as ``Type: message``, else the result's repr;
+    an answer says who gave it, or that its deadline did."""
     shown = error_cell(e.error) if e.error is not None else preview(e.result)
+    if e.timed_out:
+        shown = f"{shown} (timed out)"
+    elif e.answered_by is not None:
+        shown = f"{shown} (by {e.answered_by})"
     return [e.key, e.task, e.status, str(e.attempt), f"{e.duration * 1000:.0f}", shown]
+
+
+def deadline(when: float | None) -> str:
+    """An interrupt's deadline in a table: the time, and "overdue" once it passed ("" for none)."""
+    if when is None:
+        return ""
+    return iso(when) + (" (overdue)" if when <= time.time() else "")
+
+
+def interrupt_json(i: Any) -> dict[str, Any]:
+    """A pending `Interrupt` for ``--json``."""
+    return {
+        "id": i.id, "value": jsonable(i.value), "response_schema": i.response_schema, "deadline": i.deadline,
+        "overdue": i.deadline is not None and i.deadline <= time.time(),
+    }  # fmt: skip
+
+
+def _answered_json(e: Any) -> dict[str, Any]:
+    if e.status != "answer":
+        return {}
+    return {"answered_by": e.answered_by, "answered_at": e.answered_at, "timed_out": e.timed_out}
 
 
 def state_json(st: Any) -> dict[str, Any]:
@@ -387,13 +413,13 @@ def state_json(st: Any) -> dict[str, Any]:
         **summary_json(st),
         "output": jsonable(st.output),
         "error": error_line(st.error) or None,
-        "interrupts": [{"id": i.id, "value": jsonable(i.value)} for i in st.interrupts],
+        "interrupts": [interrupt_json(i) for i in st.interrupts],
         "entries": [
             {
                 "key": e.key, "task": e.task, "status": e.status, "attempt": e.attempt,
                 "started_at": e.started_at, "finished_at": e.finished_at,
                 "duration_ms": round(e.duration * 1000, 3), "result": jsonable(e.result),
-                "error": error_line(e.error) or None,
+                "error": error_line(e.error) or None, "size": e.size, **_answered_json(e),
             }
             for e in st.entries
         ],

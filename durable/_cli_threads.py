@@ -59,7 +59,24 @@ def _add_admin_commands(commands: Any) -> None:
     show.add_argument("thread", metavar="THREAD")
     show.add_argument("--run", type=int, metavar="N", help="an earlier run (default: the latest)")
 
-    command("interrupts", "every pending interrupt of every paused thread")
+    interrupts = command("interrupts", "every pending interrupt of every paused thread, with its deadline")
+    interrupts.add_argument(
+        "--overdue", action="store_true",
+        help="only those whose deadline passed and that no worker has carried on yet",
+    )  # fmt: skip
+
+    answer = command(
+        "answer",
+        "answer a paused thread's interrupts without its code (a worker carries the run on)",
+        "Check the answer against each question's response_schema, journal it with --by and the time, and leave "
+        "the run due: a worker (`durable worker MODULE`) or the application's next invoke carries it on.",
+    )
+    answer.add_argument("thread", metavar="THREAD")
+    answer.add_argument(
+        "--resume-json", type=fmt.json_arg("--resume-json"), required=True, metavar="VALUE",
+        help="the answer as JSON (an object of id: answer for several pending interrupts)",
+    )  # fmt: skip
+    answer.add_argument("--by", metavar="NAME", help="who answers (journaled and signed with the answer)")
 
     resume = command(
         "resume",
@@ -74,6 +91,7 @@ def _add_admin_commands(commands: Any) -> None:
         "--resume-json", type=fmt.json_arg("--resume-json"), metavar="VALUE",
         help="answer the pending interrupt(s) with this JSON value (an object of id: answer for several)",
     )  # fmt: skip
+    resume.add_argument("--by", metavar="NAME", help="who answers (with --resume-json; journaled with the answer)")
 
     cancel = command("cancel", "cancel a thread's unfinished run")
     cancel.add_argument("thread", metavar="THREAD")
@@ -215,18 +233,29 @@ def _cmd_show(threads: Any, args: argparse.Namespace) -> int:
         print("journal: empty")
     if st.interrupts:
         print()
-        fmt.table(("INTERRUPT", "VALUE"), [[i.id, fmt.preview(i.value)] for i in st.interrupts], title="pending")
+        rows = [[i.id, fmt.deadline(i.deadline), fmt.preview(i.value)] for i in st.interrupts]
+        fmt.table(("INTERRUPT", "DEADLINE", "VALUE"), rows, title="pending")
     return 0
 
 
 def _cmd_interrupts(threads: Any, args: argparse.Namespace) -> int:
-    pending = threads.interrupts()
+    pending = threads.interrupts(overdue=args.overdue)
     if args.json:
-        fmt.emit_json([{"thread_id": t, "id": i.id, "value": fmt.jsonable(i.value)} for t, i in pending])
+        fmt.emit_json([{"thread_id": t, **fmt.interrupt_json(i)} for t, i in pending])
     elif not pending:
-        print("no pending interrupts")
+        print("no overdue interrupts" if args.overdue else "no pending interrupts")
     else:
-        fmt.table(("THREAD", "INTERRUPT", "VALUE"), [[t, i.id, fmt.preview(i.value)] for t, i in pending])
+        rows = [[t, i.id, fmt.deadline(i.deadline), fmt.preview(i.value)] for t, i in pending]
+        fmt.table(("THREAD", "INTERRUPT", "DEADLINE", "VALUE"), rows)
+    return 0
+
+
+def _cmd_answer(threads: Any, args: argparse.Namespace) -> int:
+    answered = threads.answer(args.thread, args.resume_json, by=args.by)
+    if args.json:
+        fmt.emit_json({"thread_id": args.thread, "answered": list(answered), "by": args.by})
+    else:
+        print(fmt.clean(f"answered {', '.join(answered)} on {args.thread}: a worker carries the run on"))
     return 0
 
 
@@ -240,7 +269,9 @@ def _cmd_resume(threads: Any, args: argparse.Namespace) -> int:
         names = ", ".join(sorted(f"{args.target}:{ep.__name__}" for ep in found))
         raise ConfigurationError(f"{args.target!r} defines {len(found)} entrypoints: name one ({names})")
     ep = found[0]
-    value = None if args.resume_json is None else Command(resume=args.resume_json)
+    if args.by is not None and args.resume_json is None:
+        raise _Usage("--by says who answers: give the answer with --resume-json too")
+    value = None if args.resume_json is None else Command(resume=args.resume_json, by=args.by)
     try:
         if args.url is None:
             result = ep.invoke(value, thread_id=args.thread)
@@ -415,7 +446,8 @@ def _cmd_resign(threads: Any, args: argparse.Namespace) -> int:
 
 
 _HANDLERS = {
-    "threads": _cmd_threads, "show": _cmd_show, "interrupts": _cmd_interrupts, "resume": _cmd_resume,
+    "threads": _cmd_threads, "show": _cmd_show, "interrupts": _cmd_interrupts, "answer": _cmd_answer,
+    "resume": _cmd_resume,
     "cancel": _cmd_cancel, "fork": _cmd_fork, "export": _cmd_export, "import": _cmd_import, "delete": _cmd_delete,
     "prune": _cmd_prune, "diff": _cmd_diff, "resign": _cmd_resign,
 }  # fmt: skip

@@ -83,7 +83,9 @@ def test_show_prints_header_journal_and_interrupts(cli: Any) -> None:
 
     paused = cli("show", "q1")
     assert "pending" in paused.stdout and "{'question': 'approve 7?'}" in paused.stdout
-    assert cli("show", "q1", "--json").json["interrupts"] == [{"id": "0", "value": {"question": "approve 7?"}}]
+    assert cli("show", "q1", "--json").json["interrupts"] == [
+        {"id": "0", "value": {"question": "approve 7?"}, "response_schema": None, "deadline": None, "overdue": False}
+    ]
 
     missing = cli("show", "nope", code=1)
     assert missing.stderr.startswith("durable show: thread 'nope' has no journal") and missing.stdout == ""
@@ -99,8 +101,8 @@ def test_interrupts_and_resume(cli: Any) -> None:
         ("q1", "0", "approve 7?"), ("q2", "0", "approve 8?"),
     ]  # fmt: skip
     lines = cli("interrupts").stdout.splitlines()
-    assert lines[0].split() == ["THREAD", "INTERRUPT", "VALUE"]
-    assert "q1      0          {'question': 'approve 7?'}" in lines
+    assert lines[0].split() == ["THREAD", "INTERRUPT", "DEADLINE", "VALUE"]
+    assert any(line.split()[:2] == ["q1", "0"] and line.endswith("{'question': 'approve 7?'}") for line in lines)
 
     bad = cli("resume", "flows:ask", "q1", "--resume-json", "yes", code=2)
     assert "--resume-json 'yes' is not JSON" in bad.stderr
@@ -140,3 +142,24 @@ def test_cancel_and_resume_after_a_crash(cli: Any) -> None:
     assert cli("show", "c2", "--json").json["status"] != "running"
     assert cli("cancel", "c2").stdout == "nothing to cancel: c2 has no unfinished run\n"
     assert cli("cancel", "ghost", code=1).stderr.startswith("durable cancel: thread 'ghost' has no journal")
+
+
+def test_answer_by_and_overdue(cli: Any) -> None:
+    """`durable answer` journals an answer (with --by) without the code and a worker carries it; `show` says who
+    answered; `interrupts --overdue` lists only questions past their deadline; `resume --by` needs an answer."""
+    assert cli.seed(SEED).returncode == 0
+    late = "from durable import interrupt\nflows.ask.invoke(9, thread_id='q9')\n"
+    assert cli.seed(late).returncode == 0
+    assert cli("interrupts", "--overdue").stdout == "no overdue interrupts\n"
+    out = cli("answer", "q1", "--resume-json", '"ok"', "--by", "dana")
+    assert out.stdout == "answered 0 on q1: a worker carries the run on\n"
+    assert [p["thread_id"] for p in cli("interrupts", "--json").json] == ["q9"]
+    again = cli("answer", "q1", "--resume-json", '"no"', code=1)
+    assert "already have an answer waiting" in again.stderr
+    assert cli("worker", "flows", "--until-idle").returncode == 0
+    shown = cli("show", "q1")
+    assert "'ok' (by dana)" in shown.stdout
+    entry = cli("show", "q1", "--json").json["entries"][0]
+    assert (entry["answered_by"], entry["timed_out"], entry["result"]) == ("dana", False, "ok")
+    assert "--by says who answers" in cli("resume", "flows:ask", "q9", "--by", "x", code=2).stderr
+    assert cli("answer", "ghost", "--resume-json", "1", code=1).stderr.startswith("durable answer: thread 'ghost'")
