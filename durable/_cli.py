@@ -4,7 +4,8 @@
 entrypoints' submitted and crashed runs until SIGTERM or Ctrl-C. ``durable check
 TARGET...`` reads their bodies and reports what would behave differently on replay.
 The operator commands (``threads``, ``show``, ``interrupts``, ``resume``, ``cancel``,
-``fork``, ``export``, ``import``, ``delete``, ``prune``, ``diff``) are in `_cli_threads`.
+``fork``, ``export``, ``import``, ``delete``, ``prune``, ``diff``) are in `_cli_threads`; ``durable ui``
+(the web console) is in `_console`.
 
 Exit codes: 0 success, 1 a failure (a `DurableError`, an unknown thread, a failed run,
 an unreadable file), 2 bad usage (argparse, malformed JSON in an argument).
@@ -69,10 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("--json", action="store_true", help="print the findings as a JSON list of objects")
     _add_admin_commands(commands)
+    _add_ui_command(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args)
+    if args.command == "ui":
+        from ._console import main as ui
+
+        return ui(args)
     if args.command != "worker":
         return _run_admin(args)
     try:
@@ -80,6 +86,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DurableError as exc:
         fmt.fail(args.command, exc)
         return 1
+
+
+def _add_ui_command(commands: Any) -> None:
+    ui = commands.add_parser(
+        "ui",
+        help="a web console: the inbox of pending interrupts, threads, journals, and a JSON API",
+        description="Serve a web console over the journal (pip install 'durable-exec[ui]'): answer pending "
+        "interrupts, watch, resume, cancel, fork and export threads, and a JSON API under /api/. Every request "
+        "needs the token printed at start (or --token-file's). With MODULEs, answered runs resume here; "
+        "without, they wait for a worker.",
+    )
+    ui.add_argument(
+        "targets", nargs="*", metavar="MODULE", help="a module, module:entrypoint or file.py whose runs to carry"
+    )
+    ui.add_argument("--url", help="the store (default: $DURABLE_URL, else sqlite:///durable.db)")
+    ui.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0 picks a free one)")
+    ui.add_argument("--token-file", metavar="FILE", help="read the token from FILE instead of making one")
+    ui.add_argument("--read-only", action="store_true", help="open the journal read-only; no answers nor actions")
+    ui.add_argument("--secret-file", metavar="FILE", help="read the journal's key from FILE (as DURABLE_SECRET)")
+    ui.add_argument(
+        "--unsafe-unpickle", action="store_true",
+        help="unpickle values that no key verified: a pickle can run code, so only for a journal you trust",
+    )  # fmt: skip
 
 
 def load_entrypoints(targets: Sequence[str]) -> list[Any]:
