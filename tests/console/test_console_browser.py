@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _console_kit import SCHEMA
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,16 +28,7 @@ TOKEN = "browser-test-token-0123456789"
 FLOWS = """
 from durable import JsonSerializer, entrypoint, interrupt, task
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "approve": {"type": "boolean", "title": "Approve", "description": "publish the draft as it is"},
-        "amount": {"type": "integer", "title": "Budget", "minimum": 0, "maximum": 1000},
-        "level": {"enum": ["low", "high"], "title": "Priority", "default": "low"},
-        "note": {"type": "string", "title": "Note", "default": ""},
-    },
-    "required": ["approve", "amount"],
-}
+SCHEMA = __SCHEMA__
 
 
 @task
@@ -65,7 +57,7 @@ def approval(topic):
     if not decision["approve"]:
         return {"status": "rejected"}
     return {"status": "published", **publish(text, decision["amount"]).result()}
-"""
+""".replace("__SCHEMA__", repr(SCHEMA))
 
 
 def _need(what: str) -> None:
