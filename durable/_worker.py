@@ -142,6 +142,14 @@ class Worker:
     def __repr__(self) -> str:
         return f"<Worker {sorted(self.entrypoints)} on {self.store!r}>"
 
+    def wake(self) -> None:
+        """Poll now rather than at the next interval (work was just made due: an answer journaled in this process)."""
+        self._wake.set()
+
+    def entrypoint_for(self, name: str) -> Entrypoint[Any, Any] | None:
+        """The entrypoint that carries runs recorded under ``name`` (its name today, or one it had), if any."""
+        return self._recorded.get(name)
+
     def stop(self) -> None:
         """Stop taking runs; `run` returns once the runs in flight have finished. Safe from a signal handler."""
         self._stop.set()

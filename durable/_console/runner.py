@@ -96,11 +96,11 @@ class Runner:
 
     def poke(self) -> None:
         """Look for work now (an answer was just journaled), rather than at the next poll."""
-        self.worker._wake.set()
+        self.worker.wake()
 
     def entrypoint(self, name: str) -> Entrypoint[Any, Any] | None:
         """The entrypoint runs recorded under ``name`` belong to (today's name or an alias), if loaded."""
-        return self.worker._recorded.get(name)
+        return self.worker.entrypoint_for(name)
 
     def resume(self, ep: Entrypoint[Any, Any], thread_id: str) -> Future[Any]:
         """Resume a failed or crashed run in the background (its outcome lands in the journal)."""
