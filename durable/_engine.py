@@ -192,11 +192,16 @@ def _look(inv: Invocation) -> Flow:
     return _Ticket(codec, None, answers)
 
 
-def _answers_given(codec: Codec, thread: ThreadRow, command: Command[Any], thread_id: str) -> dict[str, bytes]:
-    """A `Command`'s answers by journal key, checked against their questions' schemas and serialized as the
-    records their rows will hold (who answered, when): everything that can refuse them, before any write."""
+def _answers_given(
+    codec: Codec, thread: ThreadRow, command: Command[Any], thread_id: str,
+    pending: tuple[PendingInterrupt, ...] | None = None,
+) -> dict[str, bytes]:  # fmt: skip
+    """A `Command`'s answers by journal key, checked against their questions' schemas (``pending``: the thread's,
+    when already read) and serialized as the records their rows will hold (who answered, when): everything that
+    can refuse them, before any write."""
     by = _answers.check_by(command.by)
-    pending = _pending(codec, thread)
+    if pending is None:
+        pending = _pending(codec, thread)
     chosen = answers_for(pending, command.resume, thread_id)
     problems = []
     for p in pending:
@@ -271,7 +276,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
                 asked = _pending(codec, thread)
             if command is not None:
                 # Answered again under the lease: the thread may have moved on since the look.
-                records = _answers_given(codec, thread, command, thread_id)
+                records = _answers_given(codec, thread, command, thread_id, asked)
                 answered = _answer_rows(codec, run_row.run_id, rows, records)
             answered += _timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
             if "previous" in spec.injects or "runtime" in spec.injects:
