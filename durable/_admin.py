@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import _clock
 from ._bundle import STATUS_NAMES
 from ._bundle import parse as parse_bundle
 from ._bundle import to_json as bundle_json
@@ -168,7 +169,7 @@ class Threads:
         or resume has carried on yet (a worker answers them with their default as soon as it polls).
         """
         pending: builtins.list[tuple[str, Interrupt]] = []
-        now = time.time()
+        now = _clock.clock.time()
         for summary in self.all(status="interrupted", limit=min(limit, 500)):
             found = self.state(summary.thread_id).interrupts
             if overdue:
@@ -192,7 +193,10 @@ class Threads:
 
         serde = serializer_for(self._stamp(thread_id, None))
         answered: tuple[str, ...] = drive(
-            answer_flow(serde, thread_id, Command(resume, by=by), self._ring, self.unsafe_unpickle), self.store
+            answer_flow(
+                serde, thread_id, Command(resume, by=by), self._ring, self.unsafe_unpickle, self.store.max_result_bytes
+            ),
+            self.store,
         )
         return answered
 

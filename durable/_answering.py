@@ -8,30 +8,31 @@ reserves a durable sleep that is due, and carries it on; so does the next ``invo
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from . import _clock
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring
 from ._core import plan
 from ._drivers import Flow
 from ._drivers import Op as _Op
-from ._engine import _answer_rows, _answers_given, _claim, _pending, _raise_if_held
-from ._interrupts import Command, PendingInterrupt
+from ._engine import _answer_rows, _answers_given, _claim, _pending, _raise_if_held, refuse_answered
+from ._interrupts import Command
 from ._leases import new_owner, retire
 from ._serde import TAG_PICKLE, Serializer
 from .errors import ConfigurationError, ResumeError, ThreadNotFoundError
-from .stores._base import ANSWER, JournalRow, RunOutcome, ThreadRow
+from .stores._base import RunOutcome, ThreadRow
 
 
 def answer_flow(
-    serde: Serializer, thread_id: str, command: Command[Any], ring: Keyring | None, unsafe_unpickle: bool = False
+    serde: Serializer, thread_id: str, command: Command[Any], ring: Keyring | None, unsafe_unpickle: bool = False,
+    max_bytes: int | None = None,
 ) -> Flow:  # fmt: skip
     """Journal ``command``'s answers to the thread's paused run and leave the run due for a worker; returns the
     ids of the interrupts answered. Refuses, before writing, what ``invoke(command)`` would refuse."""
     thread: ThreadRow | None = yield _Op("get_thread", (thread_id,))
     if thread is None or thread.run is None:
         raise ThreadNotFoundError(thread_id)
-    codec = _codec(serde, thread, ring)
+    codec = _codec(serde, thread, ring, max_bytes)
     _check(thread_id, thread)
     _check_readable(codec, thread, unsafe_unpickle)
     _answers_given(codec, thread, command, thread_id)  # refused here, before the claim, when it does not fit
@@ -50,10 +51,10 @@ def answer_flow(
                 )
             records = _answers_given(codec, now, command, thread_id)
             rows = yield _Op("journal_keys", (now.tid, run.run_id, list(records)))
-            _refuse_answered(thread_id, _pending(codec, now), rows, records)
+            refuse_answered(thread_id, _pending(codec, now), rows, records)
             yield _Op("append", (lease, run.run_id, _answer_rows(codec, run.run_id, rows, records)))
             # Paused still, but due now: a worker reserves it (the claim marked it running; this puts it back).
-            outcome = RunOutcome("interrupted", interrupts=run.interrupts, wake_at=time.time())
+            outcome = RunOutcome("interrupted", interrupts=run.interrupts, wake_at=_clock.clock.time())
             yield _Op("finish_run", (lease, run.run_id, outcome))
         except BaseException:
             yield _Op("release", (lease,))
@@ -64,22 +65,7 @@ def answer_flow(
     return tuple(by_key[key] for key in records)
 
 
-def _refuse_answered(
-    thread_id: str, pending: tuple[PendingInterrupt, ...], rows: list[JournalRow], records: dict[str, bytes]
-) -> None:  # fmt: skip
-    """A question already answered for a worker is not answered again: two people answering at once would
-    otherwise find the second answer silently winning."""
-    seen = {p.key: p.seen for p in pending}
-    taken = sorted({r.key for r in rows if r.status == ANSWER and r.key in records and r.attempt > seen[r.key]})
-    if taken:
-        ids = [p.id for p in pending if p.key in taken]
-        raise ResumeError(
-            f"thread {thread_id!r}: interrupt(s) {ids} already have an answer waiting for a worker to carry the run "
-            f"on; nothing was recorded (the run takes the answer given first)"
-        )
-
-
-def _codec(serde: Serializer, thread: ThreadRow, ring: Keyring | None) -> Codec:
+def _codec(serde: Serializer, thread: ThreadRow, ring: Keyring | None, max_bytes: int | None) -> Codec:
     run = thread.run
     assert run is not None
     if ring is None and run.input[:1] in (SIGNED, SIGNED_V1):
@@ -88,7 +74,7 @@ def _codec(serde: Serializer, thread: ThreadRow, ring: Keyring | None) -> Codec:
             f"thread {thread.thread_id!r} is signed: an answer is journaled signed, so give the key "
             f"(DURABLE_SECRET, secret=, or --secret-file); nothing was recorded"
         )
-    return Codec(serde, ring, thread.thread_id, thread.nonce, run.entrypoint)
+    return Codec(serde, ring, thread.thread_id, thread.nonce, run.entrypoint, max_bytes)
 
 
 def _check_readable(codec: Codec, thread: ThreadRow, unsafe_unpickle: bool) -> None:

@@ -168,7 +168,7 @@ def check(schema: Mapping[str, Any], value: Any, interrupt_id: str) -> list[dict
     try:
         _check_schema(schema, SerializationError)
         validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-        found = sorted(validator.iter_errors(_plain(value)), key=lambda e: list(map(str, e.absolute_path)))
+        found = sorted(validator.iter_errors(plain(value)), key=lambda e: list(map(str, e.absolute_path)))
     except Exception as exc:
         return [{"interrupt": interrupt_id, "path": "", "message": f"the recorded schema cannot be used: {exc}"}]
     return [
@@ -187,8 +187,9 @@ def _check_schema(schema: Any, error: type[Exception]) -> None:
         raise error(f"response_schema is not a valid JSON Schema: {exc.message}") from None
 
 
-def _plain(value: Any) -> Any:
-    """A model or dataclass answer as the JSON data the schema describes (what a form or an API would send)."""
+def plain(value: Any) -> Any:
+    """A model or dataclass answer (or a date, a UUID...) as the JSON data a schema describes, the shape a form or an
+    API sends; what cannot be made JSON is left as it is, for the schema to refuse."""
     try:
         from pydantic_core import to_jsonable_python
     except ImportError:

@@ -399,8 +399,10 @@ class Codec:
     def serialize_plain(self, value: Any, what: str) -> bytes:
         """`serialize`, but as JSON whenever ``value`` is plain data, whatever the serializer: for what people and
         tools read without the workflow's code or the key (questions, answers). JSON never runs code when read."""
-        if isinstance(self.serde, JsonSerializer) or isinstance(value, BaseException):
-            return self.serialize(value, what)  # (JSON keeps an exception only as its text)
+        if not isinstance(self.serde, PickleSerializer) or isinstance(value, BaseException):
+            # A serializer of the application's own (one that encrypts, say) is never bypassed; JSON would keep an
+            # exception only as its text.
+            return self.serialize(value, what)
         try:
             inner = _JSON.dumps(value)
         except Exception:  # not plain data: the serializer's own format
@@ -411,7 +413,8 @@ class Codec:
 
     def load_plain(self, inner: bytes, what: str) -> Any:
         """Read what `serialize_plain` wrote (already opened)."""
-        return load_value(_JSON if inner[:1] == TAG_JSON else self.serde, inner, what)
+        plain = isinstance(self.serde, PickleSerializer) and inner[:1] == TAG_JSON
+        return load_value(_JSON if plain else self.serde, inner, what)
 
     def dump(
         self, value: Any, run: int, slot: str, what: str, name: str = "", attempt: int = 0, status: int = 0,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import _answers, _chunks, _context, _faults
+from . import _answers, _chunks, _clock, _context, _faults
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import HEAD, InputKind, OnChangedArgs, Replay, plan, unwrap_final
@@ -206,10 +206,12 @@ def _answers_given(
     problems = []
     for p in pending:
         if p.key in chosen and p.schema is not None:
+            # What is checked is what is journaled: the answer as the JSON data the schema describes.
+            chosen[p.key] = _answers.plain(chosen[p.key])
             problems += _answers.check(p.schema, chosen[p.key], p.id)
     if problems:
         raise AnswerRejectedError(thread_id, problems)
-    now = time.time()
+    now = _clock.clock.time()
     return {
         key: _answers.record(codec.serialize_plain(value, f"the answer to interrupt {key}"), by, now)
         for key, value in chosen.items()
@@ -277,6 +279,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             if command is not None:
                 # Answered again under the lease: the thread may have moved on since the look.
                 records = _answers_given(codec, thread, command, thread_id, asked)
+                refuse_answered(thread_id, asked, rows, records)
                 answered = _answer_rows(codec, run_row.run_id, rows, records)
             answered += _timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
             if "previous" in spec.injects or "runtime" in spec.injects:
@@ -593,8 +596,8 @@ def _merged(rows: list[JournalRow], more: list[JournalRow]) -> list[JournalRow]:
 
 def _due(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
     """Whether the paused run has something to go on with: an answer in the journal to a pending interrupt (one
-    not refused already), or a question whose deadline passed."""
-    now = time.time()
+    not refused already), or a question whose deadline passed (by the clock durable sleeps use)."""
+    now = _clock.clock.time()
     pending = _pending(codec, thread)
     seen = {p.key: p.seen for p in pending}
     if any(r.status == ANSWER and r.key in seen and r.attempt > seen[r.key] for r in rows):
@@ -634,7 +637,7 @@ def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str)
 def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], records: dict[str, bytes]) -> list[JournalRow]:
     """The journal rows of these answers (their records by key, as `_answers.record` made them), each the next
     attempt at its key."""
-    now = time.time()
+    now = _clock.clock.time()
     last: dict[str, int] = {}
     for r in rows:
         if r.key in records:
@@ -647,12 +650,27 @@ def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], records: dic
     return made
 
 
+def refuse_answered(
+    thread_id: str, pending: tuple[PendingInterrupt, ...], rows: list[JournalRow], records: dict[str, bytes]
+) -> None:  # fmt: skip
+    """A question that already has an answer waiting to be carried on (given through `Threads.answer`, by a resume
+    that then died, or by its deadline) is not answered again: the run takes the answer given first."""
+    seen = {p.key: p.seen for p in pending}
+    taken = {r.key for r in rows if r.status == ANSWER and r.key in records and r.attempt > seen.get(r.key, 0)}
+    if taken:
+        ids = [p.id for p in pending if p.key in taken]
+        raise ResumeError(
+            f"thread {thread_id!r}: interrupt(s) {ids} already have an answer waiting to be carried on; nothing was "
+            f"recorded (the run takes the answer given first): resume it with invoke(None, thread_id=...)"
+        )
+
+
 def _timeout_rows(
     codec: Codec, run_id: int, rows: list[JournalRow], asked: tuple[PendingInterrupt, ...], answered: set[str]
 ) -> list[JournalRow]:  # fmt: skip
     """The rows that answer the questions whose deadline passed, unanswered: each with its default, or with none
     (then the `interrupt` call raises `InterruptTimeoutError`)."""
-    now = time.time()
+    now = _clock.clock.time()
     latest = {r.key: r.attempt for r in rows if r.status == ANSWER}
     records = {}
     for p in asked:

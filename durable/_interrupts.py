@@ -13,13 +13,12 @@ again from its start on resume (its finished children replay).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
-from . import _answers, _context
+from . import _answers, _clock, _context
 from .errors import InterruptTimeoutError, ResumeError, UsageError
 
 R = TypeVar("R")
@@ -277,7 +276,7 @@ def interrupt(
     if asked is not None and asked.deadline is not None:
         deadline: float | None = asked.deadline
     else:
-        deadline = None if wait is None else time.time() + wait
+        deadline = None if wait is None else _clock.clock.time() + wait
     kept = None if default is NO_DEFAULT else (default,)
     pending = PendingInterrupt(id or key, key, value, schema.json if schema else None, deadline, kept, seen)
     run.add_pending(pending)

@@ -46,7 +46,6 @@ from ._rules import (
     newer_schema,
     resumed_by_hand,
     run_to_start,
-    taken_paused,
 )
 from ._sql import (
     FORGET_PRIOR,
@@ -321,13 +320,7 @@ def reserve(
         thread_id, tid, held_by, _, _, nonce = r[:6]
         run = run_row(r[6:])
         assert run is not None
-        if taken_paused(run):
-            yield Stmt(
-                f"UPDATE {q.runs} SET status = 'running', recoveries = 0, wake_at = NULL "
-                "WHERE tid = %s AND run_id = %s",
-                (tid, run.run_id),
-            )
-        elif held_by is not None:
+        if held_by is not None:
             bumped = yield Stmt(
                 f"UPDATE {q.runs} SET recoveries = recoveries + 1 WHERE tid = %s AND run_id = %s RETURNING recoveries",
                 (tid, run.run_id),

@@ -16,7 +16,7 @@ Keys, under the store's prefix ``P`` (``ARGV[1]``; every script gets it and touc
 - indexes (sorted sets of thread ids): ``P started``, ``P started:<status>`` and ``P started:e:<entrypoint>`` by the
   latest run's start (listing), ``P fin:<status>`` by its finish (pruning), ``P queue:<entrypoint>`` of unleased
   running runs by wake time (0: now; what workers reserve) and of paused runs that have one (a question's deadline,
-  or answers journaled for a worker), ``P leased:<entrypoint>`` of leased running runs by lease
+  or answers journaled for a worker), ``P leased:<entrypoint>`` of leased ones by lease
   expiry (those whose executor died, once it passes);
 - ``P meta`` (the schema version), ``P tids`` (the last thread number), channel ``P work`` (wake-ups for workers).
 
@@ -78,7 +78,8 @@ local function reindex(tkey, id)
   redis.call('ZADD', P .. 'started:' .. r[1], r[3], id)
   redis.call('ZADD', P .. 'started:e:' .. r[2], r[3], id)
   redis.call('HSET', tkey, 'i_st', r[1], 'i_ep', r[2])
-  if t[2] and r[1] == 'running' then
+  local due = r[1] == 'running' or (r[1] == 'interrupted' and r[5])  -- work a worker may hold, or be owed
+  if t[2] and due then
     local k = P .. 'leased:' .. r[2]
     redis.call('ZADD', k, t[3], id)
     redis.call('HSET', tkey, 'i_l', k)
@@ -88,7 +89,7 @@ local function reindex(tkey, id)
     redis.call('ZADD', k, r[4], id)
     redis.call('HSET', tkey, 'i_f', k)
   end
-  if (r[1] == 'running' or (r[1] == 'interrupted' and r[5])) and not t[2] then
+  if due and not t[2] then
     local k = P .. 'queue:' .. r[2]
     redis.call('ZADD', k, r[5] or '0', id)
     redis.call('HSET', tkey, 'i_q', k)
@@ -341,16 +342,10 @@ local function take(id, recovered)
   redis.call('HSET', tkey, 'owner', ARGV[2], 'exp', exp)
   local h = redis.call('HMGET', tkey, 'tid', 'last')
   local rk = run_key(h[1], h[2])
-  local paused = redis.call('HGET', rk, 'status') == 'interrupted'
-  if recovered and not paused then redis.call('HINCRBY', rk, 'rec', 1) end
-  local run = redis.call('HGETALL', rk)  -- as it was: a paused run that is due is marked running now
-  if paused then
-    redis.call('HSET', rk, 'status', 'running', 'rec', '0')
-    redis.call('HDEL', rk, 'wake')
-  end
+  if recovered then redis.call('HINCRBY', rk, 'rec', 1) end
   reindex(tkey, id)
   out[#out + 1] = redis.call('HGETALL', tkey)
-  out[#out + 1] = run
+  out[#out + 1] = redis.call('HGETALL', rk)
   taken = taken + 1
 end
 for i = 6, #ARGV do
@@ -359,7 +354,7 @@ for i = 6, #ARGV do
   for _, id in ipairs(ids) do take(id, false) end
 end
 for i = 6, #ARGV do
-  -- Every entry here is a running run of this entrypoint; only one sleeping past ``due`` is skipped.
+  -- Every entry here is a running run of this entrypoint (or a due paused one); one sleeping past ``due`` is skipped.
   local offset = 0
   while taken < limit do
     local ids = redis.call('ZRANGEBYSCORE', P .. 'leased:' .. ARGV[i], '-inf', fmt(now), 'LIMIT', offset, limit - taken)

@@ -41,13 +41,6 @@ def resumed_by_hand(last: RunRow | None, new_run: NewRun | None) -> TypeGuard[Ru
     return new_run is None and last is not None and last.status in ("failed", "interrupted")
 
 
-def taken_paused(run: RunRow) -> bool:
-    """Whether a run a worker reserves is a paused one that is due (answered for a worker by `Threads.answer`, or
-    past a question's deadline): it is marked running, as a claim that resumes it by hand marks it, its ``wake_at``
-    cleared (the lease returns the row as it was: the engine sees a paused run and looks at what is due)."""
-    return run.status == "interrupted"
-
-
 def cancellable(run: RunRow | None, run_id: int) -> TypeGuard[RunRow]:
     """Whether a cancel of run ``run_id`` applies: it is the thread's latest run, and unfinished."""
     return run is not None and run.run_id == run_id and run.status in CANCELLABLE

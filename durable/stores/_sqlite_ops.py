@@ -32,7 +32,6 @@ from ._rules import (
     newer_schema,
     resumed_by_hand,
     run_to_start,
-    taken_paused,
 )
 from ._sql import (
     FORGET_PRIOR,
@@ -275,13 +274,7 @@ def reserve(
         thread_id, tid, held_by, _, fence, nonce = r[:6]
         run = run_row(r[6:])
         assert run is not None
-        if taken_paused(run):
-            yield Stmt(
-                "UPDATE durable_runs SET status = 'running', recoveries = 0, wake_at = NULL "
-                "WHERE tid = ? AND run_id = ?",
-                (tid, run.run_id),
-            )
-        elif held_by is not None:
+        if held_by is not None:
             run = dataclasses.replace(run, recoveries=run.recoveries + 1)
             yield Stmt(
                 "UPDATE durable_runs SET recoveries = ? WHERE tid = ? AND run_id = ?",

@@ -27,7 +27,7 @@ from ._base import (
     ThreadSummary,
     summary,
 )
-from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start, taken_paused
+from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start
 
 
 @dataclass
@@ -173,13 +173,10 @@ class MemoryStore(Store):
             waiting.sort(key=lambda t: t.runs[t.last_run].status == "interrupted")  # running runs first, as SQL's
             for t in waiting[: max(limit, 0)]:
                 run = t.runs[t.last_run]
-                if t.owner is not None and not taken_paused(run):
+                if t.owner is not None:
                     run = t.runs[t.last_run] = dataclasses.replace(run, recoveries=run.recoveries + 1)
                 t.owner, t.lease_expires, t.fence = owner, now + self.lease_seconds, t.fence + 1
-                row = self._row(t)  # the run as it was, as the lease of a claim gives it
-                if taken_paused(run):
-                    t.runs[t.last_run] = dataclasses.replace(run, status="running", recoveries=0, wake_at=None)
-                leases.append(Lease(t.thread_id, t.tid, owner, t.fence, row))
+                leases.append(Lease(t.thread_id, t.tid, owner, t.fence, self._row(t)))
         return leases
 
     def renew(self, lease: Lease) -> bool:

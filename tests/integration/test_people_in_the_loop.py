@@ -349,3 +349,122 @@ def test_threads_answer_does_not_unpickle_questions_nothing_vouches_for(store: S
         Threads(store).answer("t", 1)
     assert Threads(store, unsafe_unpickle=True).answer("t", 1) == ("0",)
     assert odd.invoke(None, thread_id="t") == 1
+
+
+# -- the edges a review found -------------------------------------------------------------------------------
+
+
+def test_deadlines_read_durable_clock_so_a_fake_clock_runs_a_week_in_a_moment(store: Store, calls: Any) -> None:
+    """A deadline is on the clock durable sleeps use: under FakeClock, advancing past it lets a worker answer the
+    question with its default, once (no loop between a worker that finds it due and an engine that does not)."""
+    from durable import entrypoint
+    from durable.testing import FakeClock
+
+    @entrypoint(checkpointer=store)
+    def weekly(_: Any) -> Any:
+        calls.hit("body")
+        return interrupt("sign off?", timeout=timedelta(days=7), default="auto-approved")
+
+    with FakeClock() as clock:
+        asked = weekly.invoke(1, thread_id="t")
+        assert asked.interrupts[0].deadline == clock.now + 7 * 86400
+        clock.advance(7 * 86400 + 1)
+        assert Worker([weekly], checkpointer=store).run(until_idle=True).completed == 1
+    assert (weekly.get_state(thread_id="t").output, calls["body"]) == ("auto-approved", 2)
+
+
+def test_an_answer_waiting_to_be_carried_is_not_replaced_by_a_later_command(store: Store) -> None:
+    """Alice answers through Threads.answer; Bob's Command before any worker ran is refused, nothing recorded; the
+    run takes Alice's answer."""
+    from durable import entrypoint
+
+    @entrypoint(checkpointer=store)
+    def q(_: Any) -> Any:
+        return interrupt("ship?")
+
+    q.invoke(1, thread_id="t")
+    Threads(store).answer("t", "yes", by="alice")
+    with pytest.raises(ResumeError, match="already have an answer waiting"):
+        q.invoke(Command(resume="no", by="bob"), thread_id="t")
+    assert q.invoke(None, thread_id="t") == "yes"
+    assert [(e.result, e.answered_by) for e in _entries(q, "t")] == [("yes", "alice")]
+
+
+def test_what_is_checked_is_what_is_journaled(store: Store) -> None:
+    """An answer that is not JSON data (a date) is checked, journaled and returned as the JSON the schema sees."""
+    import datetime
+
+    from durable import entrypoint
+
+    @entrypoint(checkpointer=store)
+    def when(_: Any) -> Any:
+        return interrupt("when?", response_schema={"type": "string", "format": "date"})
+
+    when.invoke(1, thread_id="t")
+    assert when.invoke(Command(resume=datetime.date(2020, 1, 2)), thread_id="t") == "2020-01-02"
+
+
+def test_threads_answer_keeps_the_store_size_limit(tmp_path: Any) -> None:
+    from durable import SerializationError, SQLiteStore, entrypoint
+
+    store = SQLiteStore(tmp_path / "small.db", max_result_bytes=1000)
+
+    @entrypoint(checkpointer=store)
+    def big(_: Any) -> Any:
+        return interrupt("essay?")
+
+    big.invoke(1, thread_id="t")
+    with pytest.raises(SerializationError):
+        Threads(store).answer("t", "x" * 5000)
+    assert _entries(big, "t") == []
+
+
+def test_a_serializer_of_the_applications_own_is_used_for_questions_and_answers(store: Store) -> None:
+    """Only the default pickle serializer's questions and answers are written as JSON; an application's own
+    serializer (one that encrypts, say) writes them too."""
+    from durable import PickleSerializer, entrypoint
+
+    class Wrapped:
+        inner = PickleSerializer()
+
+        def dumps(self, value: Any) -> bytes:
+            return b"X" + self.inner.dumps(value)
+
+        def loads(self, blob: bytes) -> Any:
+            assert blob[:1] == b"X", blob[:8]
+            return self.inner.loads(blob[1:])
+
+        def stamp(self) -> str:
+            return "wrapped 1"
+
+        def incompatible(self, stamp: str) -> str | None:
+            return None if stamp == "wrapped 1" else "another serializer"
+
+    @entrypoint(checkpointer=store, serializer=Wrapped())
+    def own(_: Any) -> Any:
+        return interrupt({"q": 1})
+
+    own.invoke(1, thread_id="t")
+    thread = store.get_thread("t")
+    assert thread is not None and thread.run is not None and thread.run.interrupts is not None
+    assert thread.run.interrupts[:1] == b"X"
+    assert own.invoke(Command(resume="a"), thread_id="t") == "a"
+
+
+def test_a_due_paused_run_a_worker_lets_go_is_still_paused_and_due(store: Store) -> None:
+    """Reserving a due paused run does not mark it running: let go without being carried, it stays paused, its
+    question answered and due, for the next worker."""
+    from durable import entrypoint
+
+    @entrypoint(checkpointer=store)
+    def q(_: Any) -> Any:
+        return interrupt("ship?")
+
+    q.invoke(1, thread_id="t")
+    Threads(store).answer("t", "yes")
+    (lease,) = store.reserve("someone", [q.name], 5)
+    store.release(lease)
+    thread = store.get_thread("t")
+    assert thread is not None and thread.run is not None
+    assert (thread.run.status, thread.run.wake_at is not None, thread.owner) == ("interrupted", True, None)
+    assert Worker([q], checkpointer=store).run(until_idle=True).completed == 1
