@@ -397,7 +397,7 @@ def interrupt_json(i: Any) -> dict[str, Any]:
     """A pending `Interrupt` for ``--json``."""
     return {
         "id": i.id, "value": jsonable(i.value), "response_schema": i.response_schema, "deadline": i.deadline,
-        "overdue": i.deadline is not None and i.deadline <= time.time(),
+        "overdue": i.deadline is not None and i.deadline <= time.time(), "errors": list(i.errors),
     }  # fmt: skip
 
 

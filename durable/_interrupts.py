@@ -31,13 +31,16 @@ class Interrupt:
     """A question a paused run asks: answer it by ``id`` with `Command`.
 
     ``response_schema`` is the JSON Schema an answer must satisfy (from ``interrupt(..., response_schema=)``;
-    a form can be drawn from it), ``deadline`` when the question times out (seconds since the epoch).
+    a form can be drawn from it), ``deadline`` when the question times out (seconds since the epoch), and
+    ``errors`` why the last answer was refused when a check only the schema's type could make refused it at the
+    question (``[{"interrupt", "path", "message"}]``, as `AnswerRejectedError` gives them).
     """
 
     id: str
     value: Any
     response_schema: dict[str, Any] | None = None
     deadline: float | None = None
+    errors: tuple[dict[str, str], ...] = ()
 
 
 INTERRUPT_KEY = "__interrupt__"
@@ -175,9 +178,10 @@ class PendingInterrupt:
     deadline: float | None = None
     default: tuple[Any] | None = None
     seen: int = 0
+    errors: tuple[dict[str, str], ...] = ()  # why the answer at attempt ``seen`` was refused
 
     def public(self) -> Interrupt:
-        return Interrupt(self.id, self.value, self.schema, self.deadline)
+        return Interrupt(self.id, self.value, self.schema, self.deadline, self.errors)
 
 
 def pending_to_data(pending: tuple[PendingInterrupt, ...]) -> list[list[Any]]:
@@ -196,6 +200,8 @@ def _options(p: PendingInterrupt) -> list[dict[str, Any]]:
         options["default"] = list(p.default)
     if p.seen:
         options["seen"] = p.seen
+    if p.errors:
+        options["errors"] = [dict(e) for e in p.errors]
     return [options] if options else []
 
 
@@ -212,6 +218,7 @@ def pending_from_data(data: Any) -> tuple[PendingInterrupt, ...]:
             PendingInterrupt(
                 p[0], p[1], p[2], options.get("schema"), options.get("deadline"),
                 None if default is None else (default[0],), options.get("seen", 0),
+                tuple(options.get("errors", ())),
             )
         )  # fmt: skip
     return tuple(found)
@@ -261,6 +268,7 @@ def interrupt(
     run = scope.run
     asked = run.asked.get(key)  # this question as the run's last pause recorded it
     seen = asked.seen if asked is not None else 0
+    errors = asked.errors if asked is not None else ()
     found = run.answer(key)
     if found is not None and found[1] > seen:
         answer, attempt = found
@@ -272,13 +280,13 @@ def interrupt(
             return schema.convert(answer.value, id or key)
         except _answers.Rejected as rejected:  # a check only the type could make: ask again, and say why
             run.rejected.extend(rejected.errors)
-            seen = attempt
+            seen, errors = attempt, tuple(rejected.errors)
     if asked is not None and asked.deadline is not None:
         deadline: float | None = asked.deadline
     else:
         deadline = None if wait is None else _clock.clock.time() + wait
     kept = None if default is NO_DEFAULT else (default,)
-    pending = PendingInterrupt(id or key, key, value, schema.json if schema else None, deadline, kept, seen)
+    pending = PendingInterrupt(id or key, key, value, schema.json if schema else None, deadline, kept, seen, errors)
     run.add_pending(pending)
     raise Pause(pending.public())
 

@@ -16,6 +16,7 @@ from .. import _cli_format as fmt
 from ..errors import AnswerRejectedError, DurableError
 from . import views
 from .auth import json_error
+from .paths import thread_id_of
 from .service import Console, status_for
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -89,7 +90,7 @@ def read_thread(console: Console, thread_id: str) -> dict[str, Any]:
 
 @guarded
 async def get_thread(request: Request) -> Response:
-    view = await run_in_threadpool(read_thread, console_of(request), request.path_params["thread_id"])
+    view = await run_in_threadpool(read_thread, console_of(request), thread_id_of(request))
     return JSONResponse(views.state_json(view))
 
 
@@ -103,7 +104,7 @@ async def list_interrupts(request: Request) -> Response:
 
 @guarded
 async def resume(request: Request) -> Response:
-    console, thread_id, body = console_of(request), request.path_params["thread_id"], await body_of(request)
+    console, thread_id, body = console_of(request), thread_id_of(request), await body_of(request)
     if "resume" not in body:
         return JSONResponse(await run_in_threadpool(console.resume, thread_id), status_code=202)
     by = body.get("by")
@@ -115,14 +116,14 @@ async def resume(request: Request) -> Response:
 
 @guarded
 async def cancel(request: Request) -> Response:
-    thread_id = request.path_params["thread_id"]
+    thread_id = thread_id_of(request)
     cancelled = await run_in_threadpool(console_of(request).threads.cancel, thread_id)
     return JSONResponse({"thread_id": thread_id, "cancelled": cancelled})
 
 
 @guarded
 async def fork(request: Request) -> Response:
-    thread_id, body = request.path_params["thread_id"], await body_of(request)
+    thread_id, body = thread_id_of(request), await body_of(request)
     at = body.get("at")
     if not isinstance(at, str | int) or isinstance(at, bool) or at == "":
         raise BadRequest('"at": the key to fork at (the first key run again), such as "3"')
@@ -140,7 +141,7 @@ async def fork(request: Request) -> Response:
 
 @guarded
 async def export(request: Request) -> Response:
-    thread_id = request.path_params["thread_id"]
+    thread_id = thread_id_of(request)
     bundle = await run_in_threadpool(console_of(request).threads.export, thread_id)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", thread_id)[:100] or "thread"
     return Response(

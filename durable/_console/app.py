@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import api, pages
 from .auth import Gate
+from .paths import EncodedSlashes
 from .service import Console
 
 STATIC = Path(__file__).parent / "static"
@@ -34,7 +35,10 @@ def build_app(console: Console) -> Starlette:
 
     app = Starlette(
         routes=[*api.routes, *pages.routes, Mount("/static", StaticFiles(directory=STATIC), name="static")],
-        middleware=[Middleware(Gate, token=console.token, read_only=console.read_only)],
+        middleware=[
+            Middleware(EncodedSlashes),
+            Middleware(Gate, token=console.token, read_only=console.read_only),
+        ],
         lifespan=lifespan,
     )
     app.state.console = console

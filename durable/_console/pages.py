@@ -18,6 +18,7 @@ from .. import _cli_format as fmt
 from ..errors import DurableError
 from . import views
 from .api import console_of, read_thread
+from .paths import thread_id_of
 from .service import NO_WORKER, STATUSES, Console, status_for
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,14 +91,12 @@ def _thread(console: Console, thread_id: str) -> dict[str, Any]:
 
 
 async def thread(request: Request) -> Response:
-    return await guarded_page(request, "thread.html", _thread, console_of(request), request.path_params["thread_id"])
+    return await guarded_page(request, "thread.html", _thread, console_of(request), thread_id_of(request))
 
 
 async def thread_live(request: Request) -> Response:
     """The header and timeline alone, which the thread page polls while the run is unfinished."""
-    return await guarded_page(
-        request, "thread_live.html", _thread, console_of(request), request.path_params["thread_id"]
-    )
+    return await guarded_page(request, "thread_live.html", _thread, console_of(request), thread_id_of(request))
 
 
 routes = [

@@ -63,6 +63,7 @@ def interrupt(thread_id: str, i: Any, now: float | None = None) -> dict[str, Any
         "response_schema": schema, "deadline": deadline, "deadline_text": fmt.iso(deadline),
         "overdue": deadline is not None and deadline < now, "fields": form_fields(schema),
         "schema_text": json.dumps(schema, indent=2, ensure_ascii=False) if schema is not None else "",
+        "errors": list(i.errors),
     }  # fmt: skip
 
 
@@ -125,7 +126,7 @@ ENTRY_FIELDS = (
 RUN_FIELDS = (
     "run_id", "entrypoint", "status", "started_at", "finished_at", "error_text", "recoveries", "wake_at", "stamp",
 )  # fmt: skip
-INTERRUPT_FIELDS = ("thread_id", "id", "value", "response_schema", "deadline", "overdue")
+INTERRUPT_FIELDS = ("thread_id", "id", "value", "response_schema", "deadline", "overdue", "errors")
 
 
 def state_json(view: dict[str, Any]) -> dict[str, Any]:

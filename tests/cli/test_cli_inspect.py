@@ -84,7 +84,14 @@ def test_show_prints_header_journal_and_interrupts(cli: Any) -> None:
     paused = cli("show", "q1")
     assert "pending" in paused.stdout and "{'question': 'approve 7?'}" in paused.stdout
     assert cli("show", "q1", "--json").json["interrupts"] == [
-        {"id": "0", "value": {"question": "approve 7?"}, "response_schema": None, "deadline": None, "overdue": False}
+        {
+            "id": "0",
+            "value": {"question": "approve 7?"},
+            "response_schema": None,
+            "deadline": None,
+            "overdue": False,
+            "errors": [],
+        }
     ]
 
     missing = cli("show", "nope", code=1)

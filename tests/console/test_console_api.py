@@ -282,3 +282,17 @@ def test_bundle_is_the_export_format(sqlite_store: Store, console: Make) -> None
         exported: Any = json.loads(c.get("/api/threads/t1/export").text)
     expected = json.loads(json.dumps(Threads(sqlite_store).export("t1")))
     assert {**exported, "exported_at": 0} == {**expected, "exported_at": 0}
+
+
+def test_thread_ids_holding_slashes_reach_their_own_thread(sqlite_store: Store, console: Make) -> None:
+    """An id sent as one %2F-encoded segment is that thread, even when it ends like a route ("/export", "/live");
+    an id sent with plain slashes still works."""
+    for thread_id in ("a", "a/export", "b", "b/live", "user/42"):
+        freeform.using(sqlite_store).invoke(f"question of {thread_id}", thread_id=thread_id)
+    with console(sqlite_store) as c:
+        assert c.get("/api/threads/a%2Fexport").json()["thread_id"] == "a/export"
+        assert c.get("/api/threads/a%2Fexport/export").json()["thread_id"] == "a/export"
+        assert c.get("/api/threads/a/export").json()["thread_id"] == "a"  # unencoded: the export of "a"
+        assert "question of b/live" in c.get("/threads/b%2Flive").text
+        assert 'hx-get="/threads/b%2Flive/live"' in c.get("/threads/b%2Flive/live").text  # b/live's live view
+        assert c.get("/api/threads/user/42").json()["thread_id"] == "user/42"

@@ -500,7 +500,7 @@ def test_the_cli_lists_and_shows_a_graph_thread(tmp_path: Path, calls: Any) -> N
         listed = durable_cli("threads")["threads"]
         assert [(t["thread_id"], t["entrypoint"], t["status"]) for t in listed] == [("g1", "asker", "interrupted")]
         shown = durable_cli("show", "g1")
-        asked = [{"id": "2.0", "value": "q", "response_schema": None, "deadline": None, "overdue": False}]
+        asked = [{"id": "2.0", "value": "q", "response_schema": None, "deadline": None, "overdue": False, "errors": []}]
         assert (shown["status"], shown["interrupts"]) == ("interrupted", asked)
         assert [(e["key"], e["task"]) for e in shown["entries"]] == [("0", "__start__"), ("1", "one")]
 

@@ -130,6 +130,7 @@ def test_a_check_only_the_type_makes_asks_the_question_again(store: Store, flavo
         flavor.invoke(guarded, Command(resume={"approve": True, "limit": 13}), thread_id="t")
     again = flavor.invoke(guarded, None, thread_id="t")
     assert isinstance(again, Interrupted) and again.interrupts[0].id == "1"
+    assert [e["path"] for e in again.interrupts[0].errors] == ["limit"]
     assert guarded.get_state(thread_id="t").interrupts[0].id == "1"
     assert flavor.invoke(guarded, Command(resume={"approve": True, "limit": 7}), thread_id="t") == 7
     assert calls["step"] == 1
@@ -468,3 +469,22 @@ def test_a_due_paused_run_a_worker_lets_go_is_still_paused_and_due(store: Store)
     assert thread is not None and thread.run is not None
     assert (thread.run.status, thread.run.wake_at is not None, thread.owner) == ("interrupted", True, None)
     assert Worker([q], checkpointer=store).run(until_idle=True).completed == 1
+
+
+def test_a_refusal_only_the_type_makes_is_shown_on_the_question_asked_again(store: Store) -> None:
+    """Answered without the code (the console's way), a worker's run meets the Pydantic validator: the question is
+    pending again, and says why the answer was refused, for whoever answers next."""
+    from durable import entrypoint
+
+    @entrypoint(checkpointer=store)
+    def guarded(_: Any) -> Any:
+        return interrupt("trade?", response_schema=Trade).limit
+
+    guarded.invoke(1, thread_id="t")
+    Threads(store).answer("t", {"approve": True, "limit": 13}, by="eve")
+    assert Worker([guarded], checkpointer=store).run(until_idle=True).interrupted == 1
+    ((thread_id, asked),) = Threads(store).interrupts()
+    assert (thread_id, [e["message"] for e in asked.errors]) == ("t", ["Value error, 13 is unlucky"])
+    Threads(store).answer("t", {"approve": True, "limit": 12}, by="eve")
+    assert Worker([guarded], checkpointer=store).run(until_idle=True).completed == 1
+    assert guarded.get_state(thread_id="t").output == 12
