@@ -15,9 +15,10 @@ from ._codec import SIGNED, SIGNED_V1, Codec, Keyring
 from ._core import plan
 from ._drivers import Flow
 from ._drivers import Op as _Op
-from ._engine import _answer_rows, _answers_given, _claim, _pending, _raise_if_held, refuse_answered
+from ._engine import _claim, _raise_if_held
 from ._interrupts import Command
 from ._leases import new_owner, retire
+from ._questions import answer_rows, answers_given, pending_questions, refuse_answered
 from ._serde import TAG_PICKLE, Serializer
 from .errors import ConfigurationError, ResumeError, ThreadNotFoundError
 from .stores._base import RunOutcome, ThreadRow
@@ -35,7 +36,7 @@ def answer_flow(
     codec = _codec(serde, thread, ring, max_bytes)
     _check(thread_id, thread)
     _check_readable(codec, thread, unsafe_unpickle)
-    _answers_given(codec, thread, command, thread_id)  # refused here, before the claim, when it does not fit
+    answers_given(codec, thread, command, thread_id)  # refused here, before the claim, when it does not fit
     owner = new_owner()
     try:
         lease = yield from _claim(thread_id, owner, None)
@@ -49,10 +50,10 @@ def answer_flow(
                     f"thread {thread_id!r} moved on while it was being answered: look at its pending interrupts "
                     f"again (nothing was recorded)"
                 )
-            records = _answers_given(codec, now, command, thread_id)
+            records = answers_given(codec, now, command, thread_id)
             rows = yield _Op("journal_keys", (now.tid, run.run_id, list(records)))
-            refuse_answered(thread_id, _pending(codec, now), rows, records)
-            yield _Op("append", (lease, run.run_id, _answer_rows(codec, run.run_id, rows, records)))
+            refuse_answered(thread_id, pending_questions(codec, now), rows, records)
+            yield _Op("append", (lease, run.run_id, answer_rows(codec, run.run_id, rows, records)))
             # Paused still, but due now: a worker reserves it (the claim marked it running; this puts it back).
             outcome = RunOutcome("interrupted", interrupts=run.interrupts, wake_at=_clock.clock.time())
             yield _Op("finish_run", (lease, run.run_id, outcome))
@@ -61,7 +62,7 @@ def answer_flow(
             raise
     finally:
         retire(owner)
-    by_key = {p.key: p.id for p in _pending(codec, thread)}
+    by_key = {p.key: p.id for p in pending_questions(codec, thread)}
     return tuple(by_key[key] for key in records)
 
 

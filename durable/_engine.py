@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import _answers, _chunks, _clock, _context, _faults
+from . import _chunks, _context, _faults
+from . import _questions as _q
 from ._codec import SIGNED, SIGNED_V1, Codec, Keyring, new_nonce
 from ._context import Scope
 from ._core import HEAD, InputKind, OnChangedArgs, Replay, plan, unwrap_final
@@ -25,7 +26,6 @@ from ._drivers import Drain as _Drain
 from ._drivers import Flow
 from ._drivers import Op as _Op
 from ._interrupts import (
-    INTERRUPT,
     Command,
     Interrupt,
     Interrupted,
@@ -33,7 +33,6 @@ from ._interrupts import (
     PendingInterrupt,
     Suspend,
     Suspended,
-    answers_for,
     pending_from_data,
     pending_to_data,
 )
@@ -61,7 +60,7 @@ from .errors import (
     UnfinishedRunError,
     UsageError,
 )
-from .stores._base import ANSWER, AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
+from .stores._base import AsyncSession, JournalRow, Lease, NewRun, RunOutcome, RunRow, Store, ThreadRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,41 +180,15 @@ def _look(inv: Invocation) -> Flow:
         # then died (or by `Threads.answer`), or whose question's deadline passed, is not paused any
         # more, whatever its status still says.
         _raise_if_held(thread_id, thread)
-        recorded = yield from _pending_rows(codec, thread)
-        if not _due(codec, thread, recorded):
+        recorded = yield from _q.pending_rows(codec, thread)
+        if not _q.due(codec, thread, recorded):
             return (yield from _settled(inv, codec, thread, kind))
     if kind == "finished":
         return (yield from _settled(inv, codec, thread, kind))
     answers = None
     if kind == "answer":  # a bad Command (or an answer that does not fit or cannot be stored) fails before any write
-        answers = _answers_given(codec, thread, input, thread_id)
+        answers = _q.answers_given(codec, thread, input, thread_id)
     return _Ticket(codec, None, answers)
-
-
-def _answers_given(
-    codec: Codec, thread: ThreadRow, command: Command[Any], thread_id: str,
-    pending: tuple[PendingInterrupt, ...] | None = None,
-) -> dict[str, bytes]:  # fmt: skip
-    """A `Command`'s answers by journal key, checked against their questions' schemas (``pending``: the thread's,
-    when already read) and serialized as the records their rows will hold (who answered, when): everything that
-    can refuse them, before any write."""
-    by = _answers.check_by(command.by)
-    if pending is None:
-        pending = _pending(codec, thread)
-    chosen = answers_for(pending, command.resume, thread_id)
-    problems = []
-    for p in pending:
-        if p.key in chosen and p.schema is not None:
-            # What is checked is what is journaled: the answer as the JSON data the schema describes.
-            chosen[p.key] = _answers.plain(chosen[p.key])
-            problems += _answers.check(p.schema, chosen[p.key], p.id)
-    if problems:
-        raise AnswerRejectedError(thread_id, problems)
-    now = _clock.clock.time()
-    return {
-        key: _answers.record(codec.serialize_plain(value, f"the answer to interrupt {key}"), by, now)
-        for key, value in chosen.items()
-    }
 
 
 def _claim(thread_id: str, owner: str, new_run: NewRun | None) -> Flow:
@@ -262,8 +235,8 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             assert run_row is not None
             rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, HEAD))
             if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
-                rows = _merged(rows, (yield from _pending_rows(codec, thread)))
-            if kind == "paused" and not _due(codec, thread, rows):
+                rows = _merged(rows, (yield from _q.pending_rows(codec, thread)))
+            if kind == "paused" and not _q.due(codec, thread, rows):
                 return (yield from _settled(inv, codec, thread, kind))
         assert run_row is not None
         if not lease.started:
@@ -275,13 +248,13 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             previous = None
             if not lease.started:
                 input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
-                asked = _pending(codec, thread)
+                asked = _q.pending_questions(codec, thread)
             if command is not None:
                 # Answered again under the lease: the thread may have moved on since the look.
-                records = _answers_given(codec, thread, command, thread_id, asked)
-                refuse_answered(thread_id, asked, rows, records)
-                answered = _answer_rows(codec, run_row.run_id, rows, records)
-            answered += _timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
+                records = _q.answers_given(codec, thread, command, thread_id, asked)
+                _q.refuse_answered(thread_id, asked, rows, records)
+                answered = _q.answer_rows(codec, run_row.run_id, rows, records)
+            answered += _q.timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
             if "previous" in spec.injects or "runtime" in spec.injects:
                 prev, what = run_row.previous, "the previous run's value"
                 previous = None if prev is None else codec.load(prev, run_row.run_id - 1, "#save", what)
@@ -454,7 +427,7 @@ def _resumed_from(codec: Codec, run_row: RunRow) -> tuple[tuple[Interrupt, ...],
         if run_row.status == "failed" and run_row.error is not None:
             return (), repr(as_error(codec.load(run_row.error, run_row.run_id, "#error", "the run's error")))
         if run_row.interrupts is not None:
-            data = _questions(codec, run_row.interrupts, run_row.run_id)
+            data = _q.read_questions(codec, run_row.interrupts, run_row.run_id)
             return tuple(p.public() for p in pending_from_data(data)), None
     except DurableError:
         pass  # unreadable: the checkpoint shows none (get_state() would say why)
@@ -566,43 +539,10 @@ def _cancelled(codec: Codec, thread: ThreadRow | None, run_id: int) -> RunCancel
     return error if isinstance(error, RunCancelledError) else None
 
 
-def _pending(codec: Codec, thread: ThreadRow | None) -> tuple[PendingInterrupt, ...]:
-    run = thread.run if thread is not None else None
-    if run is None or run.interrupts is None:
-        return ()
-    return pending_from_data(_questions(codec, run.interrupts, run.run_id))
-
-
-def _questions(codec: Codec, blob: bytes, run_id: int) -> Any:
-    """A run's recorded pending interrupts (JSON when they were plain data, whatever the serializer)."""
-    return codec.load_plain(codec.open(blob, run_id, "#interrupts"), "the pending interrupts")
-
-
-def _pending_rows(codec: Codec, thread: ThreadRow) -> Flow:
-    """The journal rows at the keys of the run's pending interrupts (whether they are answered, and how often)."""
-    run = thread.run
-    assert run is not None
-    keys = [p.key for p in _pending(codec, thread)]
-    if not keys:
-        return []
-    return (yield _Op("journal_keys", (thread.tid, run.run_id, keys)))
-
-
 def _merged(rows: list[JournalRow], more: list[JournalRow]) -> list[JournalRow]:
     """``rows`` and the rows of ``more`` it does not have yet (each attempt of a key counts once)."""
     have = {(r.key, r.attempt) for r in rows}
     return rows + [r for r in more if (r.key, r.attempt) not in have]
-
-
-def _due(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
-    """Whether the paused run has something to go on with: an answer in the journal to a pending interrupt (one
-    not refused already), or a question whose deadline passed (by the clock durable sleeps use)."""
-    now = _clock.clock.time()
-    pending = _pending(codec, thread)
-    seen = {p.key: p.seen for p in pending}
-    if any(r.status == ANSWER and r.key in seen and r.attempt > seen[r.key] for r in rows):
-        return True
-    return any(p.deadline is not None and p.deadline <= now for p in pending)
 
 
 def _check_stamp(serde: Serializer, thread_id: str, stamp: str | None) -> None:
@@ -618,7 +558,7 @@ def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str)
     """What a finished run returned, or the interrupts a paused run is waiting on (nothing runs)."""
     spec, store, sink, thread_id = inv.spec, inv.store, inv.sink, inv.thread_id
     if kind == "paused":
-        value: Any = Interrupted(tuple(p.public() for p in _pending(codec, thread)), thread_id)
+        value: Any = Interrupted(tuple(p.public() for p in _q.pending_questions(codec, thread)), thread_id)
     else:
         value = _finished_output(codec, thread_id, thread)
     if sink is not None and sink.runs:
@@ -632,54 +572,6 @@ def _settled(inv: Invocation, codec: Codec, thread: ThreadRow | None, kind: str)
         read_input = partial(codec.load, run.input, run.run_id, "#input", f"the input of thread {thread_id!r}")
         _chunks.settled(sink, spec.fn, value, kind == "paused", read_input, prior, is_update(run))
     return value
-
-
-def _answer_rows(codec: Codec, run_id: int, rows: list[JournalRow], records: dict[str, bytes]) -> list[JournalRow]:
-    """The journal rows of these answers (their records by key, as `_answers.record` made them), each the next
-    attempt at its key."""
-    now = _clock.clock.time()
-    last: dict[str, int] = {}
-    for r in rows:
-        if r.key in records:
-            last[r.key] = max(r.attempt, last.get(r.key, 0))
-    made = []
-    for key, inner in records.items():
-        attempt = last.get(key, 0) + 1
-        payload = codec.seal(inner, run_id, key, INTERRUPT, attempt, ANSWER, _answers.RECORD)
-        made.append(JournalRow(key, attempt, INTERRUPT, ANSWER, _answers.RECORD, payload, now, now))
-    return made
-
-
-def refuse_answered(
-    thread_id: str, pending: tuple[PendingInterrupt, ...], rows: list[JournalRow], records: dict[str, bytes]
-) -> None:  # fmt: skip
-    """A question that already has an answer waiting to be carried on (given through `Threads.answer`, by a resume
-    that then died, or by its deadline) is not answered again: the run takes the answer given first."""
-    seen = {p.key: p.seen for p in pending}
-    taken = {r.key for r in rows if r.status == ANSWER and r.key in records and r.attempt > seen.get(r.key, 0)}
-    if taken:
-        ids = [p.id for p in pending if p.key in taken]
-        raise ResumeError(
-            f"thread {thread_id!r}: interrupt(s) {ids} already have an answer waiting to be carried on; nothing was "
-            f"recorded (the run takes the answer given first): resume it with invoke(None, thread_id=...)"
-        )
-
-
-def _timeout_rows(
-    codec: Codec, run_id: int, rows: list[JournalRow], asked: tuple[PendingInterrupt, ...], answered: set[str]
-) -> list[JournalRow]:  # fmt: skip
-    """The rows that answer the questions whose deadline passed, unanswered: each with its default, or with none
-    (then the `interrupt` call raises `InterruptTimeoutError`)."""
-    now = _clock.clock.time()
-    latest = {r.key: r.attempt for r in rows if r.status == ANSWER}
-    records = {}
-    for p in asked:
-        if p.deadline is None or p.deadline > now or p.key in answered or latest.get(p.key, 0) > p.seen:
-            continue
-        value = p.default[0] if p.default is not None else None
-        inner = codec.serialize_plain(value, f"the default answer to interrupt {p.key}")
-        records[p.key] = _answers.record(inner, None, now, timed_out=True, defaulted=p.default is not None)
-    return _answer_rows(codec, run_id, rows, records) if records else []
 
 
 def _raise_if_held(thread_id: str, thread: ThreadRow | None) -> None:
