@@ -9,8 +9,8 @@ Three things `interrupt(..., response_schema=, timeout=, default=)` and `Command
   the run reaches the question again, a type schema turns the answer into an instance (LangGraph's behaviour);
   a check only Python can make (a Pydantic validator) fails there, and the question is asked anew.
 - **Records.** An answer's journal row carries who gave it, when, and whether a timeout gave it, in a small
-  JSON header signed with the value (the row's digest is `RECORD`, which is signed too). The header is JSON
-  always, so a tool without the key or the workflow's classes can still say who answered.
+  fixed header signed with the value (the row's digest is `RECORD`, which is signed too). The header is plain
+  bytes, never a pickle, so a tool without the key or the workflow's classes can still say who answered.
 - **Deadlines.** ``timeout`` is seconds or a ``timedelta``; the deadline is fixed when the question is first
   asked and kept across replays and crashes (it is read back from the run's recorded interrupts).
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import struct
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -30,7 +31,8 @@ from typing import Any
 from .errors import ConfigurationError, SerializationError, UsageError
 
 RECORD = b"answer/1"  # the digest of an answer row that carries a record header (rows before it carry none)
-_HEADER = 4  # bytes of the header's length
+# version 1, when (seconds since the epoch), flags (timed out 1, defaulted 2, has "by" 4), the length of "by" in UTF-8
+_HEAD = struct.Struct(">BdBH")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,25 +47,23 @@ class Answer:
 
 
 def record(value_bytes: bytes, by: str | None, at: float, timed_out: bool = False, defaulted: bool = False) -> bytes:
-    """An answer row's inner bytes: the JSON header, then the value's serialized bytes as the serializer wrote them."""
-    header = json.dumps({"by": by, "at": at, "timed_out": timed_out, "defaulted": defaulted}).encode()
-    return len(header).to_bytes(_HEADER, "big") + header + value_bytes
+    """An answer row's inner bytes: the header, then the value's serialized bytes as the serializer wrote them."""
+    name = b"" if by is None else by.encode()
+    flags = timed_out | defaulted << 1 | (by is not None) << 2
+    return _HEAD.pack(1, at, flags, len(name)) + name + value_bytes
 
 
 def split(inner: bytes) -> tuple[Answer, bytes]:
     """The header of an answer row (its value left ``None``) and the value's serialized bytes."""
     try:
-        size = int.from_bytes(inner[:_HEADER], "big")
-        head = json.loads(inner[_HEADER : _HEADER + size])
-        by, at = head["by"], head["at"]
-        timed_out, defaulted = head["timed_out"], head["defaulted"]
-        if not (by is None or isinstance(by, str)) or not isinstance(at, (int, float)):
-            raise TypeError("by must be text and at a number")
-        if not isinstance(timed_out, bool) or not isinstance(defaulted, bool):
-            raise TypeError("timed_out and defaulted must be booleans")
-    except (ValueError, KeyError, TypeError) as exc:
+        version, at, flags, size = _HEAD.unpack_from(inner)
+        end = _HEAD.size + size
+        if version != 1 or flags > 7 or len(inner) < end or not math.isfinite(at):
+            raise ValueError(f"version {version}, flags {flags}, {len(inner)} bytes")
+        by = inner[_HEAD.size : end].decode() if flags & 4 else None
+    except (struct.error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise SerializationError("an answer's record", "bytes", f"its header is damaged ({exc})", reading=True) from exc
-    return Answer(None, by, float(at), timed_out, defaulted), inner[_HEADER + size :]
+    return Answer(None, by, at, bool(flags & 1), bool(flags & 2)), inner[end:]
 
 
 def read_answer(codec: Any, inner: bytes, row: Any) -> Answer:

@@ -103,6 +103,10 @@ class _Ticket:
     codec: Codec
     new_run: NewRun | None
     answers: dict[str, bytes] | None  # a Command's answers by journal key, serialized before anything is written
+    # The paused run's questions as the look read them, and the recorded bytes they were read from: the carry
+    # reuses them (and the answers made against them) while the run still holds those bytes.
+    asked: tuple[PendingInterrupt, ...] = ()
+    asked_from: bytes | None = None
 
 
 def invoke_flow(
@@ -181,14 +185,16 @@ def _look(inv: Invocation) -> Flow:
         # more, whatever its status still says.
         _raise_if_held(thread_id, thread)
         recorded = yield from _q.pending_rows(codec, thread)
-        if not _q.due(codec, thread, recorded):
+        if not _q.due(_q.pending_questions(codec, thread), recorded):
             return (yield from _settled(inv, codec, thread, kind))
     if kind == "finished":
         return (yield from _settled(inv, codec, thread, kind))
-    answers = None
-    if kind == "answer":  # a bad Command (or an answer that does not fit or cannot be stored) fails before any write
-        answers = _q.answers_given(codec, thread, input, thread_id)
-    return _Ticket(codec, None, answers)
+    if kind != "answer":
+        return _Ticket(codec, None, None)
+    # A bad Command (or an answer that does not fit or cannot be stored) fails here, before any write.
+    asked = _q.pending_questions(codec, thread)
+    answers = _q.answers_given(codec, thread, input, thread_id, asked)
+    return _Ticket(codec, None, answers, asked, thread.run.interrupts)
 
 
 def _claim(thread_id: str, owner: str, new_run: NewRun | None) -> Flow:
@@ -236,7 +242,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, HEAD))
             if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
                 rows = _merged(rows, (yield from _q.pending_rows(codec, thread)))
-            if kind == "paused" and not _q.due(codec, thread, rows):
+            if kind == "paused" and not _q.due(_asked(codec, thread, ticket), rows):
                 return (yield from _settled(inv, codec, thread, kind))
         assert run_row is not None
         if not lease.started:
@@ -248,10 +254,12 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             previous = None
             if not lease.started:
                 input = codec.load(run_row.input, run_row.run_id, "#input", f"the input of thread {thread_id!r}")
-                asked = _q.pending_questions(codec, thread)
+                asked = _asked(codec, thread, ticket)
             if command is not None:
-                # Answered again under the lease: the thread may have moved on since the look.
-                records = _q.answers_given(codec, thread, command, thread_id, asked)
+                # Answered again under the lease unless the questions are those the look answered.
+                records = ticket.answers if ticket.asked_from == run_row.interrupts else None
+                if records is None:
+                    records = _q.answers_given(codec, thread, command, thread_id, asked)
                 _q.refuse_answered(thread_id, asked, rows, records)
                 answered = _q.answer_rows(codec, run_row.run_id, rows, records)
             answered += _q.timeout_rows(codec, run_row.run_id, rows, asked, {r.key for r in answered})
@@ -370,6 +378,14 @@ def _execute(
     if sink is not None and sink.runs:
         _chunks.run_completed(sink, output)
     return output
+
+
+def _asked(codec: Codec, thread: ThreadRow, ticket: _Ticket) -> tuple[PendingInterrupt, ...]:
+    """The run's questions: those the look read, while the run still holds the bytes they were read from."""
+    run = thread.run
+    if run is not None and run.interrupts is not None and run.interrupts == ticket.asked_from:
+        return ticket.asked
+    return _q.pending_questions(codec, thread)
 
 
 def _run_for(

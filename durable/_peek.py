@@ -128,7 +128,7 @@ class ToolReader:
             return sealed(unsigned_part(blob), "bad-signature", str(exc))
         if self.codec.keyring is not None and not checked.signed:
             return sealed(checked.inner, "unsigned-under-key")
-        if digest == RECORD:  # an answer: its header (who, when) is JSON; its value goes by the rules below
+        if digest == RECORD:  # an answer: its header (who, when) is plain bytes; its value goes by the rules below
             try:
                 head, inner = split(checked.inner)
             except SerializationError as exc:

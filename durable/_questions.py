@@ -45,11 +45,10 @@ def pending_rows(codec: Codec, thread: ThreadRow) -> Flow:
     return (yield _Op("journal_keys", (thread.tid, run.run_id, keys)))
 
 
-def due(codec: Codec, thread: ThreadRow | None, rows: list[JournalRow]) -> bool:
-    """Whether the paused run has something to go on with: an answer in the journal to a pending interrupt (one
-    not refused already), or a question whose deadline passed (by the clock durable sleeps use)."""
+def due(pending: tuple[PendingInterrupt, ...], rows: list[JournalRow]) -> bool:
+    """Whether a paused run with these questions has something to go on with: an answer in the journal to one of
+    them (one not refused already), or a question whose deadline passed (by the clock durable sleeps use)."""
     now = _clock.clock.time()
-    pending = pending_questions(codec, thread)
     seen = {p.key: p.seen for p in pending}
     if any(r.status == ANSWER and r.key in seen and r.attempt > seen[r.key] for r in rows):
         return True

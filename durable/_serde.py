@@ -158,18 +158,23 @@ class JsonSerializer:
     """
 
     def dumps(self, value: Any) -> bytes:
-        return TAG_JSON + json.dumps(_to_json(value, 0), separators=(",", ":"), ensure_ascii=False).encode()
+        return TAG_JSON + _ENCODER.encode(_to_json(value, 0)).encode()
 
     def loads(self, blob: bytes) -> Any:
         if blob[:1] != TAG_JSON:
             raise SerializationError("a journal blob", "bytes", _wrong_tag(blob, "json"), reading=True)
-        return _from_json(json.loads(blob[1:]))
+        return _from_json(_DECODER.decode(blob[1:].decode()))
 
     def stamp(self) -> str:
         return "json 1"
 
     def incompatible(self, stamp: str) -> str | None:
         return None if stamp.startswith("json ") else "it was written by another serializer: use that one"
+
+
+# Made once: `json.dumps` with options builds an encoder per call, and `json.loads` of bytes guesses their encoding.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
 
 
 def _to_json(v: Any, depth: int) -> Any:
