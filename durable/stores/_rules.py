@@ -41,6 +41,16 @@ def resumed_by_hand(last: RunRow | None, new_run: NewRun | None) -> TypeGuard[Ru
     return new_run is None and last is not None and last.status in ("failed", "interrupted")
 
 
+def due_to_workers(run: RunRow, due: float) -> bool:
+    """Whether a thread's latest run is work for a worker at ``due`` (once no live lease covers it): a running run
+    that is not asleep past ``due``, or a paused one whose ``wake_at`` has come (a question's deadline, or answers
+    journaled for a worker by `Threads.answer`). The SQL stores' reserve queries and Redis's queue index say the same
+    in their own languages, each with an index for each branch."""
+    if run.status == "running":
+        return run.wake_at is None or run.wake_at <= due
+    return run.status == "interrupted" and run.wake_at is not None and run.wake_at <= due
+
+
 def cancellable(run: RunRow | None, run_id: int) -> TypeGuard[RunRow]:
     """Whether a cancel of run ``run_id`` applies: it is the thread's latest run, and unfinished."""
     return run is not None and run.run_id == run_id and run.status in CANCELLABLE

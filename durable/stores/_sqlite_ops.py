@@ -25,14 +25,7 @@ from ._base import (
     ThreadRow,
     ThreadSummary,
 )
-from ._rules import (
-    cancellable,
-    check_version,
-    held_by_another,
-    newer_schema,
-    resumed_by_hand,
-    run_to_start,
-)
+from ._rules import cancellable, check_version, held_by_another, newer_schema, resumed_by_hand, run_to_start
 from ._sql import (
     FORGET_PRIOR,
     RUN_INSERT_COLUMNS,

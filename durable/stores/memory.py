@@ -27,7 +27,7 @@ from ._base import (
     ThreadSummary,
     summary,
 )
-from ._rules import cancellable, held_by_another, resumed_by_hand, run_to_start
+from ._rules import cancellable, due_to_workers, held_by_another, resumed_by_hand, run_to_start
 
 
 @dataclass
@@ -165,10 +165,7 @@ class MemoryStore(Store):
                 if (run := t.runs.get(t.last_run)) is not None
                 and run.entrypoint in names
                 and (t.owner is None or (t.lease_expires or 0.0) <= now)
-                and (
-                    (run.status == "running" and (run.wake_at is None or run.wake_at <= due))
-                    or (run.status == "interrupted" and run.wake_at is not None and run.wake_at <= due)
-                )
+                and due_to_workers(run, due)
             ]
             waiting.sort(key=lambda t: t.runs[t.last_run].status == "interrupted")  # running runs first, as SQL's
             for t in waiting[: max(limit, 0)]:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from durable.stores import NewRun, RunRow
-from durable.stores._rules import cancellable, held_by_another, resumed_by_hand, run_to_start
+from durable.stores._rules import cancellable, due_to_workers, held_by_another, resumed_by_hand, run_to_start
 
 RUN = RunRow(3, "ep", "completed", b"Pin", None, 1.0)
 NEW = NewRun("ep", b"Pin", None, 4, b"n" * 16)
@@ -51,3 +51,21 @@ def test_resumed_by_hand_and_cancellable() -> None:
     assert cancellable(status("running"), 3) and cancellable(status("interrupted"), 3)
     assert not cancellable(status("running"), 2)  # not the latest run
     assert not cancellable(RUN, 3) and not cancellable(status("failed"), 3) and not cancellable(None, 3)
+
+
+@pytest.mark.parametrize(
+    ("state", "wake_at", "due"),
+    [
+        ("running", None, True),  # submitted, or its executor died
+        ("running", 50.0, True),  # a durable sleep that is over
+        ("running", 150.0, False),  # still asleep
+        ("interrupted", None, False),  # waiting for a person, no deadline
+        ("interrupted", 50.0, True),  # a deadline passed, or answered for a worker
+        ("interrupted", 150.0, False),  # a deadline still ahead
+        ("completed", 50.0, False),
+        ("failed", None, False),
+    ],
+)
+def test_due_to_workers(state: str, wake_at: float | None, due: bool) -> None:
+    """What a worker's reserve takes at time 100 (once no live lease covers the thread)."""
+    assert due_to_workers(dataclasses.replace(status(state), wake_at=wake_at), 100.0) is due
