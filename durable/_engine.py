@@ -184,8 +184,8 @@ def _look(inv: Invocation) -> Flow:
         # then died (or by `Threads.answer`), or whose question's deadline passed, is not paused any
         # more, whatever its status still says.
         _raise_if_held(thread_id, thread)
-        recorded = yield from _q.pending_rows(codec, thread)
-        if not _q.due(_q.pending_questions(codec, thread), recorded):
+        asked = _q.pending_questions(codec, thread)
+        if not _q.due(asked, (yield from _q.pending_rows(thread, asked))):
             return (yield from _settled(inv, codec, thread, kind))
     if kind == "finished":
         return (yield from _settled(inv, codec, thread, kind))
@@ -241,7 +241,7 @@ def _carry(inv: Invocation, lease: Lease, ticket: _Ticket) -> Flow:
             assert run_row is not None
             rows, whole = yield _Op("journal_head", (lease.tid, run_row.run_id, HEAD))
             if not whole:  # the replay reads the rest as the run goes; the answers need their keys' rows now
-                rows = _merged(rows, (yield from _q.pending_rows(codec, thread)))
+                rows = _merged(rows, (yield from _q.pending_rows(thread, _asked(codec, thread, ticket))))
             if kind == "paused" and not _q.due(_asked(codec, thread, ticket), rows):
                 return (yield from _settled(inv, codec, thread, kind))
         assert run_row is not None

@@ -35,11 +35,11 @@ def read_questions(codec: Codec, blob: bytes, run_id: int) -> Any:
     return codec.load_plain(codec.open(blob, run_id, "#interrupts"), "the pending interrupts")
 
 
-def pending_rows(codec: Codec, thread: ThreadRow) -> Flow:
+def pending_rows(thread: ThreadRow, pending: tuple[PendingInterrupt, ...]) -> Flow:
     """The journal rows at the keys of the run's pending interrupts (whether they are answered, and how often)."""
     run = thread.run
     assert run is not None
-    keys = [p.key for p in pending_questions(codec, thread)]
+    keys = [p.key for p in pending]
     if not keys:
         return []
     return (yield _Op("journal_keys", (thread.tid, run.run_id, keys)))
