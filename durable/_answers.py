@@ -126,15 +126,19 @@ class Rejected(Exception):
 
 
 def schema_of(given: Any) -> Schema:
-    """The `Schema` of an ``interrupt(response_schema=...)`` argument (a type's is made once per process)."""
+    """The `Schema` of an ``interrupt(response_schema=...)`` argument (each is checked once per process: a replay
+    meets the same question again and again)."""
     _jsonschema()  # a missing validator should show where the question is asked, not where it is answered
     if isinstance(given, Mapping):
         try:
-            raw = json.loads(json.dumps(given))
+            text = json.dumps(given, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"response_schema: a JSON Schema dict must be JSON ({exc})") from None
-        _check_schema(raw, UsageError)
-        return Schema(raw)
+        try:
+            _validator(text)
+        except _BadSchema as bad:
+            raise UsageError(f"response_schema {bad}") from None
+        return Schema(json.loads(text))  # a copy of its own: the caller may change the dict it gave
     try:
         return _typed(given)
     except TypeError:  # unhashable: not a type
@@ -163,28 +167,34 @@ def _typed(given: Any) -> Schema:
 
 
 def check(schema: Mapping[str, Any], value: Any, interrupt_id: str) -> list[dict[str, str]]:
-    """The problems of ``value`` against a recorded JSON Schema (empty: it fits)."""
-    jsonschema = _jsonschema()
+    """The problems of ``value`` (JSON data: see `plain`) against a recorded JSON Schema (empty: it fits)."""
     try:
-        _check_schema(schema, SerializationError)
-        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-        found = sorted(validator.iter_errors(plain(value)), key=lambda e: list(map(str, e.absolute_path)))
-    except Exception as exc:
+        validator = _validator(json.dumps(schema, sort_keys=True))
+        found = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+    except Exception as exc:  # a damaged schema, or a $ref it will not fetch: nothing fits it
         return [{"interrupt": interrupt_id, "path": "", "message": f"the recorded schema cannot be used: {exc}"}]
     return [
         {"interrupt": interrupt_id, "path": ".".join(map(str, e.absolute_path)), "message": e.message} for e in found
     ]
 
 
-def _check_schema(schema: Any, error: type[Exception]) -> None:
+class _BadSchema(Exception):
+    pass
+
+
+@lru_cache(maxsize=256)
+def _validator(text: str) -> Any:
+    """A validator for the JSON Schema written as ``text``, checked first (`_BadSchema` says why it is not one)."""
     jsonschema = _jsonschema()
+    schema = json.loads(text)
     if not isinstance(schema, dict):
-        raise error(f"response_schema {schema!r} is not a JSON Schema object")
+        raise _BadSchema(f"{schema!r} is not a JSON Schema object")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
-        raise error(f"response_schema is not a valid JSON Schema: {exc.message}") from None
+        raise _BadSchema(f"is not a valid JSON Schema: {exc.message}") from None
+    return cls(schema)
 
 
 def plain(value: Any) -> Any:

@@ -276,17 +276,19 @@ def test_an_answer_in_time_beats_the_deadline_and_deadlines_survive_replays(stor
 def test_a_worker_carries_an_overdue_question(store: Store) -> None:
     """A paused run past its deadline is due to a worker, as a durable sleep is; it is listed as overdue first."""
     from durable import entrypoint
+    from durable.testing import FakeClock
 
     @entrypoint(checkpointer=store)
     def waits(_: Any) -> Any:
-        return ["carried", interrupt("approve?", timeout=0.05, default=False)]
+        return ["carried", interrupt("approve?", timeout=60, default=False)]
 
-    waits.invoke(1, thread_id="t")
     worker = Worker([waits], checkpointer=store, poll_interval=0.05)
-    assert worker.run(until_idle=True).total == 0  # not due yet... or already: either way nothing is lost
-    time.sleep(0.1)
-    assert [(t, i.id) for t, i in Threads(store).interrupts(overdue=True)] == [("t", "0")]
-    assert worker.run(until_idle=True).completed == 1
+    with FakeClock() as clock:
+        waits.invoke(1, thread_id="t")
+        assert worker.run(until_idle=True).total == 0  # not due yet
+        clock.advance(61)
+        assert [(t, i.id) for t, i in Threads(store).interrupts(overdue=True)] == [("t", "0")]
+        assert worker.run(until_idle=True).completed == 1
     assert waits.get_state(thread_id="t").output == ["carried", False]
     assert Threads(store).interrupts(overdue=True) == []
 
