@@ -32,7 +32,7 @@ from contextvars import copy_context
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _caching, _chunks, _clock, _context, _faults
+from . import _caching, _chunks, _clock, _context, _faults, _versions
 from ._context import Scope
 from ._flow import acarry, carry
 from ._futures import pool
@@ -164,6 +164,8 @@ def _seed(run: Run, key: str) -> str:
 
 def _hit_row(run: Run, spec: TaskSpec, key: str, attempt: int, digest: bytes | None, inner: bytes) -> JournalRow:
     now = _clock.clock.time()
+    if spec.version is not None:
+        inner = _versions.stamp(spec.version, inner)
     payload = run.codec.seal(inner, run.run_id, key, spec.name, attempt, OK, digest)
     return JournalRow(key, attempt, spec.name, OK, digest, payload, now, now)
 

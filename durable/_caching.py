@@ -52,10 +52,12 @@ def cache_key(policy: CachePolicy[Any], args: tuple[Any, ...], kwargs: dict[str,
     return hashlib.sha256(data).hexdigest()
 
 
-def cache_identity(fn: Callable[..., Any], name: str) -> str:
-    """Which task a cache entry belongs to: its function's module and qualified name (as LangGraph keys it)."""
+def cache_identity(fn: Callable[..., Any], name: str, version: int | None = None) -> str:
+    """Which task a cache entry belongs to: its function's module and qualified name (as LangGraph keys it),
+    and its version when it has one (a value cached by another version is not this one's)."""
     module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    return f"{module}.{qualname}" if module and qualname else name
+    identity = f"{module}.{qualname}" if module and qualname else name
+    return identity if version is None else f"{identity}@v{version}"
 
 
 def _codec(run: Run, identity: str) -> Codec:
@@ -66,7 +68,7 @@ def lookup(run: Run, spec: TaskSpec, key: str) -> tuple[bool, bytes]:
     """Whether the cache holds this call, and its serialized value (verified, signature removed)."""
     cache = run.cache
     assert cache is not None and spec.cache is not None
-    identity = cache_identity(spec.fn, spec.name)
+    identity = cache_identity(spec.fn, spec.name, spec.version)
     blob = cache.get(identity, key)
     if blob is None:
         return False, b""
@@ -80,5 +82,5 @@ def store(run: Run, spec: TaskSpec, key: str, inner: bytes) -> None:
     """Cache a freshly computed value (its serialized bytes), signed for its slot."""
     cache = run.cache
     assert cache is not None and spec.cache is not None
-    identity = cache_identity(spec.fn, spec.name)
+    identity = cache_identity(spec.fn, spec.name, spec.version)
     cache.set(identity, key, _codec(run, identity).seal(inner, 0, key, spec.name), spec.cache.ttl)

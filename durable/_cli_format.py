@@ -383,7 +383,8 @@ def entry_row(e: Any) -> list[str]:
         shown = f"{shown} (timed out)"
     elif e.answered_by is not None:
         shown = f"{shown} (by {e.answered_by})"
-    return [e.key, e.task, e.status, str(e.attempt), f"{e.duration * 1000:.0f}", shown]
+    task = e.task if getattr(e, "version", None) is None else f"{e.task} (v{e.version})"
+    return [e.key, task, e.status, str(e.attempt), f"{e.duration * 1000:.0f}", shown]
 
 
 def deadline(when: float | None) -> str:
@@ -401,9 +402,10 @@ def interrupt_json(i: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _answered_json(e: Any) -> dict[str, Any]:
+def _entry_extras(e: Any) -> dict[str, Any]:
+    """What some entries have besides the common fields: who answered (an answer), a versioned task's version."""
     if e.status != "answer":
-        return {}
+        return {} if getattr(e, "version", None) is None else {"version": e.version}
     return {"answered_by": e.answered_by, "answered_at": e.answered_at, "timed_out": e.timed_out}
 
 
@@ -419,7 +421,7 @@ def state_json(st: Any) -> dict[str, Any]:
                 "key": e.key, "task": e.task, "status": e.status, "attempt": e.attempt,
                 "started_at": e.started_at, "finished_at": e.finished_at,
                 "duration_ms": round(e.duration * 1000, 3), "result": jsonable(e.result),
-                "error": error_line(e.error) or None, "size": e.size, **_answered_json(e),
+                "error": error_line(e.error) or None, "size": e.size, **_entry_extras(e),
             }
             for e in st.entries
         ],

@@ -173,6 +173,20 @@ class Replay:
             warnings.warn(f"{err} (replaying the recorded result)", RuntimeWarning, stacklevel=4)
         return row, row.attempt
 
+    def peek(self, key: str) -> JournalRow | None:
+        """The latest row at ``key``, leaving it for the call that will look it up (`durable.patched`)."""
+        return self._row(key)
+
+    def later(self, prefix: str, n: int) -> bool:
+        """Whether the journal holds a call of the body numbering its calls ``prefix + str(i)`` with ``i > n``
+        (as far as the rows read so far go: the window that ``peek`` of key ``n`` read, in a long journal)."""
+        for key in self._latest:
+            if key.startswith(prefix):
+                head = key[len(prefix) :].partition(".")[0]
+                if head.isdigit() and int(head) > n:
+                    return True
+        return False
+
     def recorded(self, key: str) -> bool:
         """Whether a call at ``key`` would replay its recorded outcome (not run), as far as the journal says."""
         row = self._row(key)

@@ -22,6 +22,8 @@ from typing import Any, Literal
 from ._answers import RECORD, split
 from ._codec import Codec, Keyring, unsigned_part
 from ._serde import TAG_JSON, TAG_PICKLE, JsonSerializer, ReplayedError, type_name
+from ._versions import TAG as VERSIONED
+from ._versions import peel
 from .errors import IntegrityError, SerializationError
 
 Why = Literal[
@@ -137,6 +139,8 @@ class ToolReader:
         return self._decode(checked.inner, checked.signed, checked.verified)
 
     def _decode(self, inner: bytes, signed: bool, verified: bool) -> Any:
+        if inner[:1] == VERSIONED:  # a versioned task's value: the header names the version, the value follows
+            inner = bytes(peel(inner)[1])
         tag = inner[:1]
         if tag == TAG_JSON:
             try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import _attempts, _chunks, _context, _faults
+from . import _attempts, _chunks, _context, _faults, _versions
 from ._answers import Answer, read_answer
 from ._codec import Codec, too_large
 from ._context import Scope
@@ -29,7 +29,7 @@ from ._runtime import EMPTY, RunEnv
 from ._serde import dump_value, load_value
 from ._stream import Sink as Sink  # where a streamed run's events go
 from ._writers import DURABILITY_MODES, Durability, make_writer
-from .errors import ConfigurationError, LeaseLostError, UsageError
+from .errors import ConfigurationError, LeaseLostError, RecordedValueError, SerializationError, UsageError
 from .stores._base import ERROR, OK, AsyncSession, JournalRow, Lease, Store
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ class TaskSpec:
     # A graph's node run: its argument is the graph's call object, not the caller's (nothing to digest), and
     # the graph streams its events in its own shapes (`durable.graph._emit`), not as a task's.
     node: bool = False
+    # The version its values are journaled under (None: unversioned, read as version 1), and the converters
+    # (old version, function) that turn an older version's value into the next one's: see `_versions`.
+    version: int | None = None
+    upgrade: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
     # A sync body with no policy, timeout or cache of its own: the short path runs it (see Run._execute).
     simple: bool = field(init=False)
 
@@ -157,7 +161,7 @@ class Run:
                 self.observer.replayed(spec.name, key, row.attempt)
             if self.sink is not None:
                 return self._stream_replayed(self.sink, row, spec, key, args, kwargs)
-            return self._replayed(row, spec.name)
+            return self._replayed(row, spec.name, spec)
         if self.sink is not None:
             spec = _chunks.call_started(self.sink, spec, key, args, kwargs)
         loop = self.loop
@@ -177,22 +181,50 @@ class Run:
     def _stream_replayed(
         self, sink: Sink, row: JournalRow, spec: TaskSpec, key: str, args: Args, kwargs: Kwargs
     ) -> TaskFuture[Any]:
-        replayed = self._replayed(row, spec.name)
+        replayed = self._replayed(row, spec.name, spec)
         error = replayed.exception()
         _chunks.call_replayed(sink, spec, key, args, kwargs, error, None if error is not None else replayed.result())
         return replayed
 
-    def _replayed(self, row: JournalRow, name: str) -> TaskFuture[Any]:
+    def _replayed(self, row: JournalRow, name: str, spec: TaskSpec | None = None) -> TaskFuture[Any]:
         blob = self.codec.open_row(row, self.run_id) if self.signed else row.payload
+        if row.status == ERROR:
+            error = load_value(self.serde, blob, f"the recorded error of task {name!r} (key {row.key})")
+            self.replay.note_error(error, row.key)
+            return TaskFuture.failed(error)
+        if spec is not None and spec.version is not None:
+            return TaskFuture.resolved(self._upgraded(row, spec, blob))
         try:
             value = self.serde.loads(blob)
-        except Exception:
-            load_value(self.serde, blob, f"the recorded result of task {name!r} (key {row.key})")
-            raise  # load_value raised its SerializationError above; this line is not reached
-        if row.status == ERROR:
-            self.replay.note_error(value, row.key)
-            return TaskFuture.failed(value)
+        except Exception as exc:
+            if blob[:1] == _versions.TAG:  # recorded by a versioned task that this code no longer versions
+                return TaskFuture.resolved(self._upgraded(row, spec or TaskSpec(name, _nothing, False), blob))
+            raise self.unreadable(row.key, name, exc) from exc
+        if type(value) not in _PLAIN:
+            _versions.check_fields(value, _versions.Where(self.thread_id, row.key, name))
         return TaskFuture.resolved(value)
+
+    def _upgraded(self, row: JournalRow, spec: TaskSpec, blob: bytes) -> Any:
+        """A versioned task's recorded value, read and upgraded to the version the code has now."""
+        recorded, inner = _versions.peel(blob)
+        where = _versions.Where(self.thread_id, row.key, spec.name)
+        try:
+            value = self.serde.loads(inner)
+        except Exception as exc:
+            raise self.unreadable(row.key, spec.name, exc) from exc
+        value = _versions.upgraded(value, recorded, spec.version or 1, dict(spec.upgrade), where)
+        _versions.check_fields(value, where)
+        return value
+
+    def unreadable(self, key: str, name: str, exc: Exception) -> RecordedValueError:
+        """A recorded value that no longer deserializes (its module or class moved, another serializer)."""
+        if isinstance(exc, RecordedValueError):
+            return exc
+        detail = exc.reason if isinstance(exc, SerializationError) else f"{type(exc).__name__}: {exc}"
+        return RecordedValueError(
+            self.thread_id, key, name, _missing_type(exc), detail,
+            "keep the module and class it names importable (an alias will do), or fork the thread before this key",
+        )  # fmt: skip
 
     # -- executing a body -----------------------------------------------------------------------
 
@@ -245,6 +277,8 @@ class Run:
                 raise
             if self.max_bytes is not None and len(inner) > self.max_bytes:
                 self._too_large(spec, key, value, len(inner))
+        if spec.version is not None:
+            inner = _versions.stamp(spec.version, inner)
         if self.signed:
             inner = self.codec.seal(inner, self.run_id, key, spec.name, attempt, OK, digest)
         if _faults._armed is not None:
@@ -325,6 +359,23 @@ class Run:
     def take_buffered(self) -> list[JournalRow]:
         """Stop the writer; the rows the run's end must still write ("exit" mode)."""
         return self.writer.close()
+
+
+# Exact types whose replayed values need no check of their fields (`_versions.check_fields`).
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple, set, frozenset})
+
+
+def _nothing() -> None:
+    """The body of a task known only by its recorded name (never called)."""
+
+
+def _missing_type(exc: Exception) -> str:
+    """The type (or module) an unpickling error says it could not find, else "value"."""
+    text = str(exc)
+    for marker in ("Can't get attribute '", "No module named '"):
+        if marker in text:
+            return text.split(marker, 1)[1].split("'", 1)[0]
+    return "value"
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

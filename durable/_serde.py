@@ -33,7 +33,8 @@ LARGE = 64 * 1024
 class Serializer(Protocol):
     """Turns a value into tagged bytes and back. Implementations must be thread-safe.
 
-    ``loads`` must refuse bytes with another format's tag (never fall back to another format),
+    ``loads`` must refuse bytes with another format's tag (never fall back to another format; the tag ``V`` is
+    durable's own, for a versioned task's values: see `_versions`),
     and ``stamp`` names the format and what it depends on; ``incompatible(stamp)`` says why a
     journal stamped so cannot be read here (``None``: it can).
     """

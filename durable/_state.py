@@ -10,8 +10,11 @@ from typing import Any, Literal, NamedTuple, Protocol
 from ._answers import Answer, read_answer
 from ._codec import Codec, Keyring, unsigned_part
 from ._interrupts import Interrupt, pending_from_data
+from ._patching import PATCHED
 from ._peek import SealedValue, as_error
 from ._serde import JsonSerializer, PickleSerializer, Serializer, load_value
+from ._versions import TAG as VERSIONED
+from ._versions import peel
 from .errors import ConfigurationError, IncompatibleJournalError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadRow
 
@@ -37,6 +40,8 @@ class JournalEntry:
     answered_by: str | None = None
     answered_at: float | None = None
     timed_out: bool = False
+    # A versioned task's value (``"ok"``): the task version that recorded it (``@task(version=)``).
+    version: int | None = None
 
     @property
     def duration(self) -> float:
@@ -121,7 +126,10 @@ class CodecReader:
     def row(self, row: JournalRow, run: int) -> Any:
         if row.status == ANSWER:
             return read_answer(self.codec, self.codec.open_row(row, run), row)
-        return load_value(self.codec.serde, self.codec.open_row(row, run), f"the recorded result of key {row.key}")
+        if row.name == PATCHED:  # a patch's marker: its id, as JSON whatever the serializer
+            return self.codec.load_plain(self.codec.open_row(row, run), f"the patch marker at key {row.key}")
+        blob = self.codec.open_row(row, run)
+        return load_value(self.codec.serde, peel(blob)[1], f"the recorded result of key {row.key}")
 
 
 def app_reader(serde: Serializer, ring: Keyring | None) -> Callable[[ThreadRow, RunRow], Reader]:
@@ -285,7 +293,16 @@ def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
         answered_by=answer.by if answer is not None else None,
         answered_at=(answer.at if answer is not None else row.finished_at) if row.status == ANSWER else None,
         timed_out=answer is not None and answer.timed_out,
+        version=_version(row),
     )
+
+
+def _version(row: JournalRow) -> int | None:
+    """The task version a value was recorded by, when its task had one (its header, inside the signature)."""
+    if row.status != OK:
+        return None
+    inner = unsigned_part(row.payload)
+    return peel(inner)[0] if inner[:1] == VERSIONED else None
 
 
 def _interrupts(data: Any, answered: Mapping[str, int]) -> tuple[Interrupt, ...]:

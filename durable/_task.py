@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
 
-from . import _attempts, _context
+from . import _attempts, _context, _versions
 from ._caching import CachePolicy
 from ._futures import TaskFuture
 from ._retry import RetryPolicy, call_with_retry, call_with_retry_async, retry_option
@@ -76,6 +76,8 @@ def task(
     cache_policy: CachePolicy[Any] | None = None,
     timeout: float | timedelta | None = None,
     retry: RetryOption = None,
+    version: int | None = None,
+    upgrade: Mapping[int, Callable[[Any], Any]] | None = None,
 ) -> _TaskDecorator: ...
 def task(
     fn: Callable[..., Any] | None = None,
@@ -86,6 +88,8 @@ def task(
     cache_policy: CachePolicy[Any] | None = None,
     timeout: float | timedelta | None = None,
     retry: RetryOption = None,
+    version: int | None = None,
+    upgrade: Mapping[int, Callable[[Any], Any]] | None = None,
 ) -> Any:
     """Mark a function whose result is recorded in the journal.
 
@@ -102,8 +106,16 @@ def task(
     `TaskTimeoutError`: an async body is cancelled; a sync body runs in a
     thread of its own, which is abandoned (Python cannot stop a thread), so
     make a hung sync call time out by itself where you can.
+
+    ``version`` is the version of what the task returns, journaled with each value; ``upgrade`` maps an older
+    version ``n`` to a function turning a version-``n`` value into a version-``n + 1`` one. A resume reads a
+    value recorded by an older version through those functions, so runs started under old code go on under new
+    code (``@task(version=2, upgrade={1: lambda old: Order(**old.__dict__, currency="EUR")})``). A value that
+    cannot be read as the code needs it raises `RecordedValueError`; ``durable verify`` finds those before a
+    deploy.
     """
     policy = retry_option(retry_policy, retry)
+    version, steps = _versions.checked(version, upgrade)
     seconds = _timeout(timeout)
     if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
         raise ConfigurationError(f"cache_policy={cache_policy!r}: pass a CachePolicy(...)")
@@ -120,6 +132,8 @@ def task(
             timeout=seconds,
             aliases=() if name else aliases,
             cache=cache_policy,
+            version=version,
+            upgrade=tuple(sorted(steps.items())),
         )
         # A bound method (``task(obj.method)``) already carries its instance: do not pass it again.
         bound = inspect.ismethod(func)
@@ -152,11 +166,17 @@ class _TaskWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt is unt
     def timeout(self) -> float | None:
         return self._self_spec.timeout
 
+    @property
+    def version(self) -> int | None:
+        """The version its values are journaled under (``None``: unversioned, read as version 1)."""
+        return self._self_spec.version
+
     def clear_cache(self, cache: Any) -> int:
         """Forget this task's cached results in ``cache`` (a `durable.Cache`, or an entrypoint's ``.cache``)."""
         from ._caching import cache_identity
 
-        return int(cache.clear(cache_identity(self._self_spec.fn, self._self_spec.name)))
+        spec = self._self_spec
+        return int(cache.clear(cache_identity(spec.fn, spec.name, spec.version)))
 
 
 def _timeout(timeout: float | timedelta | None) -> float | None:

@@ -24,7 +24,9 @@ The tree::
     ├── NonDeterminismError       a replayed call differs from the journal
     │   └── ArgumentsChangedError     same task, different arguments
     ├── SerializationError        a value cannot be stored, or a stored one cannot be read
-    │   └── IncompatibleJournalError  written by a Python (or serializer) that cannot be read here
+    │   ├── IncompatibleJournalError  written by a Python (or serializer) that cannot be read here
+    │   └── RecordedValueError        a recorded value the current code cannot read (a class that changed, a task
+    │                                 version with no upgrade), naming the thread, key and type
     ├── IntegrityError            a blob fails its signature check, or is unsigned while a key is set
     └── StoreError                the database failed; the driver's error is in __cause__
         └── SchemaVersionError        the database was written by a newer `durable`
@@ -394,6 +396,35 @@ class IncompatibleJournalError(SerializationError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.thread_id, self.written, self.here, self.advice))
+
+
+class RecordedValueError(SerializationError):
+    """A value the journal recorded cannot be read as the code now needs it: its class moved or changed (a field
+    it declares now is missing), or it was recorded by a version of its task that nothing upgrades.
+
+    Raised on replay (the resume stops there, nothing is run or changed) and reported by ``durable verify``
+    before a deploy. ``thread_id``, ``key``, ``task`` and ``type_name`` say which value; ``reason`` why.
+    """
+
+    def __init__(self, thread_id: str, key: str, task: str, type_name: str, reason: str, advice: str = "") -> None:
+        self.thread_id = thread_id
+        self.key = key
+        self.task = task
+        self.what = f"the recorded result of task {task!r} (key {key}) in thread {thread_id!r}"
+        self.type_name = type_name
+        self.reason = reason
+        self.advice = advice
+        self.reading = True
+        DurableError.__init__(
+            self,
+            f"thread {thread_id!r}, key {key} (task {task!r}): the recorded {type_name} cannot be read by this code: "
+            f"{reason}; "
+            + (advice or "keep the module and class it names importable, or give the task a version and an upgrade")
+            + ". Nothing was run; the journal keeps the value as recorded",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.thread_id, self.key, self.task, self.type_name, self.reason, self.advice))
 
 
 class IntegrityError(DurableError):
