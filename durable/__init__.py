@@ -14,6 +14,7 @@ from ._codec import Keyring
 from ._context import TaskContext, task_context
 from ._futures import TaskFuture
 from ._interrupts import Command, GraphOutput, Interrupt, Interrupted, Send, interrupt
+from ._patching import deprecate_patch, patched
 from ._peek import SealedError, SealedValue
 from ._retry import RetryPolicy
 from ._runtime import Runtime, StreamWriter, get_config, get_runtime, get_store, get_stream_writer
@@ -39,6 +40,7 @@ from .errors import (
     LeaseLostError,
     NonDeterminismError,
     NonRetryableError,
+    RecordedValueError,
     ResumeError,
     RunCancelledError,
     SchemaVersionError,
@@ -58,7 +60,9 @@ if TYPE_CHECKING:
     from ._admin import JournalDiff, ResignReport, ThreadPage, Threads
     from ._cache import Cache
     from ._check import Finding, check
+    from ._dry import NextCall, ResumePlan
     from ._memory import Item, Memory, SearchItem
+    from ._verify import ThreadCheck, verify
     from ._worker import Worker, WorkerStats
     from .stores.postgres import PostgresStore
     from .stores.redis import RedisStore
@@ -81,6 +85,10 @@ _LAZY = {
     "Item": "._memory",
     "SearchItem": "._memory",
     "Cache": "._cache",
+    "ResumePlan": "._dry",
+    "NextCall": "._dry",
+    "verify": "._verify",
+    "ThreadCheck": "._verify",
 }
 
 
@@ -123,15 +131,18 @@ __all__ = [
     "LeaseLostError",
     "Memory",
     "MemoryStore",
+    "NextCall",
     "NonDeterminismError",
     "NonRetryableError",
     "PickleSerializer",
     "PostgresStore",
     "PregelTask",
     "RedisStore",
+    "RecordedValueError",
     "ReplayedError",
     "ResignReport",
     "ResumeError",
+    "ResumePlan",
     "RetryPolicy",
     "RunCancelledError",
     "Runtime",
@@ -153,6 +164,7 @@ __all__ = [
     "AnswerRejectedError",
     "InterruptTimeoutError",
     "ThreadBusyError",
+    "ThreadCheck",
     "ThreadExistsError",
     "ThreadNotFoundError",
     "ThreadPage",
@@ -165,6 +177,7 @@ __all__ = [
     "WorkerStats",
     "asleep",
     "check",
+    "deprecate_patch",
     "entrypoint",
     "get_config",
     "get_runtime",
@@ -172,11 +185,13 @@ __all__ = [
     "get_stream_writer",
     "interrupt",
     "now",
+    "patched",
     "random",
     "sleep",
     "task",
     "task_context",
     "uuid4",
+    "verify",
 ]
 
 # Show the public path in reprs and tracebacks (durable.TaskFuture, not durable._futures.TaskFuture).

@@ -38,6 +38,7 @@ from .stores._base import Lease, Store
 
 if TYPE_CHECKING:
     from ._admin import Threads
+    from ._dry import ResumePlan
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -343,6 +344,33 @@ class Entrypoint(Generic[I, O]):
                 return await adrive(flow, session)
         finally:
             _context.current.reset(token)
+
+    def plan(
+        self,
+        input: I | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | uuid.UUID | None = None,
+        context: Any = None,
+    ) -> ResumePlan:
+        """What ``invoke(input, ...)`` would do on the thread now, worked out without doing it: no task body runs,
+        no lease is taken, nothing is written.
+
+        The body replays the journal as a resume would, up to the first call with nothing to replay. The
+        returned `ResumePlan` says which keys replay, the task that would run next and why (never recorded,
+        its error is retried, its retry policy owes an attempt, its arguments changed), the questions it would
+        pause on, how long a durable sleep still has to wait, or where the journal no longer fits the code.
+        A `Command` is checked as `invoke` checks it (a bad answer raises here) and planned with its answers.
+        Inputs `invoke` would refuse raise the same errors here.
+        """
+        tid = _thread_id(thread_id, config, new=input is not None)
+        return self._plan(input, tid, self._env(config, tid, context))
+
+    def _plan(self, input: Any, tid: str, env: RunEnv, deep: bool = False) -> ResumePlan:
+        from ._dry import forecast
+
+        store, ring = self._ring_for(None)
+        return forecast(self._spec, store, ring, tid, input, env, deep)
 
     def submit(
         self,

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from . import _cli_format as fmt
+from . import _cli_verify
 from ._cli_threads import _add_admin_commands, _run_admin
 from .errors import ConfigurationError, DurableError
 
@@ -71,10 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print the findings as a JSON list of objects")
     _add_admin_commands(commands)
     _add_ui_command(commands)
+    _cli_verify.add_commands(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args)
+    if args.command in ("verify", "plan"):
+        return _cli_verify.run(args)
     if args.command == "ui":
         from ._console import main as ui
 
@@ -125,6 +129,10 @@ def load_entrypoints(targets: Sequence[str]) -> list[Any]:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ConfigurationError(f"cannot import {module_name!r} (from {target!r}): {exc}") from exc
+        except Exception as exc:  # the module's own code failed (a missing setting, say): one line, not a traceback
+            raise ConfigurationError(
+                f"importing {module_name!r} (from {target!r}) raised {type(exc).__name__}: {exc}"
+            ) from exc
         if attr:
             value = getattr(module, attr, None)
             ep = as_entrypoint(value)

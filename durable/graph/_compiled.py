@@ -35,6 +35,7 @@ from ._pregel import TASKS, NodePlan, Plan, branch_channel
 
 if TYPE_CHECKING:
     from .._admin import Threads
+    from .._dry import ResumePlan
     from .._state import ThreadState
     from ..stores._base import Store
     from ._draw import Graph
@@ -249,6 +250,27 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def cancel(self, config: Mapping[str, Any] | None = None, *, thread_id: str | uuid.UUID | None = None) -> bool:
         """Cancel the thread's unfinished run (see `Entrypoint.cancel`)."""
         return self.entrypoint.cancel(config, thread_id=thread_id)
+
+    def plan(
+        self,
+        input: InputT | Command[Any] | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        context: ContextT | None = None,
+        thread_id: str | uuid.UUID | None = None,
+    ) -> ResumePlan:
+        """What `invoke` would do on the thread now, without doing it: no node runs, nothing is written
+        (see `durable.Entrypoint.plan`)."""
+        from .._dry import ResumePlan
+
+        call = self._prepare(input, config, thread_id, context, None, None, "sync")
+        if call.done is not None:
+            return ResumePlan(call.thread_id, self.entrypoint.name, "completed", "returns", output=call.done)
+        token = invocation.set(call.given)
+        try:
+            return self.entrypoint._plan(call.input, call.thread_id, call.env)
+        finally:
+            invocation.reset(token)
 
     # -- reading and changing state ------------------------------------------------------------------------
 
