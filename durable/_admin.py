@@ -35,6 +35,8 @@ from ._reseal import map_values, resealer, verifier
 from ._serde import TAG_JSON, JsonSerializer, PickleSerializer, Serializer
 from ._state import ThreadState, read_state
 from ._urls import resolve_store
+from ._versions import TAG as VERSIONED
+from ._versions import peel, stamp
 from .errors import ConfigurationError, DurableError, ThreadBusyError, ThreadNotFoundError
 from .stores._base import OK, RUN_VALUES, JournalRow, RunRow, RunStatus, Store, ThreadFilter, ThreadRow, ThreadSummary
 
@@ -396,14 +398,17 @@ class Threads:
                     f"override for key {key!r}: the fork keeps no recorded call there (keys before {cut} are kept: "
                     f"{sorted(latest, key=_sort_key)})"
                 )
-            # Written in the format the recorded value has, which is what the workflow reads.
-            serde = (
-                JsonSerializer() if unsigned_part(recorded.payload)[:1] == TAG_JSON else serializer_for(target.stamp)
-            )
+            # Written in the format the recorded value has, which is what the workflow reads, and as the same
+            # version of a versioned task (the override stands in for the value that version recorded).
+            inner = unsigned_part(recorded.payload)
+            version, inner = peel(inner) if inner[:1] == VERSIONED else (None, inner)
+            serde = JsonSerializer() if inner[:1] == TAG_JSON else serializer_for(target.stamp)
             writer = Codec(serde, self._ring, new_id, nonce, target.entrypoint)
             attempt = recorded.attempt + 1
-            payload = writer.dump(value, target.run_id, key, f"the override for key {key!r}", recorded.name,
-                                  attempt=attempt, status=OK, digest=recorded.digest)  # fmt: skip
+            written = writer.serialize(value, f"the override for key {key!r}")
+            if version is not None:
+                written = stamp(version, written)
+            payload = writer.seal(written, target.run_id, key, recorded.name, attempt, OK, recorded.digest)
             now = time.time()
             kept = [(rid, r) for rid, r in kept if not (rid == target.run_id and r.key == key)]
             kept.append(

@@ -586,6 +586,17 @@ def test_a_value_of_an_older_version_is_replayed_upgraded(store: Store, flavor: 
     assert journal.by_key(v2, "new")["0"][0].result == {"cents": 700}
 
 
+def test_a_forks_override_of_a_versioned_value_keeps_its_version(store: Store, flavor: Flavor) -> None:
+    """A fork's override stands in for the value the recorded version returned: it is journaled as that version,
+    so the resume upgrades it as it would the original (not read as a version-1 value)."""
+    down = priced_by(flavor, store, "v2", {"cents": 900}, version=2, upgrade={1: to_cents})
+    fork = Threads(store).fork("v2", at=1, overrides={"0": {"cents": 100}})
+    v3, _ = pricing(flavor, store, [], down, None, version=3, upgrade={1: to_cents, 2: to_money})
+    assert [e.version for e in v3.get_state(thread_id=fork).entries] == [2]
+    down[0] = False
+    assert flavor.invoke(v3, None, thread_id=fork) == {"amount": 100, "currency": "EUR"}
+
+
 def test_values_are_upgraded_through_every_version_since(store: Store, flavor: Flavor) -> None:
     """v3 with upgrade={1: to_cents, 2: to_money}: a version-1 value goes through both, a version-2 one
     through the second."""
