@@ -357,7 +357,8 @@ class Threads:
         """Copy the thread's journal before top-level key ``at`` into a new thread; returns its id.
 
         The copied run (the latest, or ``run_id``) keeps its input and the results of the
-        calls before ``at``; ``overrides`` replace recorded results by key (``{"3": fixed}``).
+        calls before ``at``; ``overrides`` replace recorded results by key (``{"3": fixed}``), each in the
+        shape of the value it replaces (a versioned task's, as the version that recorded it: a resume upgrades it).
         The new thread's run is failed-and-resumable: ``invoke(None, thread_id=new)`` replays
         the copied prefix and runs the rest with today's code. The original is untouched.
         Every copied value is verified (with the key) and re-signed for the new thread: a value

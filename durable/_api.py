@@ -254,6 +254,7 @@ class Entrypoint(Generic[I, O]):
         env: RunEnv | None = None,
     ) -> Any:
         _check_durability(durability)
+        _outside(f"{self.name}.invoke on thread {tid!r}")
         if self._spec.is_async:
             import asyncio
 
@@ -327,6 +328,7 @@ class Entrypoint(Generic[I, O]):
         env: RunEnv | None = None,
     ) -> Any:
         _check_durability(durability)
+        _outside(f"{self.name}.ainvoke on thread {tid!r}")
         spec = self._aspec or self._spec
         if not spec.is_async:
             import asyncio
@@ -366,11 +368,12 @@ class Entrypoint(Generic[I, O]):
         tid = _thread_id(thread_id, config, new=input is not None)
         return self._plan(input, tid, self._env(config, tid, context))
 
-    def _plan(self, input: Any, tid: str, env: RunEnv, deep: bool = False) -> ResumePlan:
+    def _plan(self, input: Any, tid: str, env: RunEnv) -> ResumePlan:
         from ._dry import forecast
 
-        store, ring = self._ring_for(None)
-        return forecast(self._spec, store, ring, tid, input, env, deep)
+        # Read-only unless the journal is open already: a plan must not create (or migrate) one.
+        store = self._journal if self._journal is not None else resolve_store(self._checkpointer, read_only=True)
+        return forecast(self._spec, store, self._ring_for(store)[1], tid, input, env)
 
     def submit(
         self,
@@ -388,6 +391,7 @@ class Entrypoint(Generic[I, O]):
         """
         tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
         store = self.checkpointer
+        _outside(f"{self.name}.submit on thread {tid!r}")
         return drive(submit_flow(self._spec, input, tid, self._ring, store), store)  # type: ignore[no-any-return]
 
     async def asubmit(
@@ -399,6 +403,7 @@ class Entrypoint(Generic[I, O]):
     ) -> str:
         """Async `submit`."""
         tid = uuid.uuid4().hex if thread_id is None and config is None else _thread_id(thread_id, config)
+        _outside(f"{self.name}.asubmit on thread {tid!r}")
         store = self.checkpointer
         async with store.asession() as session:
             flow = submit_flow(self._spec, input, tid, self._ring, store)
@@ -462,7 +467,9 @@ class Entrypoint(Generic[I, O]):
         run. Returns ``False`` if there was nothing to cancel (the last run had finished).
         """
         store = self.checkpointer
-        flow = cancel_flow(self._spec, self._spec.serde, _thread_id(thread_id, config), self._ring)
+        tid = _thread_id(thread_id, config)
+        _outside(f"{self.name}.cancel on thread {tid!r}")
+        flow = cancel_flow(self._spec, self._spec.serde, tid, self._ring)
         return drive(flow, store)  # type: ignore[no-any-return]
 
     # -- reading and changing state ------------------------------------------------------------------
@@ -549,6 +556,7 @@ class Entrypoint(Generic[I, O]):
         if as_node is not None and as_node != self.name:
             raise ConfigurationError(f"as_node={as_node!r}: an entrypoint's state is updated as {self.name!r}")
         tid = _thread_id(None, config)
+        _outside(f"{self.name}.update_state on thread {tid!r}")
         store = self.checkpointer
         run_id = drive(update_flow(self._spec, values, tid, self._ring, store), store)
         return {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": checkpoint_id(run_id, "end")}}
@@ -734,6 +742,13 @@ def _check_version(version: str) -> None:
 def _check_durability(durability: str) -> None:
     if durability not in DURABILITY_MODES:
         raise ConfigurationError(f"durability={durability!r}: use 'sync', 'async' or 'exit'")
+
+
+def _outside(what: str) -> None:
+    """A run's body starting another thread's run: a dry run stops there (`Run.refuse`)."""
+    scope = _context.current.get()
+    if scope is not None:
+        scope.run.refuse(what)
 
 
 def _loop_running() -> bool:

@@ -57,7 +57,7 @@ def cache_identity(fn: Callable[..., Any], name: str, version: int | None = None
     and its version when it has one (a value cached by another version is not this one's)."""
     module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     identity = f"{module}.{qualname}" if module and qualname else name
-    return identity if version is None else f"{identity}@v{version}"
+    return identity if version is None or version == 1 else f"{identity}@v{version}"  # unversioned is version 1
 
 
 def _codec(run: Run, identity: str) -> Codec:

@@ -15,8 +15,16 @@ from .errors import ConfigurationError, DurableError, JournalNotFoundError
 
 
 def add_commands(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    common.add_argument("--secret-file", metavar="FILE", help="read the journal's key from FILE (as DURABLE_SECRET)")
+    common.add_argument(
+        "--context-json", type=fmt.json_arg("--context-json"), metavar="VALUE",
+        help="what the bodies get as runtime.context, as the application's invokes pass it",
+    )  # fmt: skip
     verify = commands.add_parser(
         "verify",
+        parents=[common],
         help="dry-run every unfinished thread against the code about to ship",
         description="Replay every unfinished thread's journal (running, crashed, sleeping, failed, paused) against "
         "the entrypoints of MODULEs, running no task and writing nothing, and report per thread: ok (and what a "
@@ -30,11 +38,14 @@ def add_commands(commands: Any) -> None:
     where = verify.add_mutually_exclusive_group()
     where.add_argument("--url", help="the store (default: the entrypoints' own, or $DURABLE_URL)")
     where.add_argument("--bundles", metavar="DIR", help="a directory of exported bundles (*.json), or one file")
-    verify.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    verify.add_argument("--secret-file", metavar="FILE", help="read the journal's key from FILE (as DURABLE_SECRET)")
+    verify.add_argument(
+        "--ignore-missing", action="store_true",
+        help="skip threads of entrypoints not given (another application's, in a shared store) instead of failing",
+    )  # fmt: skip
 
     plan = commands.add_parser(
         "plan",
+        parents=[common],
         help="what resuming a thread would do, without doing it",
         description="Dry-run THREAD with TARGET's code: which recorded calls replay, which task runs next and why "
         "(never recorded, failed, a retry owed, arguments changed), the interrupts it would pause on, how long a "
@@ -48,8 +59,6 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     plan.add_argument("--by", metavar="NAME", help="who would answer (with --resume-json)")
     plan.add_argument("--url", help="the store (default: the entrypoint's own, or $DURABLE_URL)")
-    plan.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    plan.add_argument("--secret-file", metavar="FILE", help="read the journal's key from FILE (as DURABLE_SECRET)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,12 +85,18 @@ def run(args: argparse.Namespace) -> int:
     except DurableError as exc:
         fmt.fail(args.command, exc)
         return 1
+    except KeyboardInterrupt:
+        fmt.fail(args.command, "interrupted")
+        return 130
 
 
 def _verify(args: argparse.Namespace, entrypoints: list[Any], ring: Any) -> int:
     from ._verify import verify
 
-    checks = verify(entrypoints, checkpointer=args.url, bundles=args.bundles, secret=ring)
+    checks = verify(
+        entrypoints, checkpointer=args.url, bundles=args.bundles, secret=ring, context=args.context_json,
+        ignore_missing=args.ignore_missing,
+    )  # fmt: skip
     problems = [c for c in checks if not c.ok]
     if args.json:
         fmt.emit_json({"ok": not problems, "threads": [c.as_json() for c in checks]})
@@ -99,24 +114,19 @@ def _verify(args: argparse.Namespace, entrypoints: list[Any], ring: Any) -> int:
 def _plan(args: argparse.Namespace, entrypoints: list[Any], ring: Any) -> int:
     from ._interrupts import Command
     from ._urls import resolve_store
-    from ._verify import plan_on
+    from ._verify import judge, plan_json, plan_on
 
     ep = entrypoints[0]
     given = None if args.resume_json is None else Command(resume=args.resume_json, by=args.by)
-    store = ep.checkpointer if args.url is None else resolve_store(args.url, read_only=True)
-    plan = plan_on(ep, store, args.thread, given, ring, deep=False)
+    # Read-only: a plan never creates a journal (nor migrates one).
+    store = resolve_store(args.url if args.url is not None else ep._checkpointer, read_only=True)
+    try:
+        plan = plan_on(ep, store, args.thread, given, ring, deep=False, context=args.context_json)
+    finally:
+        if store is not ep._checkpointer:
+            store.close()
     if args.json:
-        fmt.emit_json({
-            "thread_id": plan.thread_id, "entrypoint": plan.entrypoint, "status": plan.status,
-            "outcome": plan.outcome, "replayed": list(plan.replayed),
-            "next": None if plan.next is None else {
-                "key": plan.next.key, "task": plan.next.task, "why": plan.next.why, "detail": plan.next.detail,
-            },
-            "interrupts": [{"id": i.id, "value": fmt.jsonable(i.value)} for i in plan.interrupts],
-            "wake_at": plan.wake_at, "output": fmt.jsonable(plan.output),
-            "error": None if plan.error is None else fmt.error_line(plan.error),
-            "held_by": plan.held_by, "notes": list(plan.notes),
-        })  # fmt: skip
+        fmt.emit_json(plan_json(plan))
     else:
         print(fmt.clean(f"{plan.thread_id} [{plan.entrypoint}, {plan.status}]: {plan}"))
-    return 1 if plan.outcome == "diverges" else 0
+    return 0 if judge(plan).ok else 1

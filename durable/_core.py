@@ -177,15 +177,16 @@ class Replay:
         """The latest row at ``key``, leaving it for the call that will look it up (`durable.patched`)."""
         return self._row(key)
 
-    def later(self, prefix: str, n: int) -> bool:
-        """Whether the journal holds a call of the body numbering its calls ``prefix + str(i)`` with ``i > n``
-        (as far as the rows read so far go: the window that ``peek`` of key ``n`` read, in a long journal)."""
-        for key in self._latest:
-            if key.startswith(prefix):
-                head = key[len(prefix) :].partition(".")[0]
-                if head.isdigit() and int(head) > n:
-                    return True
-        return False
+    def reached(self, prefix: str, n: int) -> bool:
+        """Whether the journal holds anything at or past the call ``prefix + str(n)`` of its body: a row at that
+        key, under it (a task's children), or at a later call of the body. As far as the rows read so far go: in a
+        long journal read by windows, ``peek`` of that key has read the window of the calls from it on."""
+        return from_call(self._latest, prefix, n)
+
+    def children(self, key: str) -> int:
+        """How many calls recorded under ``key`` are known (a task's own calls, read so far)."""
+        inside = key + "."
+        return sum(1 for k in self._latest if k.startswith(inside))
 
     def recorded(self, key: str) -> bool:
         """Whether a call at ``key`` would replay its recorded outcome (not run), as far as the journal says."""
@@ -240,6 +241,16 @@ class Replay:
             if isinstance(grouped, tuple):
                 stack.extend(grouped)
         return tuple(sorted(keys))
+
+
+def from_call(keys: Iterable[str], prefix: str, n: int) -> bool:
+    """Whether any of ``keys`` is the call ``prefix + str(n)`` of a body, under it, or a later call of that body."""
+    for key in keys:
+        if key.startswith(prefix):
+            head = key[len(prefix) :].partition(".")[0]
+            if head.isdigit() and int(head) >= n:
+                return True
+    return False
 
 
 def unwrap_final(value: Any) -> tuple[Any, Any]:

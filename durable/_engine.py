@@ -389,17 +389,18 @@ def _asked(codec: Codec, thread: ThreadRow, ticket: _Ticket) -> tuple[PendingInt
 
 
 def _run_for(
-    inv: Invocation, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow], whole: bool, previous: Any
-) -> Run:
+    inv: Invocation, lease: Lease, codec: Codec, run_row: RunRow, rows: list[JournalRow], whole: bool, previous: Any,
+    kind: type[Run] = Run, replay: type[Replay] = Replay,
+) -> Run:  # fmt: skip
     """The state of one execution of the run: its replay of the journal (read whole, or by windows of calls when
-    ``rows`` is only its head), its writer, its policies."""
+    ``rows`` is only its head), its writer, its policies. A dry run (`_dry`) makes its own kinds the same way."""
     spec, store = inv.spec, inv.store
     fetch = None if whole else partial(store.journal_keys, lease.tid, run_row.run_id)
-    run = Run(
+    run = kind(
         store=store,
         lease=lease,
         run_id=run_row.run_id,
-        replay=Replay(rows, run_row.retry_keys, spec.on_changed_args, fetch),
+        replay=replay(rows, run_row.retry_keys, spec.on_changed_args, fetch),
         codec=codec,
         durability=inv.durability,
         session=inv.session,

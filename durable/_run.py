@@ -73,6 +73,8 @@ class TaskSpec:
 class Run:
     """One executing run of an entrypoint on a thread, holding its lease."""
 
+    dry = False  # a dry run (`_dry.DryRun`): nothing outside the journal may be touched
+
     def __init__(
         self,
         *,
@@ -124,6 +126,7 @@ class Run:
         self.previous: Any = None  # what the thread's last run saved (get_runtime().previous)
         self.cache: Any = None  # the entrypoint's task cache, when it has one
         self.calls: dict[str, Any] | None = None  # a graph's node calls in progress by key (for get_config())
+        self.patches: dict[str, bool] = {}  # `durable.patched` decisions, by patch id: one per run
         self._pending_lock = threading.Lock()
 
     def add_pending(self, pending: PendingInterrupt) -> None:
@@ -140,6 +143,10 @@ class Run:
                         f"give parallel interrupts distinct ids, or let durable number them"
                     )
             self.pending.append(pending)
+
+    def refuse(self, what: str) -> None:
+        """The body reaches outside its run (``what``: another thread's run, say). A run goes on; a dry run
+        (`_dry.DryRun`) stops there, since it may run and write nothing."""
 
     def answer(self, key: str) -> tuple[Answer, int] | None:
         """The latest answer journaled for the interrupt at ``key``, and its attempt (``None``: unanswered)."""
@@ -221,10 +228,14 @@ class Run:
         if isinstance(exc, RecordedValueError):
             return exc
         detail = exc.reason if isinstance(exc, SerializationError) else f"{type(exc).__name__}: {exc}"
-        return RecordedValueError(
-            self.thread_id, key, name, _missing_type(exc), detail,
-            "keep the module and class it names importable (an alias will do), or fork the thread before this key",
-        )  # fmt: skip
+        missing = _missing_type(exc)
+        advice = (
+            "keep the module and class it names importable (an alias will do), or fork the thread before this key"
+            if missing != "value"
+            else "its class changed in a way its recorded form no longer fits (slots, a custom __setstate__): keep "
+            "the old class importable and give the task a version and an upgrade, or fork the thread before this key"
+        )
+        return RecordedValueError(self.thread_id, key, name, missing, detail, advice)
 
     # -- executing a body -----------------------------------------------------------------------
 

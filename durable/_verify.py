@@ -23,22 +23,20 @@ production. Bundles are read as the application reads its journal, with its seri
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import _clock
 from ._codec import Keyring, Secret, keyring
-from ._dry import ResumePlan, forecast
+from ._dry import ResumePlan, describe, forecast
 from .errors import (
     ConfigurationError,
     DurableError,
     IncompatibleJournalError,
     IntegrityError,
+    InterruptTimeoutError,
     NonDeterminismError,
-    RecordedValueError,
     SerializationError,
 )
 from .stores._base import Store, ThreadFilter
@@ -59,30 +57,43 @@ class ThreadCheck:
     problem: Problem | None
     detail: str
     plan: ResumePlan | None = None
+    skipped: bool = False  # another application's thread (`verify(ignore_missing=True)`): not checked
 
     def __str__(self) -> str:
-        verdict = "ok" if self.ok else self.problem or "problem"
+        verdict = "skipped" if self.skipped else "ok" if self.ok else self.problem or "problem"
         return f"{verdict:<18} {self.thread_id}  [{self.entrypoint}, {self.status}]  {self.detail}"
 
     def as_json(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "thread_id": self.thread_id,
-            "entrypoint": self.entrypoint,
-            "status": self.status,
-            "ok": self.ok,
-            "problem": self.problem,
-            "detail": self.detail,
-            "outcome": plan.outcome if plan is not None else None,
-            "next": None if plan is None or plan.next is None else {
-                "key": plan.next.key, "task": plan.next.task, "why": plan.next.why,
-            },
-            "replayed": len(plan.replayed) if plan is not None else 0,
-            "interrupts": [i.id for i in plan.interrupts] if plan is not None else [],
-            "wake_at": plan.wake_at if plan is not None else None,
-            "error": {"type": type(plan.error).__name__, "key": getattr(plan.error, "key", None)}
-            if plan is not None and plan.error is not None else None,
+        """The verdict for ``--json``: its own fields, and its plan's (`plan_json`)."""
+        verdict = {
+            "thread_id": self.thread_id, "entrypoint": self.entrypoint, "status": self.status, "ok": self.ok,
+            "skipped": self.skipped, "problem": self.problem, "detail": self.detail,
         }  # fmt: skip
+        if self.plan is None:  # not dry-run at all: the plan's fields, empty
+            empty = ResumePlan(self.thread_id, self.entrypoint, self.status, "diverges")
+            return {**plan_json(empty), "outcome": None, **verdict}
+        return {**plan_json(self.plan), **verdict}
+
+
+def plan_json(plan: ResumePlan) -> dict[str, Any]:
+    """A `ResumePlan` as JSON, for ``durable plan --json`` and ``durable verify --json``."""
+    from ._cli_format import error_line, jsonable
+
+    def call(c: Any) -> dict[str, str]:
+        return {"key": c.key, "task": c.task, "why": c.why, "detail": c.detail}
+
+    error = plan.error
+    return {
+        "thread_id": plan.thread_id, "entrypoint": plan.entrypoint, "status": plan.status, "outcome": plan.outcome,
+        "replayed": list(plan.replayed), "next": call(plan.next) if plan.next is not None else None,
+        "runs": [call(c) for c in plan.runs],
+        "interrupts": [{"id": i.id, "value": jsonable(i.value)} for i in plan.interrupts],
+        "wake_at": plan.wake_at, "output": jsonable(plan.output),
+        "error": None if error is None else {
+            "type": type(error).__name__, "key": getattr(error, "key", None), "message": error_line(error),
+        },
+        "repeats": plan.repeats, "held_by": plan.held_by, "notes": list(plan.notes),
+    }  # fmt: skip
 
 
 def verify(
@@ -91,16 +102,20 @@ def verify(
     checkpointer: Store | str | None = None,
     bundles: str | os.PathLike[str] | None = None,
     secret: Secret | Keyring | None = None,
+    context: Any = None,
+    ignore_missing: bool = False,
 ) -> list[ThreadCheck]:
     """Dry-run every unfinished thread against ``entrypoints`` (`Entrypoint` objects or compiled graphs) and
     return one `ThreadCheck` per thread, problems first. No task runs and nothing is written.
 
-    The threads are those of ``checkpointer`` (a store or URL), of ``bundles`` (a directory of ``durable export``
-    files, or one such file), or else of each entrypoint's own store. ``secret`` is the journal's key when the
-    entrypoints do not carry one (else theirs, the store's or ``DURABLE_SECRET``, as a resume finds it).
+    The threads are those of ``checkpointer`` (a store or URL, opened read-only), of ``bundles`` (a directory of
+    ``durable export`` files, or one such file), or else of each entrypoint's own store. ``secret`` is the
+    journal's key (without it: the entrypoints', the store's or ``DURABLE_SECRET``, as a resume finds it).
+    ``context`` is what the bodies get as ``runtime.context``, as an invoke would pass it. With
+    ``ignore_missing``, threads of entrypoints not given (another application's, in a shared store) are
+    listed as skipped instead of as problems.
     """
     from ._api import as_entrypoint
-    from ._urls import resolve_store
 
     eps = []
     for given in entrypoints:
@@ -113,13 +128,30 @@ def verify(
     if checkpointer is not None and bundles is not None:
         raise ConfigurationError("verify(): give a store or bundles, not both")
     ring = secret if isinstance(secret, Keyring) else keyring(secret) if secret is not None else None
+    opened: list[Store] = []
+    try:
+        return _checks(eps, checkpointer, bundles, ring, context, ignore_missing, opened)
+    finally:
+        for store in opened:
+            store.close()
+
+
+def _checks(
+    eps: list[Any], checkpointer: Store | str | None, bundles: str | os.PathLike[str] | None, ring: Keyring | None,
+    context: Any, ignore_missing: bool, opened: list[Store],
+) -> list[ThreadCheck]:  # fmt: skip
+    from ._urls import resolve_store
+
     if bundles is not None:
         stores = [_bundle_store(Path(bundles), eps, ring)]
     else:
         # Opened read-only: a mistyped path is an error, not a new, empty journal that verifies clean.
         given = [checkpointer] if checkpointer is not None else [ep._checkpointer for ep in eps]
         stores = []
-        for store in (resolve_store(g, read_only=True) for g in given):
+        for where in given:
+            store = resolve_store(where, read_only=True)
+            if not isinstance(where, Store):
+                opened.append(store)
             if not any(store.same_database(seen) for seen in stores):  # entrypoints sharing $DURABLE_URL
                 stores.append(store)
     checks: list[ThreadCheck] = []
@@ -131,36 +163,46 @@ def verify(
         for summary in _unfinished(store):
             ep = by_name.get(summary.entrypoint)
             if ep is None:
-                checks.append(ThreadCheck(
-                    summary.thread_id, summary.entrypoint, summary.status, False, "missing-entrypoint",
-                    f"no entrypoint named {summary.entrypoint!r} among those given: a deploy without it strands "
-                    f"this thread (keep it, or give its module to verify)",
-                ))  # fmt: skip
+                what = f"no entrypoint named {summary.entrypoint!r} among those given"
+                checks.append(
+                    ThreadCheck(summary.thread_id, summary.entrypoint, summary.status, True, None,
+                                f"skipped: {what}", skipped=True)
+                    if ignore_missing else
+                    ThreadCheck(summary.thread_id, summary.entrypoint, summary.status, False, "missing-entrypoint",
+                                f"{what}: a deploy without it strands this thread (keep it, or give its module)")
+                )  # fmt: skip
                 continue
-            checks.append(check_thread(ep, store, summary.thread_id, ring))
+            checks.append(check_thread(ep, store, summary.thread_id, ring, context))
     return sorted(checks, key=lambda c: (c.ok, c.thread_id))
 
 
-def plan_on(ep: Any, store: Store, thread_id: str, input: Any, ring: Keyring | None, deep: bool) -> ResumePlan:
+def plan_on(
+    ep: Any, store: Store, thread_id: str, input: Any, ring: Keyring | None, deep: bool, context: Any = None
+) -> ResumePlan:
     """`Entrypoint.plan` on ``store`` (not necessarily the entrypoint's own), with ``ring`` when one is given."""
-    store_ring = ep._ring_for(store)[1]
-    spec = ep._spec
-    return forecast(spec, store, ring or store_ring, thread_id, input, ep._env(None, thread_id, None), deep)
+    env = ep._env(None, thread_id, context)
+    return forecast(ep._spec, store, ring or ep._ring_for(store)[1], thread_id, input, env, deep)
 
 
-def check_thread(ep: Any, store: Store, thread_id: str, ring: Keyring | None = None) -> ThreadCheck:
-    """The verdict on one thread: what `Entrypoint.plan` says a resume would do, judged."""
+def check_thread(
+    ep: Any, store: Store, thread_id: str, ring: Keyring | None = None, context: Any = None
+) -> ThreadCheck:
+    """The verdict on one thread: what `Entrypoint.plan` says a resume would do, judged. Whatever goes wrong is
+    this thread's verdict, never the end of the whole check."""
     thread = store.get_thread(thread_id)
     run = thread.run if thread is not None else None
     status = run.status if run is not None else "?"
     try:
-        plan = plan_on(ep, store, thread_id, None, ring, deep=True)
+        plan = plan_on(ep, store, thread_id, None, ring, deep=True, context=context)
     except (IntegrityError, IncompatibleJournalError) as exc:
         return ThreadCheck(thread_id, ep.name, status, False, "unreadable", str(exc))
-    except RecordedValueError as exc:
+    except SerializationError as exc:  # its input or previous value no longer reads
         return ThreadCheck(thread_id, ep.name, status, False, "undecodable", str(exc))
     except DurableError as exc:
         return ThreadCheck(thread_id, ep.name, status, False, "unreadable", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        detail = f"the dry run raised {type(exc).__name__}: {exc}"
+        return ThreadCheck(thread_id, ep.name, status, False, "fails", detail)
     return judge(plan)
 
 
@@ -174,47 +216,13 @@ def judge(plan: ResumePlan) -> ThreadCheck:
             else "diverges" if isinstance(error, NonDeterminismError) else "fails"
         )  # fmt: skip
         return ThreadCheck(plan.thread_id, plan.entrypoint, plan.status, False, problem, str(error), plan)
-    if plan.outcome == "fails" and not plan.repeats:
+    if plan.outcome == "fails" and isinstance(error, IntegrityError):  # a recorded value whose signature fails
+        return ThreadCheck(plan.thread_id, plan.entrypoint, plan.status, False, "unreadable", str(error), plan)
+    if plan.outcome == "fails" and not plan.repeats and not isinstance(error, InterruptTimeoutError):
+        # (A question past its deadline with no default fails the run whatever the code: the workflow's own doing.)
         detail = f"the body raises {type(error).__name__}: {error} while replaying recorded calls"
         return ThreadCheck(plan.thread_id, plan.entrypoint, plan.status, False, "fails", detail, plan)
     return ok
-
-
-def describe(plan: ResumePlan) -> str:
-    """What a resume would do, in a line."""
-    replayed = f"replays {len(plan.replayed)} recorded call{'s' if len(plan.replayed) != 1 else ''}, then "
-    outcome = plan.outcome
-    if outcome == "runs":
-        assert plan.next is not None
-        text = f"{replayed}runs {plan.next.task!r} at key {plan.next.key} ({plan.next.detail})"
-    elif outcome == "pauses":
-        text = f"{replayed}pauses on {', '.join(repr(i.id) for i in plan.interrupts)}"
-    elif outcome == "sleeps":
-        assert plan.wake_at is not None
-        left = plan.wake_at - _clock.clock.time()
-        text = f"{replayed}sleeps until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(plan.wake_at))}" + (
-            f" ({_span(left)} from now)" if left > 0 else ""
-        )
-    elif outcome == "finishes":
-        text = f"{replayed}finishes: every call it needs is recorded"
-    elif outcome == "fails":
-        text = f"{replayed}fails again: {type(plan.error).__name__}: {plan.error}"
-    elif outcome == "returns":
-        text = "the run finished: returns its output again, running nothing"
-    elif outcome == "waits":
-        text = f"paused: waits for an answer to {', '.join(repr(i.id) for i in plan.interrupts)}"
-    else:
-        text = f"diverges: {plan.error}"
-    if plan.held_by is not None:
-        text += f"; note: {plan.held_by} holds the thread now (an invoke would raise ThreadBusyError)"
-    return text
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 def _unfinished(store: Store) -> Iterator[Any]:

@@ -119,11 +119,13 @@ _fields_of: dict[type, tuple[str, ...] | None] = {}
 def missing_fields(value: Any) -> tuple[str, ...]:
     """The fields ``value``'s class declares now that ``value`` lacks (a model or dataclass unpickled from
     bytes recorded before the field existed); ``()`` for any other value. Asked of every replayed value, so
-    what a class declares is looked up once per class."""
+    what a class declares is looked up once per class (classes made on the fly are not all kept)."""
     cls = type(value)
     try:
         names = _fields_of[cls]
     except KeyError:
+        if len(_fields_of) >= 4096:
+            _fields_of.clear()
         names = _fields_of[cls] = _declared(cls)
     if names is None:
         return ()
@@ -131,11 +133,16 @@ def missing_fields(value: Any) -> tuple[str, ...]:
 
 
 def _declared(cls: type) -> tuple[str, ...] | None:
+    """The fields every instance of ``cls`` has once built (``None``: nothing to check). A class opts out with
+    ``__durable_check_fields__ = False`` (one whose instances are made without some fields on purpose)."""
+    if getattr(cls, "__durable_check_fields__", True) is False:
+        return None
     fields = getattr(cls, "__pydantic_fields__", None)  # a Pydantic model
     if isinstance(fields, dict) and fields:
         return tuple(fields)
     if dataclasses.is_dataclass(cls):
-        return tuple(f.name for f in dataclasses.fields(cls)) or None
+        # A field with init=False is set when the class's code gets to it, so it may rightly be missing.
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init) or None
     return None
 
 
@@ -148,5 +155,6 @@ def check_fields(value: Any, where: Where) -> None:
             f"{cls.__module__}.{cls.__qualname__}",
             f"it was recorded without the field(s) {', '.join(missing)} that the class declares now",
             "give the task a version and an upgrade for the old values (@task(version=2, upgrade={1: convert}))"
-            + ("" if hasattr(cls, "__pydantic_fields__") else ", or give the new fields defaults"),
+            + ("" if hasattr(cls, "__pydantic_fields__") else ", or give the new fields defaults")
+            + " (a class whose instances lack fields on purpose sets __durable_check_fields__ = False)",
         )

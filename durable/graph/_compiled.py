@@ -257,13 +257,15 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         config: Mapping[str, Any] | None = None,
         *,
         context: ContextT | None = None,
+        interrupt_before: Literal["*"] | Sequence[str] | None = None,
+        interrupt_after: Literal["*"] | Sequence[str] | None = None,
         thread_id: str | uuid.UUID | None = None,
     ) -> ResumePlan:
-        """What `invoke` would do on the thread now, without doing it: no node runs, nothing is written
-        (see `durable.Entrypoint.plan`)."""
+        """What `invoke` (with the same arguments) would do on the thread now, without doing it: no node runs,
+        nothing is written (see `durable.Entrypoint.plan`)."""
         from .._dry import ResumePlan
 
-        call = self._prepare(input, config, thread_id, context, None, None, "sync")
+        call = self._prepare(input, config, thread_id, context, interrupt_before, interrupt_after, "sync")
         if call.done is not None:
             return ResumePlan(call.thread_id, self.entrypoint.name, "completed", "returns", output=call.done)
         token = invocation.set(call.given)
