@@ -9,14 +9,22 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-CHECK_KEYS = {
-    "thread_id", "entrypoint", "status", "ok", "problem", "detail", "outcome", "next", "replayed", "interrupts",
-    "wake_at", "error",
-}  # fmt: skip
 PLAN_KEYS = {
-    "thread_id", "entrypoint", "status", "outcome", "replayed", "next", "interrupts", "wake_at", "output", "error",
-    "held_by", "notes",
+    "thread_id", "entrypoint", "status", "outcome", "replayed", "next", "runs", "interrupts", "wake_at", "output",
+    "error", "repeats", "held_by", "notes",
 }  # fmt: skip
+CHECK_KEYS = PLAN_KEYS | {"ok", "skipped", "problem", "detail"}
+
+
+def call(c: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A planned call without its words (``detail``)."""
+    return None if c is None else {k: c[k] for k in ("key", "task", "why")}
+
+
+def error(e: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A plan's error without its message."""
+    return None if e is None else {k: e[k] for k in ("type", "key")}
+
 
 GATE = """
 from durable import entrypoint, interrupt
@@ -83,16 +91,18 @@ def test_verify_reports_each_unfinished_thread_and_exits_0_when_all_replay(cli: 
     assert set(doc) == {"ok", "threads"} and doc["ok"] is True
     assert all(set(t) == CHECK_KEYS for t in doc["threads"])
     checks = {t["thread_id"]: t for t in doc["threads"]}
-    assert checks["crashed"] == {
-        "thread_id": "crashed", "entrypoint": "pipeline", "status": "running", "ok": True, "problem": None,
-        "detail": checks["crashed"]["detail"], "outcome": "runs",
-        "next": {"key": "2", "task": "add", "why": "unrecorded"}, "replayed": 2,
-        "interrupts": [], "wake_at": None, "error": None,
+    crashed = checks["crashed"]
+    assert {k: crashed[k] for k in CHECK_KEYS - {"detail", "next", "runs"}} == {
+        "thread_id": "crashed", "entrypoint": "pipeline", "status": "running", "ok": True, "skipped": False,
+        "problem": None, "outcome": "runs", "replayed": ["0", "1"], "interrupts": [], "wake_at": None, "error": None,
+        "output": None, "repeats": False, "held_by": None, "notes": [],
     }  # fmt: skip
+    assert call(crashed["next"]) == {"key": "2", "task": "add", "why": "unrecorded"}
+    assert [call(c) for c in crashed["runs"]] == [call(crashed["next"])]
     assert (checks["paused"]["outcome"], checks["paused"]["interrupts"], checks["paused"]["next"]) == (
         "waits", [checks["paused"]["interrupts"][0]], None,
     )  # fmt: skip
-    assert (checks["broken"]["outcome"], checks["broken"]["next"]) == (
+    assert (checks["broken"]["outcome"], call(checks["broken"]["next"])) == (
         "runs", {"key": "0", "task": "boom", "why": "failed"},
     )  # fmt: skip
 
@@ -122,7 +132,7 @@ def test_verify_exits_1_on_a_divergence_and_on_a_missing_entrypoint(cli: Any) ->
     assert (doc["ok"], crashed["thread_id"], crashed["problem"], crashed["outcome"]) == (
         False, "crashed", "diverges", "diverges",
     )  # fmt: skip
-    assert crashed["error"] == {"type": "NonDeterminismError", "key": "1"} and crashed["next"] is None
+    assert error(crashed["error"]) == {"type": "NonDeterminismError", "key": "1"} and crashed["next"] is None
     assert [t["ok"] for t in doc["threads"]] == [False, True, True]
 
     (cli.cwd / "flows.py").write_text(original)
@@ -162,7 +172,7 @@ def test_verify_bundles(cli: Any) -> None:
     doc = cli("verify", "flows", "--bundles", "bundles", "--json").json
     assert doc["ok"] is True and [t["thread_id"] for t in doc["threads"]] == ["broken", "crashed", "paused"]
     crashed = {t["thread_id"]: t for t in doc["threads"]}["crashed"]
-    assert crashed["next"] == {"key": "2", "task": "add", "why": "unrecorded"}
+    assert call(crashed["next"]) == {"key": "2", "task": "add", "why": "unrecorded"}
     one = cli("verify", "flows", "--bundles", "bundles/crashed.json").stdout.splitlines()
     assert one[-1] == "1 unfinished thread checked: all replay cleanly." and one[0].split()[:2] == ["ok", "crashed"]
 
@@ -239,7 +249,7 @@ def test_plan_exits_1_when_the_journal_no_longer_fits(cli: Any) -> None:
     seed_all(cli)
     rewrite(cli, *DIVERGE)
     plan = cli("plan", "flows:pipeline", "crashed", "--json", code=1).json
-    assert plan["outcome"] == "diverges" and plan["next"] is None and "NonDeterminismError" in plan["error"]
+    assert plan["outcome"] == "diverges" and plan["next"] is None and "NonDeterminismError" in plan["error"]["message"]
     assert "diverges" in cli("plan", "flows:pipeline", "crashed", code=1).stdout
     assert cli.calls() == []
 

@@ -15,11 +15,14 @@ import dataclasses
 import json
 import operator
 import sys
+import threading
+import time
+import warnings
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, ClassVar, TypedDict
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 import durable
 from durable import (
@@ -27,7 +30,10 @@ from durable import (
     ArgumentsChangedError,
     Command,
     ConfigurationError,
+    IntegrityError,
     Interrupted,
+    InterruptTimeoutError,
+    Memory,
     MemoryStore,
     NonDeterminismError,
     RecordedValueError,
@@ -40,6 +46,8 @@ from durable import (
     interrupt,
     verify,
 )
+from durable._digest import digest_call
+from durable.stores._base import OK, JournalRow, kv_namespace
 from durable.testing import FakeClock
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
@@ -882,3 +890,683 @@ def test_verify_reads_exported_bundles_instead_of_a_store(store: Store, flavor: 
     assert one.ok and one.plan is not None and next_of(one.plan) == ("2", "charge", "failed")
     assert ran == [] and rows(store, "t") == before
     assert elsewhere.get_thread("t") is None and elsewhere.get_thread("done") is None
+
+
+# -- review regressions --------------------------------------------------------------------------------------
+#
+# Each pins a behaviour a review found broken in plan, verify or patched() (now fixed). ``recording(durable,
+# ...)`` makes a plain sync task where the body's flavor adds nothing.
+
+
+@dataclasses.dataclass
+class Report:  # ``rendered`` is set when the report is first rendered, not by __init__
+    id: int
+    rendered: str = dataclasses.field(init=False, repr=False, compare=False)
+
+
+class User(BaseModel):
+    id: int
+    name: str
+
+
+class LaxUser(BaseModel):
+    __durable_check_fields__: ClassVar[bool] = False  # instances built without some fields on purpose
+    id: int
+    name: str
+
+
+class Approval(BaseModel):
+    amount: int
+
+    @field_validator("amount")
+    @classmethod
+    def positive(cls, amount: int) -> int:
+        if amount <= 0:
+            raise ValueError("must be positive")
+        return amount
+
+
+@dataclasses.dataclass
+class Ctx:
+    model: str
+
+
+@pytest.mark.parametrize("via", ["get_store", "param", "runtime"])
+def test_plan_and_verify_read_the_memory_and_stop_where_the_body_writes_it(store: Store, via: str) -> None:
+    """The body reads the long-term memory, then writes it before its first task: plan and verify read it
+    (refreshing no ttl) and stop at the write (key 0, "outside"), leaving the memory as it was; the resume
+    then writes it."""
+    ran: list[str] = []
+    seen: list[Any] = []
+    down = [True]
+    memory = Memory(store, ttl={"default_ttl": 1.0})  # a minute; reads refresh it by default
+    step = recording(durable, ran, "step", lambda x: fail(Crash()) if down[0] else x)
+
+    def use(mem: Any, x: int) -> Any:
+        item = mem.get(("prefs",), "u")
+        found = mem.search(("prefs",))
+        seen.append((item.value, len(found)))
+        mem.put(("prefs",), "u", {"n": item.value["n"] + len(found)})
+        return step(x).result()
+
+    if via == "param":
+
+        def body(x: int, *, store: Any) -> Any:
+            return use(store, x)
+    elif via == "runtime":
+
+        def body(x: int, *, runtime: Any) -> Any:
+            return use(runtime.store, x)
+    else:
+
+        def body(x: int) -> Any:
+            return use(durable.get_store(), x)
+
+    @durable.entrypoint(checkpointer=store, store=memory, name="flow")
+    def v1(x: int) -> Any:
+        return step(x).result()
+
+    flow = durable.entrypoint(checkpointer=store, store=memory, name="flow")(body)
+    with pytest.raises(Crash):
+        v1.invoke(7, thread_id="t")
+    memory.put(("prefs",), "u", {"n": 1})
+    before = rows(store, "t")
+
+    def kv() -> Any:
+        return store.kv_get(kv_namespace(("prefs",)), "u", False)
+
+    time.sleep(0.25)  # a read refreshing the ttl now would move its expiry 0.25 s on
+    held = kv()
+    plan = flow.plan(None, thread_id="t")
+    (check,) = verify([flow])
+    assert plan.outcome == "runs" and plan.replayed == ()
+    assert next_of(plan) == ("0", "store.put", "outside") and plan.runs == (plan.next,)
+    assert check.ok and check.plan is not None and check.plan.next == plan.next
+    assert seen == [({"n": 1}, 1), ({"n": 1}, 1)]  # the reads worked, in the plan and in verify
+    after = kv()
+    assert after is not None and after._replace(expires_at=0) == held._replace(expires_at=0)
+    assert after.expires_at == pytest.approx(held.expires_at, abs=0.1)  # no ttl refreshed
+    assert ran == ["step"] and rows(store, "t") == before
+    memory.get(("prefs",), "u")  # a real read does refresh it (the check above could see one)
+    assert kv().expires_at > held.expires_at + 0.15
+
+    down[0] = False
+    assert flow.invoke(None, thread_id="t") == 7
+    assert ran == ["step", "step"] and memory.get(("prefs",), "u").value == {"n": 2}
+
+
+def test_a_fan_out_is_checked_past_its_first_unrecorded_call(store: Store, flavor: Flavor) -> None:
+    """v1 starts page(0..3) without waiting, and the process dies in pages 0 and 1, pages 2 and 3 recorded. The
+    same code plans to run both unrecorded pages (``runs``, ``next`` the first), as its resume does; code that
+    now calls thumb at key 2 diverges there, the unrecorded calls before it notwithstanding, as its resume does."""
+    ran: list[str] = []
+    down = [True]
+    page = recording(flavor, ran, "page", lambda i: fail(Crash()) if down[0] and i < 2 else i)
+    thumb = recording(flavor, ran, "thumb")
+
+    def build(tasks: list[Any]) -> Any:
+        @flavor.entrypoint(checkpointer=store, name="flow")
+        def flow(n: int) -> Any:
+            calls = [t(i) for i, t in enumerate(tasks)]  # all started before any is waited for
+            got = []
+            for call in reversed(calls):  # 3 and 2 (recorded) first, then 1: the crash
+                got.append((yield call))
+            return got[::-1]
+
+        return flow
+
+    v1, v2 = build([page] * 4), build([page, page, thumb, page])
+    for thread_id in ("t", "u"):
+        with pytest.raises(Crash):
+            flavor.invoke(v1, 4, thread_id=thread_id)
+        assert tasks_of(store, thread_id) == [("2", "page"), ("3", "page")]
+    before = rows(store, "t"), rows(store, "u")
+    ran.clear()
+
+    checks = verify([v2])
+    assert [(c.thread_id, c.ok, c.problem) for c in checks] == [("t", False, "diverges"), ("u", False, "diverges")]
+    for check in checks:
+        assert check.plan is not None and isinstance(check.plan.error, NonDeterminismError)
+        assert check.plan.error.key == "2" and "'thumb'" in check.detail
+    plan = v1.plan(None, thread_id="t")
+    assert plan.outcome == "runs" and plan.replayed == ("2", "3")
+    assert [(c.key, c.task, c.why) for c in plan.runs] == [("0", "page", "unrecorded"), ("1", "page", "unrecorded")]
+    assert plan.next == plan.runs[0] and "(and 1 more alongside)" in str(plan)
+    assert (verify([v1])[0].ok, verify([v1])[1].ok) == (True, True)
+    assert ran == [] and (rows(store, "t"), rows(store, "u")) == before
+
+    down[0] = False
+    assert flavor.invoke(v1, None, thread_id="t") == [0, 1, 2, 3]
+    assert ran == ["page", "page"]
+    with pytest.raises(NonDeterminismError) as raised:
+        flavor.invoke(v2, None, thread_id="u")
+    assert raised.value.key == "2"
+
+
+def test_patched_keeps_the_old_branch_over_a_task_that_died_with_calls_recorded(store: Store, flavor: Flavor) -> None:
+    """checkout died after its own charge (key 0.0) was recorded and before it returned (nothing at key 0): the
+    run is an old one mid-way, so patched() at key 0 keeps the old branch and the resume replays that charge
+    instead of charging again. Plan and verify say so, writing nothing."""
+    charges: list[int] = []
+    down = [True]
+
+    @flavor.task(name="charge")
+    def charge(x: int) -> str:
+        charges.append(x)
+        return f"charged {x}"
+
+    @flavor.task(name="checkout")
+    def checkout(x: int) -> Any:
+        done = yield charge(x)
+        if down[0]:
+            raise Crash
+        return done
+
+    @flavor.task(name="checkout_cents")
+    def checkout_cents(x: int) -> Any:
+        return (yield charge(x * 100))
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v1(x: int) -> Any:
+        return (yield checkout(x))
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v2(x: int) -> Any:
+        return (yield (checkout_cents if durable.patched("cents") else checkout)(x))
+
+    with pytest.raises(Crash):
+        flavor.invoke(v1, 5, thread_id="t")
+    assert tasks_of(store, "t") == [("0.0", "charge")] and charges == [5]
+    before = rows(store, "t")
+    plan = v2.plan(None, thread_id="t")
+    (check,) = verify([v2])
+    assert plan.outcome == "runs" and next_of(plan) == ("0", "checkout", "unrecorded")
+    assert plan.next is not None and "its 1 recorded call(s) replay inside it" in plan.next.detail
+    assert check.ok and check.plan is not None and check.plan.next == plan.next
+    assert charges == [5] and rows(store, "t") == before
+    down[0] = False
+    assert flavor.invoke(v2, None, thread_id="t") == "charged 5"
+    assert charges == [5] and tasks_of(store, "t") == [("0", "checkout"), ("0.0", "charge")]
+
+
+def test_a_patch_asked_twice_in_a_run_answers_the_same_both_times(store: Store, flavor: Flavor) -> None:
+    """patched("cents") decides prices and then charges. An old run that died between the two gets False at both
+    (price replayed in dollars, charged in dollars), not False then True; a new run gets True at both, with one
+    marker journaled."""
+    ran: list[str] = []
+    price = recording(flavor, ran, "price", lambda x: 12.5)
+    price_cents = recording(flavor, ran, "price_cents", lambda x: 1250)
+    dying = recording(flavor, ran, "charge_dollars", lambda p: fail(Crash()))
+    charge_dollars = recording(flavor, ran, "charge_dollars", lambda p: f"charged ${p}")
+    charge_cents = recording(flavor, ran, "charge_cents", lambda p: f"charged {p} cents")
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v1(x: int) -> Any:
+        return (yield dying((yield price(x))))
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v2(x: int) -> Any:
+        p = yield (price_cents if durable.patched("cents") else price)(x)
+        return (yield (charge_cents if durable.patched("cents") else charge_dollars)(p))
+
+    with pytest.raises(Crash):
+        flavor.invoke(v1, 1, thread_id="old")
+    before = rows(store, "old")
+    plan = v2.plan(None, thread_id="old")
+    (check,) = verify([v2])
+    assert plan.outcome == "runs" and plan.replayed == ("0",)
+    assert next_of(plan) == ("1", "charge_dollars", "unrecorded") and check.ok
+    fresh = v2.plan(1, thread_id="new")
+    assert next_of(fresh) == ("1", "price_cents", "new-run")  # the marker takes key 0
+    assert ran == ["price", "charge_dollars"] and rows(store, "old") == before
+    assert store.get_thread("new") is None
+
+    assert flavor.invoke(v2, None, thread_id="old") == "charged $12.5"
+    assert flavor.invoke(v2, 1, thread_id="new") == "charged 1250 cents"
+    assert ran[2:] == ["charge_dollars", "price_cents", "charge_cents"]
+    assert tasks_of(store, "old") == [("0", "price"), ("1", "charge_dollars")]
+    assert tasks_of(store, "new") == [("0", "durable.patched"), ("1", "price_cents"), ("2", "charge_cents")]
+
+
+def test_patched_at_the_key_of_a_pending_question_keeps_the_old_branch(store: Store, flavor: Flavor) -> None:
+    """An old run is paused on its question at key 1, where the new code calls patched() (then asks the same
+    question on either branch): the run is an old one, so verify is ok (it still waits there), and the answer
+    resumes it on the old branch, as the plan of that answer says."""
+    ran: list[str] = []
+    prep = recording(flavor, ran, "prep")
+    old_charge = recording(flavor, ran, "old_charge", lambda ok: f"old {ok}")
+    new_charge = recording(flavor, ran, "new_charge", lambda ok: f"new {ok}")
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v1(x: int) -> Any:
+        yield prep(x)
+        return (yield old_charge(interrupt("approve?")))  # its id is its key, "1"
+
+    @flavor.entrypoint(checkpointer=store, name="flow")
+    def v2(x: int) -> Any:
+        yield prep(x)
+        charge = new_charge if durable.patched("new-charge") else old_charge
+        return (yield charge(interrupt("approve?")))
+
+    assert isinstance(flavor.invoke(v1, 1, thread_id="t"), Interrupted)
+    before = rows(store, "t")
+    (check,) = verify([v2])
+    assert (check.ok, check.problem) == (True, None)
+    assert check.plan is not None and check.plan.outcome == "waits"
+    assert [i.id for i in check.plan.interrupts] == ["1"]
+    plan = v2.plan(Command(resume="yes"), thread_id="t")
+    assert plan.outcome == "runs" and plan.replayed == ("0", "1")
+    assert next_of(plan) == ("2", "old_charge", "unrecorded")
+    assert ran == ["prep"] and rows(store, "t") == before
+    assert flavor.invoke(v2, Command(resume="yes"), thread_id="t") == "old yes"
+    assert ran == ["prep", "old_charge"]
+    assert "durable.patched" not in {task for _, task in tasks_of(store, "t")}
+
+
+@pytest.mark.parametrize(
+    ("kind", "readable"),
+    [("dataclass-init-false", True), ("pydantic-constructed", False), ("pydantic-opted-out", True)],
+)
+def test_the_missing_field_check_spares_fields_missing_on_purpose(store: Store, kind: str, readable: bool) -> None:
+    """A replayed dataclass lacking an init=False field (set later by its code) reads back; so does a model whose
+    class sets ``__durable_check_fields__ = False``. A model built with model_construct() without a field is
+    refused (the check cannot tell it from a value recorded before the field existed): RecordedValueError."""
+    ran: list[str] = []
+    down = [True]
+    build = {
+        "dataclass-init-false": lambda x: Report(x),
+        "pydantic-constructed": lambda x: User.model_construct(id=x),
+        "pydantic-opted-out": lambda x: LaxUser.model_construct(id=x),
+    }[kind]
+    make = recording(durable, ran, "make", build)
+    after = recording(durable, ran, "after", lambda v: fail(Boom()) if down[0] else v.id)
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(x: int) -> Any:
+        return after(make(x).result()).result()
+
+    with pytest.raises(Boom):
+        flow.invoke(3, thread_id="t")
+    before = rows(store, "t")
+    (check,) = verify([flow])
+    assert ran == ["make", "after"] and rows(store, "t") == before
+    down[0] = False
+    if readable:
+        assert (check.ok, check.problem) == (True, None)
+        assert check.plan is not None and next_of(check.plan) == ("1", "after", "failed")
+        assert flow.invoke(None, thread_id="t") == 3
+        assert ran == ["make", "after", "after"]
+        return
+    assert check.problem == "undecodable" and "User" in check.detail and "name" in check.detail
+    with pytest.raises(RecordedValueError, match="key 0") as raised:
+        flow.invoke(None, thread_id="t")
+    assert (raised.value.key, raised.value.task) == ("0", "make") and ran == ["make", "after"]
+
+
+def test_questions_asked_in_parallel_tasks_are_still_asked(store: Store) -> None:
+    """Two tasks started together each ask a question; the run pauses on both. With the code unchanged verify is
+    ok and plan(None) "waits"; the plan of the answers to both runs both tasks again (each replays its answer)."""
+    ran: list[str] = []
+
+    @durable.task(name="review")
+    def review(part: str) -> Any:
+        ran.append(part)
+        return interrupt({"review": part}, id=f"review-{part}")
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(parts: list[str]) -> Any:
+        calls = [review(p) for p in parts]
+        return [c.result() for c in calls]
+
+    paused = flow.invoke(["a", "b"], thread_id="t")
+    assert isinstance(paused, Interrupted) and sorted(i.id for i in paused.interrupts) == ["review-a", "review-b"]
+    before, done = rows(store, "t"), sorted(ran)
+    (check,) = verify([flow])
+    assert (check.ok, check.problem) == (True, None)
+    assert check.plan is not None and check.plan.outcome == "waits" and "waits for an answer" in check.detail
+    waits = flow.plan(None, thread_id="t")
+    assert waits.outcome == "waits" and sorted(i.id for i in waits.interrupts) == ["review-a", "review-b"]
+    answers = Command(resume={"review-a": 1, "review-b": 2})
+    plan = flow.plan(answers, thread_id="t")
+    assert plan.outcome == "runs" and [(c.key, c.task) for c in plan.runs] == [("0", "review"), ("1", "review")]
+    assert sorted(ran) == done == ["a", "b"] and rows(store, "t") == before
+    assert flow.invoke(answers, thread_id="t") == [1, 2]
+    assert sorted(ran) == ["a", "a", "b", "b"]
+
+
+def test_plan_stops_where_the_body_cancels_another_thread(store: Store) -> None:
+    """A body that cancels (or updates) another thread would change it for real: the dry run stops there, and the
+    other thread is left as it was."""
+    ran: list[str] = []
+    down = [True]
+    step = recording(durable, ran, "step", lambda x: fail(Crash()) if down[0] else x)
+
+    @durable.entrypoint(checkpointer=store, name="child")
+    def child(x: int) -> Any:
+        return interrupt("go?", id="go")
+
+    @durable.entrypoint(checkpointer=store, name="parent")
+    def v1(x: int) -> Any:
+        return step(x).result()
+
+    @durable.entrypoint(checkpointer=store, name="parent")
+    def v2(x: int) -> Any:
+        child.cancel(thread_id="c")
+        return step(x).result()
+
+    assert isinstance(child.invoke(1, thread_id="c"), Interrupted)
+    with pytest.raises(Crash):
+        v1.invoke(1, thread_id="p")
+    before_p, before_c = rows(store, "p"), rows(store, "c")
+    plan = v2.plan(None, thread_id="p")
+    assert plan.outcome == "runs" and next_of(plan) == ("0", "child.cancel on thread 'c'", "outside")
+    assert rows(store, "p") == before_p and rows(store, "c") == before_c and ran == ["step"]
+    assert child.get_state(thread_id="c").status == "interrupted"
+
+
+def test_a_run_failed_by_its_own_body_verifies_until_the_error_changes(store: Store) -> None:
+    """The body raised ValueError itself (not in a task): with the code unchanged the resume fails the same way,
+    which verify takes as the workflow's own doing (ok; the plan "fails", ``repeats``). Code that now fails
+    with another message is a problem ("fails")."""
+    ran: list[str] = []
+    message = ["order not ok"]
+    load = recording(durable, ran, "load", lambda x: {"ok": False})
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(x: int) -> Any:
+        order = load(x).result()
+        if not order["ok"]:
+            raise ValueError(message[0])
+        return order
+
+    with pytest.raises(ValueError, match="order not ok"):
+        flow.invoke(1, thread_id="t")
+    before = rows(store, "t")
+    (check,) = verify([flow])
+    plan = flow.plan(None, thread_id="t")
+    assert (check.ok, check.problem) == (True, None)
+    assert (plan.outcome, plan.repeats, plan.replayed) == ("fails", True, ("0",))
+    assert isinstance(plan.error, ValueError) and "fails again: ValueError: order not ok" in check.detail
+    message[0] = "order refused"
+    (changed,) = verify([flow])
+    assert (changed.ok, changed.problem) == (False, "fails") and "order refused" in changed.detail
+    assert changed.plan is not None and changed.plan.repeats is False
+    assert ran == ["load"] and rows(store, "t") == before
+
+
+def test_plan_of_a_new_run_gives_the_body_the_last_runs_saved_value(store: Store) -> None:
+    """A new run on a thread whose last run completed gets that run's saved value as ``previous``, in the plan
+    as in the invoke: the branch taken on it (the task run first) is the same."""
+    ran: list[str] = []
+    first = recording(durable, ran, "first")
+    again = recording(durable, ran, "again")
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(x: int, *, previous: Any = None) -> Any:
+        if previous is None:
+            return durable.entrypoint.final(value=first(x).result(), save=10)
+        return again(x + previous).result()
+
+    assert flow.invoke(1, thread_id="t") == 1
+    before = rows(store, "t")
+    plan = flow.plan(2, thread_id="t")
+    assert (plan.status, plan.outcome, next_of(plan)) == ("new", "runs", ("0", "again", "new-run"))
+    assert ran == ["first"] and rows(store, "t") == before
+    assert flow.invoke(2, thread_id="t") == 12
+    assert ran == ["first", "again"]
+
+
+def test_plan_of_an_async_body_starting_tasks_in_a_task_group(store: Store) -> None:
+    """An async body starts its calls in an asyncio.TaskGroup: the dry run's stop comes out of the group in an
+    exception group, and is still read as the resume running those calls (both); verify is ok."""
+    ran: list[int] = []
+
+    @durable.task(name="fetch")
+    async def fetch(x: int) -> int:
+        ran.append(x)
+        return x
+
+    async def one(x: int) -> int:
+        return await fetch(x)
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    async def flow(xs: list[int]) -> Any:
+        async with asyncio.TaskGroup() as group:
+            calls = [group.create_task(one(x)) for x in xs]
+        return [c.result() for c in calls]
+
+    flow.submit([1, 2], thread_id="t")
+    before = rows(store, "t")
+    plan = flow.plan(None, thread_id="t")
+    (check,) = verify([flow])
+    assert plan.outcome == "runs" and plan.next == plan.runs[0]
+    assert [(c.key, c.task, c.why) for c in plan.runs] == [("0", "fetch", "unrecorded"), ("1", "fetch", "unrecorded")]
+    assert (check.ok, check.problem) == (True, None) and check.plan is not None and check.plan.runs == plan.runs
+    assert ran == [] and rows(store, "t") == before
+    assert asyncio.run(flow.ainvoke(None, thread_id="t")) == [1, 2]
+    assert sorted(ran) == [1, 2]
+
+
+def test_plan_refuses_an_answer_the_questions_type_refuses(store: Store) -> None:
+    """The question's response_schema is a model whose validator refuses amounts <= 0: plan raises
+    AnswerRejectedError for {"amount": -5}, as invoke does, journaling nothing; a good answer plans the resume,
+    before and after invoke refused the bad one."""
+    ran: list[str] = []
+    use = recording(durable, ran, "use", lambda a: a.amount * 2)
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(_: Any) -> Any:
+        return use(interrupt("how much?", id="amount", response_schema=Approval)).result()
+
+    assert isinstance(flow.invoke(1, thread_id="t"), Interrupted)
+    before = rows(store, "t")
+    bad = Command(resume={"amount": {"amount": -5}})
+    with pytest.raises(AnswerRejectedError, match="must be positive"):
+        flow.plan(bad, thread_id="t")
+    assert rows(store, "t") == before
+    good = Command(resume={"amount": {"amount": 3}})
+    assert next_of(flow.plan(good, thread_id="t")) == ("1", "use", "unrecorded")
+    assert ran == [] and rows(store, "t") == before
+    with pytest.raises(AnswerRejectedError, match="must be positive"):
+        flow.invoke(bad, thread_id="t")
+    with pytest.raises(AnswerRejectedError, match="must be positive"):  # asked anew: refused again, as invoke
+        flow.plan(bad, thread_id="t")
+    assert next_of(flow.plan(good, thread_id="t")) == ("1", "use", "unrecorded")
+    assert flow.invoke(good, thread_id="t") == 6 and ran == ["use"]
+
+
+@pytest.mark.parametrize("how", ["invoke", "submit"])
+def test_plan_stops_where_the_body_starts_a_run_on_another_thread(store: Store, how: str) -> None:
+    """The body invokes (or submits) a child entrypoint on a thread of its own: that would run, or record, for
+    real, so plan and verify stop there ("outside"): no child task runs and no child thread is made."""
+    ran: list[str] = []
+    down = [True]
+    child_step = recording(durable, ran, "child_step")
+    step = recording(durable, ran, "step", lambda x: fail(Crash()) if down[0] else x)
+
+    @durable.entrypoint(checkpointer=store, name="child")
+    def child(x: int) -> Any:
+        return child_step(x).result()
+
+    @durable.entrypoint(checkpointer=store, name="parent")
+    def v1(x: int) -> Any:
+        return step(x).result()
+
+    @durable.entrypoint(checkpointer=store, name="parent")
+    def v2(x: int) -> Any:
+        got = getattr(child, how)(x, thread_id="child-of-p")
+        return step(got if how == "invoke" else x).result()
+
+    with pytest.raises(Crash):
+        v1.invoke(1, thread_id="p")
+    before = rows(store, "p")
+    plan = v2.plan(None, thread_id="p")
+    (check,) = verify([v2, child])
+    assert plan.outcome == "runs" and next_of(plan) == ("0", f"child.{how} on thread 'child-of-p'", "outside")
+    assert check.thread_id == "p" and check.ok and check.plan is not None and check.plan.next == plan.next
+    assert ran == ["step"] and rows(store, "p") == before and store.get_thread("child-of-p") is None
+    down[0] = False
+    assert v2.invoke(None, thread_id="p") == 1
+    assert ran == (["step", "child_step", "step"] if how == "invoke" else ["step", "step"])
+    assert store.get_thread("child-of-p") is not None
+
+
+def test_a_changed_argument_under_warn_is_a_note_of_the_plan_not_a_warning(store: Store) -> None:
+    """Under on_changed_args="warn", fetch is now called with other arguments: the plan (and verify's) notes
+    say so with the text the resume then warns with. They emit nothing through `warnings`, and take nothing from
+    it: a warning another thread gives meanwhile reaches the application, not the plan's notes."""
+    ran: list[str] = []
+    offset = [0]
+    down = [True]
+    fetch = recording(durable, ran, "fetch", lambda x: x * 100)
+    finish = recording(durable, ran, "finish", lambda a: fail(Boom()) if down[0] else a)
+
+    elsewhere: list[Any] = []  # what else the process does meanwhile: another thread warns
+
+    @durable.entrypoint(checkpointer=store, name="flow", on_changed_args="warn")
+    def flow(x: int) -> Any:
+        for other in elsewhere:
+            other.start()
+            other.join()
+        return finish(fetch(x + offset[0]).result()).result()
+
+    with pytest.raises(Boom):
+        flow.invoke(1, thread_id="t")
+    before = rows(store, "t")
+    offset[0] = 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        elsewhere.append(threading.Thread(target=warnings.warn, args=("from another thread",)))
+        plan = flow.plan(None, thread_id="t")
+        elsewhere[:] = []
+        (check,) = verify([flow])
+    assert [str(w.message) for w in caught] == ["from another thread"]  # shown, not taken for the plan's
+    assert plan.outcome == "runs" and next_of(plan) == ("1", "finish", "failed")
+    (note,) = plan.notes
+    assert "'fetch'" in note and "'0'" in note and note.endswith("(replaying the recorded result)")
+    assert check.ok and check.plan is not None and check.plan.notes == plan.notes
+    assert ran == ["fetch", "finish"] and rows(store, "t") == before
+    down[0] = False
+    with pytest.warns(RuntimeWarning) as warned:
+        assert flow.invoke(None, thread_id="t") == 100
+    assert [str(w.message) for w in warned] == [note]
+
+
+def test_an_unsigned_marker_in_a_signed_journal_is_refused(store: Store, flavor: Flavor) -> None:
+    """A patch marker planted without a signature where the old run has nothing recorded would take it onto the
+    new branch: the resume refuses it (IntegrityError), as any unsigned row, running neither branch; the plan
+    fails with that error and verify flags the thread."""
+    ran: list[str] = []
+    down = [True]
+    secret = "k" * 32
+    a = recording(flavor, ran, "a")
+    old = recording(flavor, ran, "old", lambda x: fail(Crash()) if down[0] else "old")
+    new = recording(flavor, ran, "new", lambda x: "new")
+
+    @flavor.entrypoint(checkpointer=store, name="flow", secret=secret)
+    def v1(x: int) -> Any:
+        yield a(x)
+        return (yield old(x))
+
+    @flavor.entrypoint(checkpointer=store, name="flow", secret=secret)
+    def v2(x: int) -> Any:
+        yield a(x)
+        return (yield (new if durable.patched("p") else old)(x))
+
+    with pytest.raises(Crash):
+        flavor.invoke(v1, 1, thread_id="t")
+    down[0] = False
+    thread = store.get_thread("t")
+    assert thread is not None and thread.run is not None
+    forged = JournalRow("1", 1, "durable.patched", OK, digest_call(("p",), {}), b"Jforged, unsigned", 0.0, 0.0)
+    lease = store.claim("t", "intruder")
+    store.append(lease, thread.run.run_id, [forged])
+    store.release(lease)
+    plan = v2.plan(None, thread_id="t")
+    assert plan.outcome == "fails" and isinstance(plan.error, IntegrityError)
+    (check,) = verify([v2])
+    assert (check.ok, check.problem) == (False, "unreadable") and "'1' (durable.patched)" in check.detail
+    with pytest.raises(IntegrityError, match="not signed"):
+        flavor.invoke(v2, None, thread_id="t")
+    assert ran == ["a", "old"]
+
+
+def test_a_question_past_its_deadline_without_default_is_the_workflows_own_failure(store: Store) -> None:
+    """The run is paused on a question whose deadline passed and that has no default: the resume fails with
+    InterruptTimeoutError whatever code is deployed, so verify is ok, and the plan "fails" with it."""
+    ran: list[str] = []
+    prep = recording(durable, ran, "prep")
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(x: int) -> Any:
+        prep(x).result()
+        return interrupt("approve?", id="approve", timeout=60)
+
+    with FakeClock() as clock:
+        assert isinstance(flow.invoke(1, thread_id="t"), Interrupted)
+        clock.advance(120)
+        before = rows(store, "t")
+        (check,) = verify([flow])
+        plan = flow.plan(None, thread_id="t")
+        assert (check.ok, check.problem) == (True, None) and "InterruptTimeoutError" in check.detail
+        assert plan.outcome == "fails" and isinstance(plan.error, InterruptTimeoutError)
+        assert ran == ["prep"] and rows(store, "t") == before
+        with pytest.raises(InterruptTimeoutError):
+            flow.invoke(None, thread_id="t")
+
+
+def test_verify_can_skip_other_applications_threads(store: Store) -> None:
+    """With ignore_missing, a thread of an entrypoint not given is listed as skipped (ok), not as a problem."""
+    ran: list[str] = []
+    mine = recording(durable, ran, "mine", lambda x: fail(Boom()))
+    theirs = recording(durable, ran, "theirs", lambda x: fail(Boom()))
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(x: int) -> Any:
+        return mine(x).result()
+
+    @durable.entrypoint(checkpointer=store, name="other")
+    def other(x: int) -> Any:
+        return theirs(x).result()
+
+    for ep, thread_id in ((flow, "a-mine"), (other, "b-theirs")):
+        with pytest.raises(Boom):
+            ep.invoke(1, thread_id=thread_id)
+    before = rows(store, "b-theirs")
+    strict = verify([flow], checkpointer=store)
+    assert [(c.thread_id, c.problem, c.skipped) for c in strict] == [
+        ("b-theirs", "missing-entrypoint", False),
+        ("a-mine", None, False),
+    ]
+    lenient = verify([flow], checkpointer=store, ignore_missing=True)
+    assert [(c.thread_id, c.entrypoint, c.ok, c.problem, c.skipped) for c in lenient] == [
+        ("a-mine", "flow", True, None, False),
+        ("b-theirs", "other", True, None, True),
+    ]
+    assert lenient[1].plan is None and str(lenient[1]).startswith("skipped")
+    assert ran == ["mine", "theirs"] and rows(store, "b-theirs") == before
+
+
+def test_verify_gives_the_bodies_the_context_an_invoke_would(store: Store) -> None:
+    """The body reads ``runtime.context.model``: without context= verify reports that the body now fails; with
+    the context invokes pass, the thread is ok and its plan names the failed task."""
+    ran: list[str] = []
+    down = [True]
+    step = recording(durable, ran, "step", lambda m: fail(Boom()) if down[0] else m)
+
+    @durable.entrypoint(checkpointer=store, name="flow")
+    def flow(_: Any) -> Any:
+        return step(durable.get_runtime().context.model).result()
+
+    with pytest.raises(Boom):
+        flow.invoke(1, thread_id="t", context=Ctx("gpt"))
+    before = rows(store, "t")
+    (bare,) = verify([flow])
+    assert (bare.ok, bare.problem) == (False, "fails") and "AttributeError" in bare.detail
+    (given,) = verify([flow], context=Ctx("gpt"))
+    assert (given.ok, given.problem) == (True, None)
+    assert given.plan is not None and next_of(given.plan) == ("0", "step", "failed")
+    assert next_of(flow.plan(None, thread_id="t", context=Ctx("gpt"))) == ("0", "step", "failed")
+    assert ran == ["step"] and rows(store, "t") == before
+    down[0] = False
+    assert flow.invoke(None, thread_id="t", context=Ctx("gpt")) == "gpt"
