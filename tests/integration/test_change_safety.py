@@ -605,6 +605,22 @@ def test_a_forks_override_of_a_versioned_value_keeps_its_version(store: Store, f
     assert flavor.invoke(v3, None, thread_id=fork) == {"amount": 100, "currency": "EUR"}
 
 
+def test_the_tools_show_the_version_that_recorded_a_value(store: Store, flavor: Flavor) -> None:
+    """`durable show` names a versioned value's version beside its task, and its JSON carries it; the operator's
+    reader (no code) reads the value behind the version header, as it would any: an unsigned pickle only when told
+    to (else it describes it, by the type its opcodes name)."""
+    from durable._cli_format import entry_row, state_json
+
+    priced_by(flavor, store, "v2", {"cents": 900}, version=2, upgrade={1: to_cents})
+    sealed = next(e for e in Threads(store).state("v2").entries if e.key == "0")
+    assert (sealed.version, sealed.result.type_name) == (2, "dict")
+    state = Threads(store, unsafe_unpickle=True).state("v2")
+    price = next(e for e in state.entries if e.key == "0")
+    assert (price.version, price.result) == (2, {"cents": 900})
+    assert entry_row(price)[1] == "price (v2)"
+    assert state_json(state)["entries"][0]["version"] == 2
+
+
 def test_values_are_upgraded_through_every_version_since(store: Store, flavor: Flavor) -> None:
     """v3 with upgrade={1: to_cents, 2: to_money}: a version-1 value goes through both, a version-2 one
     through the second."""
