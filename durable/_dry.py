@@ -262,9 +262,9 @@ def _dry(
 ) -> ResumePlan:  # fmt: skip
     last = thread.run if thread is not None else None
     fresh = status == "new"
-    codec = Codec(spec.serde, ring, thread_id, thread.nonce if thread is not None else None, spec.name)
-    if not fresh and last is not None:
-        codec = codec.for_thread(thread.nonce if thread is not None else None, last.entrypoint)
+    # A run's values are signed under the entrypoint name it was recorded as (a new run's: this one's).
+    owner = spec.name if fresh or last is None else last.entrypoint
+    codec = Codec(spec.serde, ring, thread_id, thread.nonce if thread is not None else None, owner)
     run_row, previous = _run_row(spec, codec, last, fresh)
     # The body may read the long-term memory as a resume would; a write stops the dry run there.
     env = replace(env, store=_ReadOnlyMemory(env.store) if env.store is not None else None, cache=None)

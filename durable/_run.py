@@ -200,26 +200,29 @@ class Run:
             self.replay.note_error(error, row.key)
             return TaskFuture.failed(error)
         if spec is not None and spec.version is not None:
-            return TaskFuture.resolved(self._upgraded(row, spec, blob))
+            return TaskFuture.resolved(self._upgraded(row, name, blob, spec.version, spec.upgrade))
         try:
             value = self.serde.loads(blob)
         except Exception as exc:
             if blob[:1] == _versions.TAG:  # recorded by a versioned task that this code no longer versions
-                return TaskFuture.resolved(self._upgraded(row, spec or TaskSpec(name, _nothing, False), blob))
+                return TaskFuture.resolved(self._upgraded(row, name, blob))
             raise self.unreadable(row.key, name, exc) from exc
         if type(value) not in _PLAIN:
             _versions.check_fields(value, _versions.Where(self.thread_id, row.key, name))
         return TaskFuture.resolved(value)
 
-    def _upgraded(self, row: JournalRow, spec: TaskSpec, blob: bytes) -> Any:
-        """A versioned task's recorded value, read and upgraded to the version the code has now."""
+    def _upgraded(
+        self, row: JournalRow, name: str, blob: bytes, version: int = 1,
+        upgrade: tuple[tuple[int, Callable[[Any], Any]], ...] = (),
+    ) -> Any:  # fmt: skip
+        """A recorded value (of the task ``name``, at ``version`` now), read and upgraded to that version."""
         recorded, inner = _versions.peel(blob)
-        where = _versions.Where(self.thread_id, row.key, spec.name)
+        where = _versions.Where(self.thread_id, row.key, name)
         try:
             value = self.serde.loads(inner)
         except Exception as exc:
-            raise self.unreadable(row.key, spec.name, exc) from exc
-        value = _versions.upgraded(value, recorded, spec.version or 1, dict(spec.upgrade), where)
+            raise self.unreadable(row.key, name, exc) from exc
+        value = _versions.upgraded(value, recorded, version, dict(upgrade), where)
         _versions.check_fields(value, where)
         return value
 
@@ -374,10 +377,6 @@ class Run:
 
 # Exact types whose replayed values need no check of their fields (`_versions.check_fields`).
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple, set, frozenset})
-
-
-def _nothing() -> None:
-    """The body of a task known only by its recorded name (never called)."""
 
 
 def _missing_type(exc: Exception) -> str:
