@@ -31,6 +31,7 @@ from ._ids import check_thread_id
 from ._interrupts import Interrupt
 from ._leases import new_owner, owner_is_dead, retire
 from ._peek import ToolReader
+from ._phases import PHASES, STORED, Phase
 from ._reseal import map_values, resealer, verifier
 from ._serde import TAG_JSON, JsonSerializer, PickleSerializer, Serializer
 from ._state import ThreadState, read_state
@@ -118,15 +119,30 @@ class Threads:
         until: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        phase: Phase | None = None,
     ) -> ThreadPage:
-        """Threads by their latest run, newest first: filter by status, entrypoint name and start time
-        (seconds since the epoch: ``since`` inclusive, ``until`` exclusive), ``limit`` per page."""
+        """Threads by their latest run, newest first: filter by stored status or by ``phase`` (what the run is
+        doing now: ``"crashed"``, ``"queued"``, ``"sleeping"``, ``"cancelled"``..., see `ThreadState.phase`),
+        entrypoint name and start time (seconds since the epoch: ``since`` inclusive, ``until`` exclusive),
+        ``limit`` per page."""
         if status is not None and status not in ("running", "interrupted", "completed", "failed"):
             raise ConfigurationError(f"status={status!r}: use 'running', 'interrupted', 'completed' or 'failed'")
+        if phase is not None and phase not in PHASES:
+            raise ConfigurationError(f"phase={phase!r}: use one of {', '.join(PHASES)}")
+        if phase is not None and status is not None and STORED[phase] != status:
+            raise ConfigurationError(f"phase={phase!r} is part of status {STORED[phase]!r}, not {status!r}")
         if limit < 1:
             raise ConfigurationError(f"limit={limit!r}: use 1 or more")
-        where = ThreadFilter(status, entrypoint or self.entrypoint, since, until, _decode_cursor(cursor), limit + 1)
-        found = self.store.list_threads(where)
+        stored = STORED[phase] if phase is not None else status
+        after = _decode_cursor(cursor)
+        found: builtins.list[ThreadSummary] = []
+        while True:  # a phase is part of a stored status: read that status's threads until the page is full
+            where = ThreadFilter(stored, entrypoint or self.entrypoint, since, until, after, limit + 1)
+            batch = self.store.list_threads(where)
+            found += batch if phase is None else [s for s in batch if s.phase == phase]
+            if phase is None or len(found) > limit or len(batch) <= limit:
+                break
+            after = (batch[-1].started_at, batch[-1].thread_id)
         more = len(found) > limit
         page = tuple(found[:limit])
         last = page[-1] if more and page else None

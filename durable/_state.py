@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -102,6 +103,16 @@ class ThreadState:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created_at: str | None = None
     parent_config: Mapping[str, Any] | None = None
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing now, in words a person can act on: ``"queued"``, ``"running"`` (a live executor
+        holds it), ``"crashed"`` (its executor died or its lease ran out: resumable now), ``"sleeping"``,
+        ``"interrupted"``, ``"completed"``, ``"failed"``, ``"dead-lettered"`` or ``"cancelled"``. ``status`` stays
+        the stored one (a crashed run's is ``"running"``)."""
+        from ._phases import phase_of
+
+        return phase_of(self.status, self.owner, self.lease_expires, self.wake_at, self.error_text, time.time())
 
 
 class Reader(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -118,6 +119,13 @@ class ThreadSummary:
     wake_at: float | None
     recoveries: int
     error_text: str | None
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing now, in words a person can act on (``"crashed"``, ``"queued"``...: `_phases`)."""
+        from .._phases import phase_of
+
+        return phase_of(self.status, self.owner, self.lease_expires, self.wake_at, self.error_text, time.time())
 
 
 @dataclass(frozen=True, slots=True)
