@@ -52,7 +52,7 @@ def plan(thread_id: str, thread: ThreadRow | None, given: InputKind) -> Plan:
     if given == "new":
         if run is None or run.status == "completed":
             return "new"
-        raise UnfinishedRunError(thread_id, run.run_id, run.status)
+        raise UnfinishedRunError(thread_id, run.run_id, run.status, run.entrypoint)
     if run is None:
         raise ThreadNotFoundError(thread_id)
     if given == "none":

@@ -102,22 +102,35 @@ class ThreadNotFoundError(DurableError, LookupError):
 class UnfinishedRunError(DurableError):
     """New input was given while the thread's last run is unfinished."""
 
-    def __init__(self, thread_id: str, run_id: int, status: str) -> None:
+    def __init__(self, thread_id: str, run_id: int, status: str, entrypoint: str = "") -> None:
         self.thread_id = thread_id
         self.run_id = run_id
         self.status = status
+        self.entrypoint = entrypoint
+        shell = _shell_word(thread_id)
+        where = f"MODULE:{entrypoint or 'ENTRYPOINT'}"
         resume = (
-            f"answer it with invoke(Command(resume=...), thread_id={thread_id!r})"
+            f"answer it with invoke(Command(resume=...), thread_id={thread_id!r}) (or durable resume {where} "
+            f"{shell} --resume-json JSON)"
             if status == "interrupted"
-            else f"resume it with invoke(None, thread_id={thread_id!r})"
+            else f"resume it with invoke(None, thread_id={thread_id!r}) (or durable resume {where} {shell})"
         )
         super().__init__(
-            f"thread {thread_id!r} has an unfinished run #{run_id} (status {status!r}); {resume}, cancel it "
-            f"(durable cancel {thread_id}), or use another thread id. The new input was not recorded."
+            f"thread {thread_id!r} has an unfinished run #{run_id} (status {status!r}) and the new input was not "
+            f"recorded: {resume}; cancel it (durable cancel {shell}); start the thread over (durable delete {shell}, "
+            f"which deletes its journal); or use another thread id. The commands take --url URL when the journal is "
+            f"not $DURABLE_URL or ./durable.db"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.thread_id, self.run_id, self.status))
+        return (type(self), (self.thread_id, self.run_id, self.status, self.entrypoint))
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one word of a shell command (quoted only when it must be)."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 class ResumeError(DurableError):
