@@ -432,7 +432,9 @@ class Entrypoint(Generic[I, O]):
         the tokens of LangChain chat models (needs ``langchain-core``). ``subgraphs=True`` adds what
         sub-entrypoints do, each event with its namespace; ``version="v2"`` yields
         ``{"type", "ns", "data"}`` parts. Replayed tasks' updates are emitted only with ``replayed=True``.
-        The run goes on in a worker thread; stopping the iteration early does not stop the run.
+        The run goes on in a thread of its own: stopping the iteration early does not stop the run, and a
+        program that ends meanwhile waits for the run to finish or pause before it exits (a SIGKILL or Ctrl-C
+        Ctrl-C leaves it unfinished; ``invoke(None, ...)`` resumes it).
         """
         _check_version(version)
         tid = _thread_id(thread_id, config, new=input is not None)

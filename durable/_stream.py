@@ -253,7 +253,9 @@ def _iterate(
         else:
             events.put((_DONE, None, ()))
 
-    threading.Thread(target=copy_context().run, args=(work,), name="durable-stream", daemon=True).start()
+    # Not a daemon: a consumer that stops early does not stop the run, and neither does the end of the program,
+    # which waits for the run to finish (or pause) as it would for an `invoke`, instead of killing it mid-task.
+    threading.Thread(target=copy_context().run, args=(work,), name="durable-stream", daemon=False).start()
     while True:
         mode, chunk, ns = events.get()
         if mode is _DONE:
