@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import takewhile
 from typing import Any, TextIO
 
 from .errors import ConfigurationError
@@ -46,29 +47,98 @@ def _rich_available() -> bool:
 # -- parsing ------------------------------------------------------------------------------------------
 
 
+_SPAN_HELP = "use a duration such as 30s, 30m, 2h, 3d or 1w"
+_WHEN_HELP = "use an ISO datetime (2024-05-01T12:00) or an age such as 30m, 2h or 3d"
+
+
 def parse_span(text: str, what: str) -> float:
     """Seconds from ``30s``, ``30m``, ``2h``, ``3d``, ``1w`` or a bare number of seconds."""
-    match = _SPAN.match(text)
-    if match is None:
-        raise ConfigurationError(f"{what} {text!r}: use a duration such as 30s, 30m, 2h, 3d or 1w")
-    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+    seconds = _span_seconds(text)
+    if seconds is None:
+        raise ConfigurationError(f"{what} {text!r}: {_SPAN_HELP}")
+    return seconds
 
 
 def parse_when(text: str, what: str, now: float | None = None) -> float:
     """Seconds since the epoch from an ISO datetime (local time when it has no offset) or an age
     such as ``2h`` (that long before ``now``)."""
+    moment = _when_seconds(text, time.time() if now is None else now)
+    if moment is None:
+        raise ConfigurationError(f"{what} {text!r}: {_WHEN_HELP}")
+    return moment
+
+
+def _span_seconds(text: str) -> float | None:
+    match = _SPAN.match(text)
+    return None if match is None else float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+
+
+def _when_seconds(text: str, now: float) -> float | None:
     stripped = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?", stripped):
         return float(stripped)  # a bare number: seconds since the epoch, as --json prints times
-    if _SPAN.match(stripped):
-        return (time.time() if now is None else now) - parse_span(stripped, what)
+    if (age := _span_seconds(stripped)) is not None:
+        return now - age
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
-        raise ConfigurationError(
-            f"{what} {text!r}: use an ISO datetime (2024-05-01T12:00) or an age such as 30m, 2h or 3d"
-        ) from None
+        return None
     return moment.timestamp()  # a naive datetime is read as local time, as the listing prints it
+
+
+# argparse ``type``s: a malformed value is a usage error (exit 2) that argparse prints as
+# "argument --NAME: MESSAGE", so each message quotes the value and says what is accepted.
+
+
+def span_arg(text: str) -> float:
+    """Seconds from a duration (as `parse_span`)."""
+    seconds = _span_seconds(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: {_SPAN_HELP}")
+    return seconds
+
+
+def when_arg(text: str) -> float:
+    """Seconds since the epoch from a moment or an age (as `parse_when`)."""
+    moment = _when_seconds(text, time.time())
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: {_WHEN_HELP}")
+    return moment
+
+
+def whole_arg(least: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An integer of ``least`` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = least - 1
+        if number < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: use {what}, {least} or more")
+        return number
+
+    return parse
+
+
+def key_arg(text: str) -> str:
+    """A journal key as `durable show` lists them: ``3``, or ``3.1`` inside a group."""
+    if re.fullmatch(r"\d+(\.\d+)*", text.strip()) is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a journal key as `durable show` lists them, such as 3")
+    return text.strip()
+
+
+def cursor_arg(text: str) -> str:
+    """A listing's cursor, checked before the store is opened."""
+    from ._admin import _decode_cursor
+
+    try:
+        _decode_cursor(text)
+    except ConfigurationError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use the cursor the previous page printed (more: durable threads --cursor ...)"
+        ) from None
+    return text
 
 
 def json_arg(name: str) -> Any:
@@ -220,18 +290,41 @@ def preview(value: Any, width: int = PREVIEW_WIDTH) -> str:
 
 def error_line(exc: BaseException | None) -> str:
     """``Type: message`` (first line of the message), as a journal table shows an error."""
+    whole = error_message(exc)
+    return whole.split("\n", 1)[0]  # "\n" only: a "\r" or "\x0b" is shown by `clean`
+
+
+def error_message(exc: BaseException | None) -> str:
+    """``Type: message`` with the whole message, every line of it, as `durable show` gives a run's error."""
     if exc is None:
         return ""
-    message = str(exc).strip().split("\n")[0].rstrip()  # "\n" only: a "\r" or "\x0b" is shown by `clean`
+    message = "\n".join(line.rstrip() for line in str(exc).strip().split("\n"))
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+_GROUP = "  + Exception Group Traceback (most recent call last):"  # its own lines are marked "  | "
+
+
+def exception_text(text: str | None) -> str:
+    """What a stored error text (or a process's stderr) says was raised: after a traceback's last frame, its
+    ``Type: message`` to the end, every line; a text with no traceback, whole."""
+    lines = [line.rstrip() for line in (text or "").split("\n")]  # "\n" only, as `error_line`
+    starts = [i for i, line in enumerate(lines) if line in (_TRACEBACK, _GROUP)]
+    whole = "\n".join(lines).strip()
+    if not starts:
+        return whole
+    rest = lines[starts[-1] + 1 :]
+    if lines[starts[-1]] == _GROUP:  # the group's own frames and message; its sub-exceptions follow from "  +-"
+        rest = [line[4:] for line in takewhile(lambda line: line.startswith("  | "), rest)]
+    # Frames ("  File ...", their source and carets) are indented; the exception is the first line that is not.
+    first = next((i for i, line in enumerate(rest) if line and not line[0].isspace()), None)
+    return whole if first is None else "\n".join(rest[first:]).strip()
+
+
 def first_line(text: str | None) -> str:
-    """The telling line of a stored error text: a traceback's last line (``Type: message``), else the first."""
-    lines = [line.strip() for line in (text or "").strip().split("\n") if line.strip()]  # as `error_line`
-    if not lines:
-        return ""
-    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    """The telling line of a stored error text: a traceback's ``Type: message`` (first line), else the first."""
+    return exception_text(text).split("\n", 1)[0].strip()
 
 
 def jsonable(value: Any) -> Any:
@@ -274,25 +367,45 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str |
         out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
 
 
+# Columns of ids, which an operator copies into the next command: drawn whole, on one line when they fit.
+_ID_COLUMNS = frozenset({"THREAD", "INTERRUPT", "KEY"})
+_NARROWEST = 2  # what every other column keeps, at the least, beside the ids (at 0 rich would hide it)
+
+
 def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None) -> None:
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    headers = [clean(h) for h in headers]
+    rows = [[clean(cell) for cell in row] for row in rows]
+    widths = [max(cell_len(cell) for cell in [header, *(row[i] for row in rows)]) for i, header in enumerate(headers)]
+    console = Console()
+    # On a narrow terminal rich shrinks the columns that wrap and leaves alone those given a width: the ids keep
+    # theirs, unless that would leave the others next to nothing. A cell too wide for its column folds onto more
+    # lines rather than losing its end behind an ellipsis.
+    ids = [i for i, header in enumerate(headers) if header in _ID_COLUMNS]
+    room = console.width - (len(headers) + 1) - 2 * len(headers)  # less the borders and each cell's padding
+    fixed = room - sum(widths[i] for i in ids) >= _NARROWEST * (len(headers) - len(ids))
     grid = Table(title=Text(clean(title)) if title else None, title_justify="left", header_style="bold")
-    for header in headers:
-        grid.add_column(Text(clean(header)))
+    for i, header in enumerate(headers):
+        grid.add_column(Text(header), width=widths[i] if fixed and i in ids else None, overflow="fold")
     for row in rows:
-        grid.add_row(*(Text(clean(cell)) for cell in row))  # Text: a value's "[...]" is not rich markup
-    Console().print(grid)
+        grid.add_row(*(Text(cell) for cell in row))  # Text: a value's "[...]" is not rich markup
+    console.print(grid)
 
 
-def fields(pairs: Sequence[tuple[str, str]]) -> None:
-    """``name: value`` lines, names aligned, empty values left out, both `clean`."""
-    shown = [(clean(k), clean(v)) for k, v in pairs if v]
+def fields(pairs: Sequence[tuple[str, str | list[str]]]) -> None:
+    """``name: value`` lines, names aligned, empty values left out, both `clean`. A value given as a list of
+    lines (an error's message) is shown whole: its later lines indented under the first, so none of them can
+    pass for a field of its own."""
+    shown = [(clean(k), [clean(line) for line in ([v] if isinstance(v, str) else v)]) for k, v in pairs if v]
     width = max((len(k) for k, _ in shown), default=0)
-    for key, value in shown:
-        sys.stdout.write(f"{(key + ':').ljust(width + 1)} {value}\n")
+    for key, (first, *more) in shown:
+        sys.stdout.write(f"{(key + ':').ljust(width + 1)} {first}\n")
+        for line in more:
+            sys.stdout.write(" " * (width + 2) + line + "\n")  # indented even when blank: the header goes on
 
 
 def fail(command: str, message: object) -> None:
@@ -428,7 +541,19 @@ def state_json(st: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def state_header(st: Any) -> list[tuple[str, str]]:
+def run_error(st: Any) -> list[str]:
+    """A run's error for `durable show`, whole, as lines: the exception read back, else what the stored error
+    text says was raised (an error the tools did not read, a fork's or a cancel's note saying what to do)."""
+    from ._peek import SealedError
+
+    if st.error is not None and not isinstance(st.error, SealedError):
+        text = error_message(st.error)
+    else:
+        text = exception_text(st.error_text) or (preview(st.error) if st.error is not None else "")
+    return text.split("\n") if text else []
+
+
+def state_header(st: Any) -> list[tuple[str, str | list[str]]]:
     """The ``name: value`` lines above a thread's journal."""
     now = time.time()
     row = dict(zip(THREAD_HEADERS, summary_row(st, now), strict=True))
@@ -437,7 +562,7 @@ def state_header(st: Any) -> list[tuple[str, str]]:
         ("started", iso(st.started_at)), ("finished", iso(st.finished_at)), ("took", row["TOOK"]),
         ("held by", row["HELD BY / WAKES"]), ("recoveries", str(st.recoveries or "")),
         ("output", preview(st.output) if st.status == "completed" else ""),
-        ("error", error_cell(st.error) or truncate(first_line(st.error_text))),
+        ("error", run_error(st)),
     ]  # fmt: skip
 
 

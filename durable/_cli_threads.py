@@ -25,6 +25,9 @@ def _reads_only(args: argparse.Namespace) -> bool:
     return args.command in _READ_ONLY or (args.command == "prune" and args.dry_run)
 
 
+_RUN = fmt.whole_arg(1, "a run number")  # runs count from 1
+
+
 class _Usage(Exception):
     """A bad argument found after parsing (exit 2, as argparse's own usage errors)."""
 
@@ -50,14 +53,14 @@ def _add_admin_commands(commands: Any) -> None:
     threads = command("threads", "list threads, newest first", "List threads by their latest run, newest first.")
     threads.add_argument("--status", choices=("running", "interrupted", "completed", "failed"))
     threads.add_argument("--entrypoint", metavar="NAME", help="only this entrypoint's threads")
-    threads.add_argument("--since", metavar="WHEN", help=f"started at or after WHEN: {when}")
-    threads.add_argument("--until", metavar="WHEN", help=f"started before WHEN: {when}")
-    threads.add_argument("--limit", type=int, default=50, help="threads per page (default 50)")
-    threads.add_argument("--cursor", help="the next page: the cursor the previous page printed")
+    threads.add_argument("--since", type=fmt.when_arg, metavar="WHEN", help=f"started at or after WHEN: {when}")
+    threads.add_argument("--until", type=fmt.when_arg, metavar="WHEN", help=f"started before WHEN: {when}")
+    threads.add_argument("--limit", type=fmt.whole_arg(1), default=50, help="threads per page (default 50)")
+    threads.add_argument("--cursor", type=fmt.cursor_arg, help="the next page: the cursor the previous page printed")
 
     show = command("show", "a thread's status, journal and pending interrupts")
     show.add_argument("thread", metavar="THREAD")
-    show.add_argument("--run", type=int, metavar="N", help="an earlier run (default: the latest)")
+    show.add_argument("--run", type=_RUN, metavar="N", help="an earlier run (default: the latest)")
 
     interrupts = command("interrupts", "every pending interrupt of every paused thread, with its deadline")
     interrupts.add_argument(
@@ -98,13 +101,15 @@ def _add_admin_commands(commands: Any) -> None:
 
     fork = command("fork", "copy a thread's journal before a key into a new, resumable thread")
     fork.add_argument("thread", metavar="THREAD")
-    fork.add_argument("--at", required=True, metavar="K", help="the first top-level key not copied (run again)")
+    fork.add_argument(
+        "--at", type=fmt.key_arg, required=True, metavar="K", help="the first top-level key not copied (run again)"
+    )
     fork.add_argument("--new-thread", metavar="ID", help="the new thread's id (default THREAD-fork-<random>)")
     fork.add_argument(
         "--override", type=fmt.override_arg, action="append", default=[], metavar="KEY=JSON",
         help="replace the recorded result of a copied key (repeatable)",
     )  # fmt: skip
-    fork.add_argument("--run", type=int, metavar="N", help="fork run N (default: the latest)")
+    fork.add_argument("--run", type=_RUN, metavar="N", help="fork run N (default: the latest)")
 
     export = command(
         "export",
@@ -147,7 +152,10 @@ def _add_admin_commands(commands: Any) -> None:
     delete.add_argument("threads", nargs="+", metavar="THREAD")
 
     prune = command("prune", "delete the threads that finished long enough ago")
-    prune.add_argument("--older-than", required=True, metavar="AGE", help="finished more than AGE ago: 30d, 12h, 0s")
+    prune.add_argument(
+        "--older-than", type=fmt.span_arg, required=True, metavar="AGE",
+        help="finished more than AGE ago: 30d, 12h, 0s",
+    )  # fmt: skip
     prune.add_argument(
         "--status", action="append", choices=("completed", "failed"),
         help="the latest run's status (repeatable; default completed)",
@@ -204,8 +212,7 @@ def _cmd_threads(threads: Any, args: argparse.Namespace) -> int:
 
     page = threads.list(
         status=args.status, entrypoint=args.entrypoint, limit=args.limit, cursor=args.cursor,
-        since=fmt.parse_when(args.since, "--since") if args.since else None,
-        until=fmt.parse_when(args.until, "--until") if args.until else None,
+        since=args.since, until=args.until,
     )  # fmt: skip
     if args.json:
         fmt.emit_json({"threads": [fmt.summary_json(s) for s in page], "next_cursor": page.next_cursor})
@@ -384,7 +391,7 @@ def _cmd_delete(threads: Any, args: argparse.Namespace) -> int:
 def _cmd_prune(threads: Any, args: argparse.Namespace) -> int:
     import time
 
-    age = fmt.parse_span(args.older_than, "--older-than")
+    age = args.older_than
     statuses = tuple(dict.fromkeys(args.status or ["completed"]))
     if not args.dry_run:
         with fmt.progress("pruning") as update:

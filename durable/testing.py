@@ -87,7 +87,8 @@ class Cell:
     resumed: bool  # then invoke(None), in a new process, returned the reference's result
     journaled: tuple[str, ...]  # keys of the tasks whose results the journal held after the kill
     directory: str  # the cell's working directory: its journal, and the files the workflow wrote
-    detail: str = ""  # why the cell failed
+    detail: str = ""  # why the cell failed (a failed process: the exception it raised, ``Type: message``)
+    stderr: str = ""  # a failed process's whole stderr, its traceback included
 
     def __str__(self) -> str:
         return f"{self.point}:{self.hit} durability={self.durability}: {self.outcome} {self.detail}".rstrip()
@@ -160,7 +161,9 @@ def crash_matrix(
         runner = _Runner(target, root, name, query, thread_id, timeout)
         rc, out, err = runner.spawn(runner.fresh("reference"), "reference", "sync", str(root / "input.pickle"))
         if rc != 0 or out is None:
-            raise CrashTestFailure(f"the uninterrupted run of {target} failed (exit code {rc}):\n{err}")
+            raise CrashTestFailure(
+                f"the uninterrupted run of {target} failed (exit code {rc}): {_raised(err)}\n{err.rstrip()}"
+            )
         grid = [(p, d, h) for p in points for d in modes for h in hits]
         with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as pool:
             cells = tuple(pool.map(lambda c: runner.cell(*c, expected=out["result"]), grid))
@@ -182,7 +185,7 @@ class _Runner:
         return self.root / label
 
     def spawn(self, cwd: Path, phase: str, mode: str, input_file: str, faults: str = "") -> tuple[int, Any, str]:
-        """Run one subprocess: (exit code, what it wrote, the tail of its stderr)."""
+        """Run one subprocess: (exit code, what it wrote, its stderr)."""
         out = cwd / f"{phase}.json"
         env = {k: v for k, v in os.environ.items() if k not in ("DURABLE_FAULTS", "DURABLE_URL")}
         env.update(DURABLE_CRASH_PHASE=phase, PYTHONPATH=os.pathsep.join(os.path.abspath(p) for p in sys.path))
@@ -195,14 +198,14 @@ class _Runner:
         except subprocess.TimeoutExpired:
             return -1, None, f"timed out after {self.timeout}s"
         written = json.loads(out.read_text()) if proc.returncode == 0 and out.exists() else None
-        return proc.returncode, written, proc.stderr[-2000:]
+        return proc.returncode, written, proc.stderr
 
     def cell(self, point: str, durability: str, hit: int, *, expected: str) -> Cell:
         cwd = self.fresh(f"{point}-{durability}-{hit}")
         killed, resumed, journaled = False, False, tuple[str, ...]()
 
-        def done(outcome: Outcome, detail: str = "") -> Cell:
-            return Cell(point, durability, hit, outcome, killed, resumed, journaled, str(cwd), detail)
+        def done(outcome: Outcome, detail: str = "", stderr: str = "") -> Cell:
+            return Cell(point, durability, hit, outcome, killed, resumed, journaled, str(cwd), detail, stderr)
 
         rc, out, err = self.spawn(cwd, "crash", durability, str(self.root / "input.pickle"), f"{point}:{hit}")
         if rc == 0 and out is not None:
@@ -210,7 +213,7 @@ class _Runner:
                 return done("failed", f"finished without a kill, returning {out['result']} instead of {expected}")
             return done("not reached")
         if rc != -signal.SIGKILL:
-            return done("failed", f"the run exited with {rc} instead of being killed: {err}")
+            return done("failed", f"the run exited with {rc} instead of being killed: {_raised(err)}", err)
         killed, db = True, cwd / self.name
         with closing(sqlite3.connect(db)) as conn:
             if (check := conn.execute("PRAGMA integrity_check").fetchall()) != [("ok",)]:
@@ -219,7 +222,7 @@ class _Runner:
         journaled = tuple(sorted(before, key=lambda k: [int(p) for p in k.split(".") if p.isdigit()]))
         rc, out, err = self.spawn(cwd, "resume", durability, "-")
         if rc != 0 or out is None:
-            return done("failed", f"the resume exited with {rc}: {err}")
+            return done("failed", f"the resume exited with {rc}: {_raised(err)}", err)
         if out["result"] != expected:
             return done("failed", f"the resume returned {out['result']} instead of {expected}")
         resumed, after = True, _committed(db, self.thread_id)
@@ -228,6 +231,17 @@ class _Runner:
         if again := sorted(k for k, rows in before.items() if after.get(k) != rows):
             return done("failed", f"tasks committed before the kill were recorded again: {again}")
         return done("passed")
+
+
+def _raised(stderr: str) -> str:
+    """What a failed process raised, on one line: a traceback's ``Type: message`` (a cut traceback reads as
+    noise); without a traceback, its stderr's last line."""
+    from ._cli_format import clean, first_line
+
+    if "Traceback (most recent call last):" in stderr:
+        return clean(first_line(stderr))
+    lines = stderr.strip().splitlines()
+    return clean(lines[-1].strip()) if lines else "nothing on stderr"
 
 
 def _committed(db: Path, thread_id: str) -> dict[str, list[tuple[int, int]]]:

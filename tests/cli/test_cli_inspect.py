@@ -51,10 +51,10 @@ def test_threads_lists_filters_and_pages(cli: Any) -> None:
     failed = cli("threads", "--status", "failed").stdout.splitlines()[1]
     assert failed.split()[:3] == ["f1", "failing", "failed"] and failed.endswith("ValueError: bad input 1")
 
-    bad = cli("threads", "--since", "yesterday", code=1)
-    assert "--since 'yesterday'" in bad.stderr and bad.stderr.startswith("durable threads: ")
-    assert "cursor" in cli("threads", "--cursor", "nonsense", code=1).stderr
-    assert "limit" in cli("threads", "--limit", "0", code=1).stderr
+    bad = cli("threads", "--since", "yesterday", code=2)  # bad usage (test_cli_usage has every such value)
+    assert bad.stderr.splitlines()[-1].startswith("durable threads: error: argument --since: 'yesterday': use ")
+    assert "argument --cursor: 'nonsense'" in cli("threads", "--cursor", "nonsense", code=2).stderr
+    assert "argument --limit: '0'" in cli("threads", "--limit", "0", code=2).stderr
     assert "invalid choice" in cli("threads", "--status", "done", code=2).stderr
 
 
@@ -97,7 +97,7 @@ def test_show_prints_header_journal_and_interrupts(cli: Any) -> None:
     missing = cli("show", "nope", code=1)
     assert missing.stderr.startswith("durable show: thread 'nope' has no journal") and missing.stdout == ""
     assert "no run #9" in cli("show", "p2", "--run", "9", code=1).stderr
-    assert "invalid int value" in cli("show", "p2", "--run", "x", code=2).stderr
+    assert "argument --run: 'x': use a run number, 1 or more" in cli("show", "p2", "--run", "x", code=2).stderr
 
 
 def test_interrupts_and_resume(cli: Any) -> None:

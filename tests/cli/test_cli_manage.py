@@ -125,7 +125,7 @@ def test_delete_and_prune(cli: Any) -> None:
     assert cli("prune", "--older-than", "0s", "--status", "failed", "--json").json["pruned"] == 1
     assert {t["thread_id"] for t in cli("threads", "--json").json["threads"]} == {"paused", "crashed"}
 
-    assert "--older-than 'soon'" in cli("prune", "--older-than", "soon", code=1).stderr
+    assert "argument --older-than: 'soon'" in cli("prune", "--older-than", "soon", code=2).stderr
     assert "invalid choice" in cli("prune", "--older-than", "1d", "--status", "running", code=2).stderr
 
     gone = cli("delete", "paused", "ghost", "--json", code=1)
