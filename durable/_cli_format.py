@@ -463,7 +463,7 @@ def summary_row(s: Any, now: float) -> list[str]:
     else:
         held = ""
     return [
-        s.thread_id, s.entrypoint, s.status, str(s.run_id), iso(s.started_at), took, held,
+        s.thread_id, s.entrypoint, s.phase, str(s.run_id), iso(s.started_at), took, held,
         str(s.recoveries or ""), truncate(first_line(s.error_text)),
     ]  # fmt: skip
 
@@ -471,7 +471,8 @@ def summary_row(s: Any, now: float) -> list[str]:
 def summary_json(s: Any) -> dict[str, Any]:
     """A `ThreadSummary` for ``--json``: its fields, times as seconds since the epoch."""
     return {
-        "thread_id": s.thread_id, "entrypoint": s.entrypoint, "status": s.status, "run_id": s.run_id,
+        "thread_id": s.thread_id, "entrypoint": s.entrypoint, "status": s.status, "phase": s.phase,
+        "run_id": s.run_id,
         "started_at": s.started_at, "finished_at": s.finished_at, "owner": s.owner,
         "lease_expires": s.lease_expires, "wake_at": s.wake_at, "recoveries": s.recoveries,
         "error_text": s.error_text,
@@ -558,12 +559,17 @@ def state_header(st: Any) -> list[tuple[str, str | list[str]]]:
     now = time.time()
     row = dict(zip(THREAD_HEADERS, summary_row(st, now), strict=True))
     return [
-        ("thread", st.thread_id), ("status", st.status), ("entrypoint", st.entrypoint), ("run", str(st.run_id)),
+        ("thread", st.thread_id), ("status", _status(st)), ("entrypoint", st.entrypoint), ("run", str(st.run_id)),
         ("started", iso(st.started_at)), ("finished", iso(st.finished_at)), ("took", row["TOOK"]),
         ("held by", row["HELD BY / WAKES"]), ("recoveries", str(st.recoveries or "")),
         ("output", preview(st.output) if st.status == "completed" else ""),
         ("error", run_error(st)),
     ]  # fmt: skip
+
+
+def _status(st: Any) -> str:
+    """A run's phase, and its stored status where they differ (a crashed run is stored as running)."""
+    return st.phase if st.phase == st.status else f"{st.phase} (stored: {st.status})"
 
 
 def diff_side(side: tuple[str, str, int, str] | None) -> dict[str, Any] | None:

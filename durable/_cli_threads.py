@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from . import _cli_format as fmt
+from ._phases import PHASES
 from ._urls import resolve_store
 from .errors import ConfigurationError, DurableError, JournalNotFoundError
 
@@ -51,7 +52,11 @@ def _add_admin_commands(commands: Any) -> None:
 
     when = "an ISO datetime (local time unless it has an offset) or an age such as 30m, 2h, 3d"
     threads = command("threads", "list threads, newest first", "List threads by their latest run, newest first.")
-    threads.add_argument("--status", choices=("running", "interrupted", "completed", "failed"))
+    threads.add_argument(
+        "--status", choices=PHASES, metavar="PHASE",
+        help=f"what the latest run is doing: {', '.join(PHASES)} (crashed: its executor died; queued: no worker "
+        "has it yet)",
+    )  # fmt: skip
     threads.add_argument("--entrypoint", metavar="NAME", help="only this entrypoint's threads")
     threads.add_argument("--since", type=fmt.when_arg, metavar="WHEN", help=f"started at or after WHEN: {when}")
     threads.add_argument("--until", type=fmt.when_arg, metavar="WHEN", help=f"started before WHEN: {when}")
@@ -211,7 +216,7 @@ def _cmd_threads(threads: Any, args: argparse.Namespace) -> int:
     import time
 
     page = threads.list(
-        status=args.status, entrypoint=args.entrypoint, limit=args.limit, cursor=args.cursor,
+        phase=args.status, entrypoint=args.entrypoint, limit=args.limit, cursor=args.cursor,
         since=args.since, until=args.until,
     )  # fmt: skip
     if args.json:

@@ -142,3 +142,29 @@ def test_bad_phases_are_refused(store: Store) -> None:
         threads.list(phase="stuck")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="part of status 'running'"):
         threads.list(phase="crashed", status="failed")
+
+
+def test_the_command_lists_and_shows_phases(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`durable threads --status crashed` finds the runs whose executor died; `show` says so beside the stored
+    status; `--json` carries both."""
+    import json
+
+    from durable import SQLiteStore
+    from durable._cli import main
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    store = SQLiteStore(str(tmp_path / "j.db"))
+    flow = flows(store)
+    flow.submit(3, thread_id="gone")
+    store.claim("gone", dead_owner())
+    flow.submit(4, thread_id="waiting")
+    assert main(["threads", "--status", "crashed", "--url", url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["threads"]
+    assert [(t["thread_id"], t["status"], t["phase"]) for t in listed] == [("gone", "running", "crashed")]
+    assert main(["threads", "--status", "queued", "--url", url]) == 0
+    assert [line.split()[:3] for line in capsys.readouterr().out.splitlines()[1:]] == [["waiting", "flow", "queued"]]
+    assert main(["show", "gone", "--url", url]) == 0
+    assert "status: crashed (stored: running)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as bad:
+        main(["threads", "--status", "stuck", "--url", url])
+    assert bad.value.code == 2
