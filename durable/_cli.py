@@ -37,7 +37,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import __version__
+
     parser = _Parser(prog="durable", description="Durable execution for plain Python.")
+    parser.add_argument(
+        "--version", action="version", version=f"durable {__version__} (Python {sys.version.split()[0]})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     worker = commands.add_parser(
