@@ -12,11 +12,17 @@ from ._answers import Answer, read_answer
 from ._codec import Codec, Keyring, unsigned_part
 from ._interrupts import Interrupt, pending_from_data
 from ._patching import PATCHED
-from ._peek import SealedValue, as_error
+from ._peek import SealedValue, as_error, sealed
 from ._serde import JsonSerializer, PickleSerializer, Serializer, load_value
 from ._versions import TAG as VERSIONED
 from ._versions import peel
-from .errors import ConfigurationError, IncompatibleJournalError, ThreadNotFoundError
+from .errors import (
+    ConfigurationError,
+    IncompatibleJournalError,
+    IntegrityError,
+    SerializationError,
+    ThreadNotFoundError,
+)
 from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadRow
 
 EntryStatus = Literal["ok", "error", "answer", "retry"]
@@ -286,7 +292,14 @@ _STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", R
 
 
 def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
-    value = read.row(row, run_id)
+    try:
+        value = read.row(row, run_id)
+    except (SerializationError, IntegrityError) as exc:
+        # One entry that cannot be read (a class that moved, a bad signature) is shown as such, described and never
+        # deserialized; the thread's other entries are still shown.
+        inner = unsigned_part(row.payload)
+        bad = isinstance(exc, IntegrityError)
+        value = sealed(inner, "bad-signature", str(exc)) if bad else sealed(inner, "unreadable", str(exc))
     failed = row.status in (ERROR, RETRY)
     answer = value if isinstance(value, Answer) else None
     if answer is not None:
