@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from . import _cli_backup, _cli_verify
 from . import _cli_format as fmt
-from . import _cli_verify
 from ._cli_threads import _add_admin_commands, _run_admin
 from .errors import ConfigurationError, DurableError
 
@@ -78,12 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_admin_commands(commands)
     _add_ui_command(commands)
     _cli_verify.add_commands(commands)
+    _cli_backup.add_commands(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args)
     if args.command in ("verify", "plan"):
         return _cli_verify.run(args)
+    if args.command in ("backup", "restore"):
+        return _cli_backup.run(args)
     if args.command == "ui":
         from ._console import main as ui
 

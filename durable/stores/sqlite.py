@@ -119,6 +119,38 @@ class SQLiteStore(Store):
         """The same file (through any path or link to it), whatever the two stores' settings."""
         return isinstance(other, SQLiteStore) and os.path.realpath(other.path) == os.path.realpath(self.path)
 
+    def backup(self, target: str | os.PathLike[str]) -> int:
+        """Copy this journal into the new file ``target`` while it is in use (SQLite's online backup API: a
+        consistent copy, the ``-wal`` file's commits included); returns its size in bytes. Never copy the
+        ``.db`` file alone, nor delete its ``-wal``: commits not yet checkpointed live there."""
+        from ._sqlite_backup import backup
+
+        return backup(self.path, os.path.abspath(target))
+
+    def restore(self, backup: str | os.PathLike[str]) -> None:
+        """Replace this journal with the backup at ``backup`` (a file `backup` made). Refused while an executor
+        holds a run here: stop the workers first."""
+        from ._sqlite_backup import restore
+
+        if self.read_only:
+            raise ConfigurationError(f"{self.path!r} is opened read-only: restore into a writable store")
+        if os.path.exists(self.path):
+            self._refuse_held()
+        self.close()
+        restore(os.path.abspath(backup), self.path)
+
+    def _refuse_held(self) -> None:
+        from .._phases import phase_of
+        from ._base import ThreadFilter
+
+        now = time.time()
+        for s in self.list_threads(ThreadFilter(status="running", limit=10_000)):
+            if phase_of(s.status, s.owner, s.lease_expires, s.wake_at, s.error_text, now) == "running":
+                raise ConfigurationError(
+                    f"thread {s.thread_id!r} is being run by {s.owner} in {self.path!r}: stop the workers and "
+                    f"applications using the journal, then restore (nothing was changed)"
+                )
+
     # -- connections -------------------------------------------------------------------------
 
     def _pragmas(self) -> list[str]:
