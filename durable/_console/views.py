@@ -115,8 +115,8 @@ def for_json(view: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 THREAD_FIELDS = (
-    "thread_id", "entrypoint", "status", "run_id", "started_at", "finished_at", "owner", "lease_expires", "wake_at",
-    "recoveries", "error_text",
+    "thread_id", "entrypoint", "status", "phase", "run_id", "started_at", "finished_at", "owner", "lease_expires",
+    "wake_at", "recoveries", "error_text",
 )  # fmt: skip
 STATE_FIELDS = (*THREAD_FIELDS, "output", "error", "runs", "entries", "interrupts")
 ENTRY_FIELDS = (
