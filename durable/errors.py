@@ -92,7 +92,8 @@ class ThreadNotFoundError(DurableError, LookupError):
         self.thread_id = thread_id
         super().__init__(
             f"thread {thread_id!r} has no journal in this store: start it with an input "
-            f"(not None), or check the thread id and the checkpointer"
+            f"(not None), or check the thread id and the checkpointer (a SQLite journal's latest commits are in "
+            f"its -wal file: if that was deleted, restore a backup with durable restore)"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
