@@ -1,7 +1,7 @@
 """Benchmark suite for `durable`: one command, one table.
 
-    python benchmarks/run.py            # full run (~3 min with LangGraph and Postgres; under 5 min on 2 cores)
-    python benchmarks/run.py --quick    # smoke run (about 30 s)
+    python benchmarks/run.py            # full run (about 8 min on 2 cores, with LangGraph and Postgres)
+    python benchmarks/run.py --quick    # smoke run (about 2.5 min: the threads workload builds 100,000 threads)
     python benchmarks/run.py --repeat 7 --json results.json
 
 This file is the CLI and the table. The workloads live next to it: `_common.py` (the workload code, Config/Row,

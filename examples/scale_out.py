@@ -1,8 +1,10 @@
 """Two worker processes share one Postgres journal; one is killed mid-run, the other carries on.
 
+    pip install 'durable-exec[postgres]'    # PostgresStore's driver: psycopg 3 with its pool
     python examples/scale_out.py
 
-It needs a Postgres server: the local one at 127.0.0.1:5432, or the URL in
+It needs the ``postgres`` extra (psycopg 3; from a checkout, ``pip install -e '.[postgres]'``,
+which ``.[dev]`` includes) and a Postgres server: the local one at 127.0.0.1:5432, or the URL in
 ``DURABLE_EXAMPLE_POSTGRES`` (it works in a schema of its own, which it resets).
 
 The main process plays the web app: it *submits* six report runs and returns at
