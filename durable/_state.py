@@ -16,13 +16,7 @@ from ._peek import SealedValue, as_error, sealed
 from ._serde import JsonSerializer, PickleSerializer, Serializer, load_value
 from ._versions import TAG as VERSIONED
 from ._versions import peel
-from .errors import (
-    ConfigurationError,
-    IncompatibleJournalError,
-    IntegrityError,
-    SerializationError,
-    ThreadNotFoundError,
-)
+from .errors import ConfigurationError, IncompatibleJournalError, SerializationError, ThreadNotFoundError
 from .stores._base import ANSWER, ERROR, OK, RETRY, JournalRow, RunRow, RunStatus, Store, ThreadRow
 
 EntryStatus = Literal["ok", "error", "answer", "retry"]
@@ -294,12 +288,10 @@ _STATUS: dict[int, EntryStatus] = {OK: "ok", ERROR: "error", ANSWER: "answer", R
 def _entry(read: Reader, run_id: int, row: JournalRow) -> JournalEntry:
     try:
         value = read.row(row, run_id)
-    except (SerializationError, IntegrityError) as exc:
-        # One entry that cannot be read (a class that moved, a bad signature) is shown as such, described and never
-        # deserialized; the thread's other entries are still shown.
-        inner = unsigned_part(row.payload)
-        bad = isinstance(exc, IntegrityError)
-        value = sealed(inner, "bad-signature", str(exc)) if bad else sealed(inner, "unreadable", str(exc))
+    except SerializationError as exc:
+        # One entry that cannot be read (a class that moved) is described, never deserialized, and the thread's other
+        # entries are still shown. A signature that fails is not: tampering is refused loudly (IntegrityError).
+        value = sealed(unsigned_part(row.payload), "unreadable", str(exc))
     failed = row.status in (ERROR, RETRY)
     answer = value if isinstance(value, Answer) else None
     if answer is not None:
