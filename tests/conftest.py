@@ -51,6 +51,69 @@ import pytest
 if TYPE_CHECKING:
     from durable import Entrypoint, Store
 
+# -- markers: what a test needs, so a fast loop can leave it out ----------------------------------
+#
+# Registered (with --strict-markers) in pyproject.toml. The fast loop is
+#     python -m pytest -m "not (postgres or redis or browser or subprocess or slow)"
+# and a plain ``python -m pytest`` still runs everything. Most marks are applied here rather than by hand:
+#
+# * ``postgres`` / ``redis``: a test using a server fixture (``pg_schema``, ``postgres_url``; ``redis_prefix``,
+#   ``redis_server``), directly or through another fixture, or parametrized with the value "postgres" / "redis"
+#   (the ``store`` fixture, ``new_store(kind)`` tests, ...). A test that reaches a server some other way is marked
+#   in its file; the server fixtures fail a test that uses them without its mark, so none goes unmarked.
+# * ``subprocess``: everything under tests/acceptance and tests/cli (real worker processes, SIGKILL, ``python -m
+#   durable``) and every test using ``redis_server``; other tests that run code in another process are marked in
+#   their file (a throwaway ``python -c`` whose only use is the pid of a dead process does not count).
+# * ``slow``: marked in the test files (a test that waits out real time-to-live expiries, leases, deadlines or
+#   timeouts, runs a thousand runs, a LangGraph comparison matrix...), except two groups marked here: the
+#   `StoreConformance` tests that wait out expiries (they are the library's own, in durable/conformance.py), and
+#   the compatibility suite's LangGraph runs (``lib`` is "langgraph": they run LangGraph itself, the reference the
+#   durable runs are held to, so they check the expectations, never durable).
+
+SERVICE_FIXTURES = {
+    "postgres": frozenset({"pg_schema", "postgres_url"}),
+    "redis": frozenset({"redis_prefix", "redis_server"}),
+}
+SUBPROCESS_FIXTURES = frozenset({"redis_server"})
+SUBPROCESS_DIRS = ("acceptance", "cli")  # under tests/
+# StoreConformance tests that sleep past real expiries (about a second each, on every store).
+SLOW_CONFORMANCE = frozenset({"test_kv_refresh_extends_a_row_by_its_ttl", "test_kv_rows_expire_after_their_ttl"})
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        values = {v for v in params.values() if isinstance(v, str)}
+        for service, names in SERVICE_FIXTURES.items():
+            if fixtures & names or service in values:
+                item.add_marker(service)
+        try:
+            where = item.path.resolve().relative_to(TESTS).parts
+        except ValueError:
+            where = ()
+        if fixtures & SUBPROCESS_FIXTURES or (len(where) > 1 and where[0] in SUBPROCESS_DIRS):
+            item.add_marker("subprocess")
+        bases = {b.__name__ for b in getattr(getattr(item, "cls", None), "__mro__", ())}
+        if getattr(item, "originalname", None) in SLOW_CONFORMANCE and "StoreConformance" in bases:
+            item.add_marker("slow")
+        if where[:1] == ("compat",) and params.get("lib") == "langgraph":
+            item.add_marker("slow")
+
+
+def _require_mark(request: pytest.FixtureRequest, service: str) -> None:
+    """Fail a test that reaches ``service`` without its mark (one getting a fixture by name at run time, say):
+    ``-m "not postgres"`` would run it anyway, and the fast loop would wait on the server."""
+    if request.node.get_closest_marker(service) is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses the {service} server but is not marked {service}: add "
+            f"@pytest.mark.{service} (tests/conftest.py marks tests using its fixtures or a {service!r} parameter)",
+            pytrace=False,
+        )
+
+
 # -- stores ---------------------------------------------------------------------------------------
 
 # The Postgres the tests use: $DURABLE_TEST_POSTGRES, else libpq's PG* variables, else the local server.
@@ -88,16 +151,18 @@ def _postgres_unreachable(dsn: str) -> str | None:
 
 
 @pytest.fixture
-def postgres_url() -> str:
+def postgres_url(request: pytest.FixtureRequest) -> str:
     """The test server's DSN (skipped, or failed under CI, when none answers)."""
+    _require_mark(request, "postgres")
     return postgres_dsn()
 
 
 @pytest.fixture
-def pg_schema() -> Iterator[tuple[str, str]]:
+def pg_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """A DSN and a schema of its own for one test, dropped afterwards: ``(dsn, schema)``."""
     import psycopg
 
+    _require_mark(request, "postgres")
     dsn = postgres_dsn()
     schema = f"durable_test_{uuid.uuid4().hex[:12]}"
     yield dsn, schema
@@ -139,10 +204,11 @@ def _redis_unreachable(url: str) -> str | None:
 
 
 @pytest.fixture
-def redis_prefix() -> Iterator[tuple[str, str]]:
+def redis_prefix(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """A server URL and a key prefix of its own for one test, its keys deleted afterwards: ``(url, prefix)``."""
     import redis
 
+    _require_mark(request, "redis")
     url = redis_server_url()
     prefix = f"durable-test-{uuid.uuid4().hex[:12]}"
     yield url, prefix
@@ -160,12 +226,13 @@ class RedisServer(NamedTuple):
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     """``redis_server(*options, port=None, name="redis")``: start a ``redis-server`` with these command-line options
     (``"--appendonly", "yes"``, ...) in a directory of its own, on a free port (or ``port``: a restart on the same
     files); it answers PING before this returns and is killed after the test."""
     import redis
 
+    _require_mark(request, "redis")
     binary = shutil.which("redis-server")
     if binary is None:
         message = "no redis-server binary on PATH (apt-get install redis-server): the Redis crash tests need one"

@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.subprocess  # each test runs the snippet in fresh Python processes
 
 
 def first_snippet() -> str:

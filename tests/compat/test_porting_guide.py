@@ -58,6 +58,7 @@ def test_every_python_block_is_marked_to_run() -> None:
 
 
 @pytest.mark.parametrize("block", PYTHON, ids=[f"line{b.line}-{b.runs}" for b in PYTHON])
+@pytest.mark.subprocess
 def test_block_runs(block: Block, tmp_path: Path) -> None:
     """The block runs to its end as a program (its asserts hold); durable's without LangGraph importable."""
     if block.runs == "langgraph":

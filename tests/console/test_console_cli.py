@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from durable._console.forms import form_fields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.subprocess
 def test_without_the_extra_one_line_and_exit_2() -> None:
     """No Starlette: one line naming the extra, exit status 2, no traceback."""
     done = _python("import sys; sys.modules['starlette'] = None\nfrom durable._cli import main\nsys.exit(main(['ui']))")
@@ -28,12 +31,14 @@ def test_without_the_extra_one_line_and_exit_2() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.subprocess
 def test_importing_durable_leaves_the_console_out() -> None:
     """`import durable` imports neither Starlette nor the console."""
     done = _python("import sys, durable; print(sorted(m for m in sys.modules if 'starlette' in m or '_console' in m))")
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+@pytest.mark.subprocess
 def test_a_real_server_on_port_zero(tmp_path: Path) -> None:
     """--port 0 prints the port it got; the token file's token opens the API; Ctrl-C stops it cleanly."""
     (tmp_path / "token").write_text("a-token-from-a-file-0123456789\n")
@@ -70,6 +75,7 @@ def test_a_real_server_on_port_zero(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.subprocess
 def test_a_bad_token_file_is_refused(tmp_path: Path) -> None:
     """A token file that is missing or too short: exit 1 with the reason, before anything listens."""
     (tmp_path / "short").write_text("abc\n")

@@ -146,6 +146,7 @@ def failed_thread(f: Flavor, store: Store, calls: Any) -> Any:
     return flow
 
 
+@pytest.mark.slow
 def test_a_live_lease_of_another_host_is_respected_until_it_expires(
     store: Store, flavor: Flavor, calls: Any, journal: Any
 ) -> None:
@@ -191,6 +192,7 @@ def test_a_command_on_a_thread_being_resumed_elsewhere_is_thread_busy(store: Sto
         f.invoke(flow, Command(resume="yes"), thread_id="t")
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_a_long_run_leased(store: Store) -> None:
     """A run outlasting several lease terms keeps its lease: the heartbeat renews it, so no one takes over."""
     store.lease_seconds = 0.3

@@ -948,6 +948,7 @@ class Ctx:
 
 
 @pytest.mark.parametrize("via", ["get_store", "param", "runtime"])
+@pytest.mark.slow
 def test_plan_and_verify_read_the_memory_and_stop_where_the_body_writes_it(store: Store, via: str) -> None:
     """The body reads the long-term memory, then writes it before its first task: plan and verify read it
     (refreshing no ttl) and stop at the write (key 0, "outside"), leaving the memory as it was; the resume

@@ -364,6 +364,7 @@ def test_durability_modes_journal_the_same_result(store: Store, way: Way, calls:
     assert len(found["sync"][1]) == 6  # START, a, b, b's task, c, d
 
 
+@pytest.mark.slow
 def test_a_long_graph_journals_writes_not_states(store: Store, way: Way) -> None:
     """Each superstep journals what its node wrote, not the whole state: 200 steps cost about twice 100."""
 
@@ -482,6 +483,7 @@ def test_threads_list_and_read_a_graph_thread(store: Store, way: Way, calls: Any
     assert (state.status, state.output) == ("completed", {"log": ["one", "two:yes"]})
 
 
+@pytest.mark.subprocess
 def test_the_cli_lists_and_shows_a_graph_thread(tmp_path: Path, calls: Any) -> None:
     """`durable threads` lists a graph's thread; `durable show` prints its nodes' journal, interrupt and output."""
     db = tmp_path / "journal.db"

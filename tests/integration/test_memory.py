@@ -336,6 +336,7 @@ def test_durables_own_namespaces_are_refused_and_hidden(memory: Memory) -> None:
 # -- ttl ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_items_expire_after_their_ttl(memory: Memory) -> None:
     """An item put with a ttl (minutes) is gone once it passes: get, search and list_namespaces skip it."""
     memory.put(("t",), "short", {"a": 1}, ttl=MINUTE_FRACTION)
@@ -350,6 +351,7 @@ def test_items_expire_after_their_ttl(memory: Memory) -> None:
     assert [i.key for i in memory.search(("t",))] == ["forever", "short"]
 
 
+@pytest.mark.slow
 def test_reads_refresh_the_ttl_unless_told_not_to(memory: Memory) -> None:
     """get and search restart an item's ttl by default (LangGraph's refresh_on_read); refresh_ttl=False does not."""
     ttl = 0.5 / 60
@@ -364,6 +366,7 @@ def test_reads_refresh_the_ttl_unless_told_not_to(memory: Memory) -> None:
     assert [i.key for i in memory.search(("t",), refresh_ttl=False)] == ["get", "search"]
 
 
+@pytest.mark.slow
 def test_ttl_config_gives_a_default_ttl_and_can_turn_refresh_off(store: Store) -> None:
     """Memory(ttl={...}) is LangGraph's TTLConfig: default_ttl for puts without ttl=, refresh_on_read for reads."""
     memory = Memory(store, ttl={"default_ttl": 0.5 / 60, "refresh_on_read": False})
@@ -494,6 +497,7 @@ store.close()
 """
 
 
+@pytest.mark.subprocess
 def test_another_process_sees_the_same_memory(store: Store) -> None:
     """A second process on the same SQLite file, Postgres schema or Redis prefix reads what this one put, and
     writes back."""
@@ -546,6 +550,7 @@ def test_cache_names_with_any_characters_stay_apart(store: Store) -> None:
     assert cache.clear("a") == 1 and cache.get("a.b", "a.b") == b"0"
 
 
+@pytest.mark.slow
 def test_cache_entries_expire_after_their_ttl_in_seconds(store: Store) -> None:
     """A ttl (seconds) expires the entry; a ttl of 0 or less removes it at once, as in LangGraph."""
     cache = Cache(store)

@@ -350,6 +350,7 @@ print("ok", len(calls))
     ],
     ids=["no-provider", "no-opentelemetry"],
 )
+@pytest.mark.subprocess
 def test_nobody_listening_breaks_nothing(block: str) -> None:
     script = textwrap.dedent(_QUIET).format(block=block)
     done = subprocess.run(

@@ -217,6 +217,7 @@ def test_a_bad_by_is_refused(store: Store, by: Any) -> None:
 # -- deadlines ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_question_past_its_deadline_takes_its_default(store: Store, flavor: Flavor) -> None:
     """Before the deadline a None resume returns the same question (the same deadline); after it, the run goes on
     with the default, journaled as a timeout."""

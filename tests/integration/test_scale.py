@@ -54,6 +54,7 @@ def _check(ran: Counter[tuple[int, int]], results: list[Any], runs: int = RUNS) 
     assert set(ran.values()) == {1} and len(ran) == runs * TASKS  # every task of every run ran once
 
 
+@pytest.mark.slow
 def test_a_thousand_async_runs_on_sqlite(tmp_path: Path) -> None:
     """1,000 concurrent async runs on one SQLite file all complete, each task once, on a few threads."""
     store = SQLiteStore(tmp_path / "j.db")
@@ -63,6 +64,7 @@ def test_a_thousand_async_runs_on_sqlite(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_thousand_async_runs_on_postgres(pg_schema: tuple[str, str]) -> None:
     """1,000 concurrent async runs on Postgres all complete, each task once, within the pool's connections."""
     dsn, schema = pg_schema
@@ -131,6 +133,7 @@ def _failed_then_resumed(store: GuardedStore, n: int, durability: str = "sync") 
     return ran
 
 
+@pytest.mark.slow
 def test_a_resume_reads_the_journal_a_window_at_a_time(tmp_path: Path) -> None:
     """Resuming a 10,000-task run reads the journal in windows of calls, never whole, and replays every task."""
     n = 10_000

@@ -193,6 +193,7 @@ def test_durable_secret_environment_variable(tmp_path: Path, monkeypatch: pytest
     assert all(payload[:6] == b"T\x04main" for _, payload in rows(path))
 
 
+@pytest.mark.subprocess
 def test_checks_hold_under_python_O(tmp_path: Path) -> None:
     """Verification does not rely on assert: a tampered blob is refused under python -O too."""
     path, _, _ = failed_run(tmp_path, secret=KEY)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -387,7 +388,7 @@ JournalMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestJournalMachine = JournalMachine.TestCase
+TestJournalMachine = pytest.mark.slow(JournalMachine.TestCase)
 TestJournalMachine.__doc__ = "Random sequences of starts, failures, crashes, takeovers, pauses and resumes."
 
 

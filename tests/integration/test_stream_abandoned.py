@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
@@ -34,6 +36,7 @@ else:
 """
 
 
+@pytest.mark.subprocess
 def test_an_abandoned_stream_finishes_its_run_before_the_program_exits(tmp_path: Path) -> None:
     (tmp_path / "prog.py").write_text(PROGRAM)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}

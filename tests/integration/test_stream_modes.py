@@ -647,6 +647,7 @@ def test_messages_need_langchain_core(
         iterate(1, thread_id="t", stream_mode=["updates", "messages"])
 
 
+@pytest.mark.subprocess
 def test_langchain_is_not_imported_unless_messages_are_streamed(tmp_path: Any) -> None:
     """Streaming every mode but "messages" does not import langchain_core."""
     script = textwrap.dedent(
@@ -772,6 +773,7 @@ def run_program(lib: str, store: Store | None, is_async: bool, how: str, inputs:
     ],
     ids=lambda o: "-".join(f"{v}" for v in o.values()).replace(" ", ""),
 )
+@pytest.mark.slow
 def test_the_same_program_streams_the_same_chunks_on_langgraph(
     how: str, store: Store, flavor: Flavor, options: dict[str, Any]
 ) -> None:

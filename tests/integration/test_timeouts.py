@@ -55,6 +55,7 @@ def run(async_ep: bool, ep: Any, input: Any, thread_id: str = "t") -> Any:
 
 
 @pytest.mark.parametrize("async_ep", [False, True], ids=["sync-ep", "async-ep"])
+@pytest.mark.slow
 def test_a_hung_sync_body_times_out_and_is_abandoned(async_ep: bool, release: threading.Event) -> None:
     finished = threading.Event()
 
@@ -85,6 +86,7 @@ def test_a_hung_sync_body_times_out_and_is_abandoned(async_ep: bool, release: th
 
 
 @pytest.mark.parametrize("async_ep", [False, True], ids=["sync-ep", "async-ep"])
+@pytest.mark.slow
 def test_an_async_body_past_its_timeout_is_cancelled(async_ep: bool) -> None:
     seen: list[str] = []
 
@@ -110,6 +112,7 @@ def test_an_async_body_past_its_timeout_is_cancelled(async_ep: bool) -> None:
 
 
 @pytest.mark.parametrize(("async_ep", "async_task"), MIXES, ids=MIX_IDS)
+@pytest.mark.slow
 def test_a_timeout_is_retried_by_the_retry_policy(async_ep: bool, async_task: bool, release: threading.Event) -> None:
     attempts: list[int] = []
     policy = RetryPolicy(max_attempts=3, initial_interval=2.0, jitter=False)
@@ -218,6 +221,7 @@ def test_timeout_must_be_a_positive_number(bad: Any) -> None:
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.slow
 def test_the_timeout_applies_outside_a_run_too(is_async: bool) -> None:
     """A task called outside any run (a unit test) times out as it would in a run, with no key to name."""
     release = threading.Event()

@@ -308,6 +308,7 @@ def job_maker(store: Store, calls: Any, flavor: Flavor | None = None) -> Callabl
 
 
 @pytest.mark.parametrize("case", list(UNREADABLE))
+@pytest.mark.slow
 def test_a_run_that_cannot_be_read_is_failed_once_by_a_worker(store: Store, calls: Any, case: str) -> None:
     """A worker that cannot read a run (wrong key, input that fails to unpickle, unreadable previous) fails it once."""
     job = unreadable_run(case, job_maker(store, calls))

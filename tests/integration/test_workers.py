@@ -29,6 +29,7 @@ from durable import (
     interrupt,
     task,
 )
+from durable.stores import Lease
 
 Flavor = Any  # the `flavor` fixture from tests/conftest.py
 GHOST = "ghost.invalid:4242:0badf00d"  # an executor on another machine, never judged dead from here
@@ -129,15 +130,31 @@ def test_a_second_submit_after_a_finished_run_gets_previous(store: Store, calls:
     assert counter.get_state(thread_id="c").run_id == 2
 
 
+def die_in(store: Store, lease: Lease, seconds: float) -> None:
+    """The executor holding ``lease`` renews it one last time, for ``seconds``, and dies: return once that lease
+    has expired in the store. The store's lease term stays as it was, so the leases of the test's own workers and
+    invokes are not at the mercy of a loaded machine."""
+    term = store.lease_seconds
+    store.lease_seconds = seconds
+    try:
+        assert store.renew(lease), "the dying executor had lost its lease already"
+    finally:
+        store.lease_seconds = term
+    # Every store dates a lease by this host's clock (the process's, or the server's on this machine): sleeping past
+    # the expiry cannot end too early, and a late wake-up only leaves the lease expired for longer.
+    time.sleep(seconds * 2)
+
+
 def test_a_worker_recovers_a_run_whose_executor_died(store: Store, flavor: Flavor, calls: Any) -> None:
     """A run held by an executor that stopped renewing is carried once its lease expires, and counted."""
     flow = summing(flavor, store, calls)
     flow.submit(3, thread_id="t")
-    store.lease_seconds = 0.1
-    store.reserve(GHOST, [flow.name], 1)  # a worker on another machine took it, then died
+    store.lease_seconds = 60.0  # live for the whole test, however slow the machine, until it is let expire below
+    [lease] = store.reserve(GHOST, [flow.name], 1)  # a worker on another machine took it
     worker = Worker([flow], poll_interval=0.01)
     assert worker.run_once().total == 0  # its lease is still live: nobody may take it
-    time.sleep(0.15)
+    assert (flow.get_state(thread_id="t").owner, calls.total()) == (GHOST, 0)
+    die_in(store, lease, 0.02)  # then died
     assert worker.run_once().completed == 1
     state = flow.get_state(thread_id="t")
     assert (state.status, state.output, state.recoveries) == ("completed", 6, 1)
@@ -147,10 +164,10 @@ def test_a_run_whose_executors_keep_dying_is_dead_lettered(store: Store, flavor:
     """After dead_letter_after dead executors the run is failed with DeadLetteredError, not run again."""
     flow = summing(flavor, store, calls)
     flow.submit(3, thread_id="poison")
-    store.lease_seconds = 0.05
+    store.lease_seconds = 60.0  # the workers' and the invoke's leases below outlast any pause of a loaded machine
     for _ in range(2):  # two workers take it and die
-        store.reserve(GHOST, [flow.name], 1)
-        time.sleep(0.08)
+        [lease] = store.reserve(GHOST, [flow.name], 1)
+        die_in(store, lease, 0.02)
     stats = Worker([flow], poll_interval=0.01, dead_letter_after=2).run_once()
     assert (stats.dead_lettered, stats.total, calls.total()) == (1, 1, 0)
     state = flow.get_state(thread_id="poison")

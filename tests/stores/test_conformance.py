@@ -23,6 +23,8 @@ class TestSQLiteStore(StoreConformance):
 
 
 class TestPostgresStore(StoreConformance):
+    pytestmark = pytest.mark.postgres
+
     def open_store(self, request: pytest.FixtureRequest, lease_seconds: float) -> Store:
         from durable import PostgresStore
 
@@ -31,6 +33,8 @@ class TestPostgresStore(StoreConformance):
 
 
 class TestRedisStore(StoreConformance):
+    pytestmark = pytest.mark.redis
+
     def open_store(self, request: pytest.FixtureRequest, lease_seconds: float) -> Store:
         from durable import RedisStore
 

@@ -389,6 +389,7 @@ def test_idle_workers_hear_of_a_run_left_for_them(redis_store: Callable[..., Red
         stop()
 
 
+@pytest.mark.subprocess
 def test_a_forked_child_uses_connections_of_its_own(redis_store: Callable[..., RedisStore]) -> None:
     """redis-py's pool notices the fork: the child's operations do not share the parent's sockets."""
     store = redis_store()

@@ -282,6 +282,7 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("from_version", [0, SCHEMA_VERSION - 1], ids=["new-file", "previous-version"])
+@pytest.mark.subprocess
 def test_concurrent_first_use_by_processes_migrates_once(tmp_path: Path, from_version: int) -> None:
     """Processes opening one unmigrated file at the same instant apply each migration exactly once, without errors."""
     processes, rounds = 4, 3

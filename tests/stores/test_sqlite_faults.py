@@ -318,6 +318,7 @@ def integrity(path: Path) -> str:
 
 
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+@pytest.mark.subprocess
 def test_full_database_fails_the_commit_and_resumes_once_there_is_room(tmp_path: Path, durability: str) -> None:
     """With the file capped (max_page_count), a result that does not fit is a StoreError; lifted, the run resumes."""
     path = tmp_path / "j.db"
@@ -372,6 +373,7 @@ def _worker(db: Path, flavor: str, mode: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.slow
 def test_disk_full_for_every_write_then_resumed_in_the_same_process(tmp_path: Path, flavor: str) -> None:
     """Every write failing (RLIMIT_FSIZE) is a StoreError that keeps a and b; with room, the same process resumes."""
     # The commit of c, the run's outcome and the lease's release all fail; the resume must re-run only c.

@@ -513,6 +513,7 @@ def clean(x):
 """
 
 
+@pytest.mark.subprocess
 def test_cli_reports_findings_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "cli_flows.py").write_text(CLI_MODULE)
     result = run_cli(tmp_path, "cli_flows:dirty")
@@ -522,6 +523,7 @@ def test_cli_reports_findings_and_exits_1(tmp_path: Path) -> None:
     assert summary == "Found 1 non-deterministic call in 1 entrypoint."
 
 
+@pytest.mark.subprocess
 def test_cli_exits_0_when_clean(tmp_path: Path) -> None:
     (tmp_path / "cli_flows.py").write_text(CLI_MODULE)
     result = run_cli(tmp_path, "cli_flows:clean")
@@ -529,6 +531,7 @@ def test_cli_exits_0_when_clean(tmp_path: Path) -> None:
     assert result.stdout == "All clear: 1 entrypoint checked, nothing found.\n"
 
 
+@pytest.mark.subprocess
 def test_cli_json(tmp_path: Path) -> None:
     (tmp_path / "cli_flows.py").write_text(CLI_MODULE)
     result = run_cli(tmp_path, "--json", "cli_flows")
@@ -547,6 +550,7 @@ def test_cli_json(tmp_path: Path) -> None:
     assert (clean.returncode, json.loads(clean.stdout)) == (0, [])
 
 
+@pytest.mark.subprocess
 def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     unknown = run_cli(tmp_path, "no_such_module_anywhere:flow")
     assert unknown.returncode == 2

@@ -53,12 +53,14 @@ def two_processes() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @pytest.mark.parametrize("case", ["set", "frozenset", "nested", "kwargs"])
+@pytest.mark.subprocess
 def test_sets_of_strings_digest_equally_across_hash_seeds(two_processes: Any, case: str) -> None:
     """Sets of strings (alone, nested, or as keyword arguments) digest the same whatever PYTHONHASHSEED is."""
     a, b = two_processes
     assert a["digests"][case] == b["digests"][case]
 
 
+@pytest.mark.subprocess
 def test_a_dict_built_from_a_set_digests_equally_across_hash_seeds(two_processes: Any) -> None:
     """Equal dicts built in another insertion order (here from iterating a set) digest the same in two processes."""
     a, b = two_processes

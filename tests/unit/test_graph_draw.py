@@ -390,6 +390,7 @@ def random_case(seed: int) -> Callable[[Api], Any]:
 
 
 @pytest.mark.parametrize("seed", range(0, 150, 15))
+@pytest.mark.slow
 def test_random_graphs_are_drawn_as_langgraph_draws_them(seed: int) -> None:
     langgraph_api()
     for case in map(random_case, range(seed, seed + 15)):

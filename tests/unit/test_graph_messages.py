@@ -351,6 +351,7 @@ def test_messages_state_can_be_extended() -> None:
     assert state["extra"] == "x"
 
 
+@pytest.mark.subprocess
 def test_importing_the_module_does_not_import_langchain() -> None:
     """langchain-core is looked for on the first merge, not on import."""
     code = (
