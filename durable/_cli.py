@@ -56,10 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets", nargs="+", metavar="TARGET", help="a module (myapp.flows) or one entrypoint (myapp.flows:pipeline)"
     )
     worker.add_argument("--url", help="the store (default: the entrypoints' own, or $DURABLE_URL)")
-    worker.add_argument("--concurrency", type=int, default=4, help="runs carried at once (default 4)")
-    worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds between looks (default 1)")
     worker.add_argument(
-        "--dead-letter-after", type=int, default=3, help="dead-letter a run after this many dead executors"
+        "--concurrency", type=fmt.whole_arg(1, "a number of runs"), default=4, help="runs carried at once (default 4)"
+    )
+    worker.add_argument("--poll-interval", type=fmt.seconds_arg, default=1.0, help="seconds between looks (default 1)")
+    worker.add_argument(
+        "--dead-letter-after",
+        type=fmt.whole_arg(1, "a number of dead executors"),
+        default=3,
+        help="dead-letter a run after this many dead executors",
     )
     worker.add_argument("--until-idle", action="store_true", help="exit once nothing is waiting or running")
     worker.add_argument("-v", "--verbose", action="store_true", help="log every run")
@@ -114,7 +119,7 @@ def _add_ui_command(commands: Any) -> None:
     )
     ui.add_argument("--url", help="the store (default: $DURABLE_URL, else sqlite:///durable.db)")
     ui.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0 picks a free one)")
+    ui.add_argument("--port", type=fmt.port_arg, default=8765, help="the port (default 8765; 0 picks a free one)")
     ui.add_argument("--token-file", metavar="FILE", help="read the token from FILE instead of making one")
     ui.add_argument("--read-only", action="store_true", help="open the journal read-only; no answers nor actions")
     ui.add_argument("--secret-file", metavar="FILE", help="read the journal's key from FILE (as DURABLE_SECRET)")

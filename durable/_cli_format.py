@@ -121,6 +121,25 @@ def whole_arg(least: int, what: str = "a whole number") -> Callable[[str], int]:
     return parse
 
 
+def seconds_arg(text: str) -> float:
+    """A number of seconds, more than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds, more than 0 (0.5, 2)")
+    return seconds
+
+
+def port_arg(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    port = whole_arg(0, "a port")(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a port, 0 to 65535")
+    return port
+
+
 def key_arg(text: str) -> str:
     """A journal key as `durable show` lists them: ``3``, or ``3.1`` inside a group."""
     if re.fullmatch(r"\d+(\.\d+)*", text.strip()) is None:

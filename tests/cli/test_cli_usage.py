@@ -27,6 +27,10 @@ BAD = [
     (("fork", "t", "--at", "2", "--run", "last"), "argument --run: 'last': use a run number, 1 or more"),
     (("prune", "--older-than", "banana"), f"argument --older-than: 'banana': {AGE}"),
     (("prune", "--older-than=-3d"), f"argument --older-than: '-3d': {AGE}"),
+    (("worker", "m", "--concurrency", "0"), "argument --concurrency: '0': use a number of runs, 1 or more"),
+    (("worker", "m", "--poll-interval", "-1"), "argument --poll-interval: '-1': use a number of seconds, more than 0"),
+    (("worker", "m", "--dead-letter-after", "0"), "argument --dead-letter-after: '0': use a number of dead executors"),
+    (("ui", "--port", "70000"), "argument --port: '70000': use a port, 0 to 65535"),
 ]
 
 
