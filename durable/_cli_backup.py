@@ -8,10 +8,12 @@ target that exists, a store that is not SQLite, a journal that does not exist).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from . import _cli_format as fmt
 from .errors import ConfigurationError, DurableError, JournalNotFoundError
+from .stores.sqlite import SQLiteStore
 
 
 def add_commands(commands: Any) -> None:
@@ -35,43 +37,55 @@ def add_commands(commands: Any) -> None:
     restore.add_argument("--force", action="store_true", help="replace a journal that exists (else refused)")
 
 
+class _Usage(Exception):
+    """Bad usage found once the store is known (exit 2): a store that is not SQLite, a file in the way."""
+
+
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from ._urls import resolve_store
-    from .stores.sqlite import SQLiteStore
-
+    store = None
     try:
-        store = resolve_store(args.url, read_only=args.command == "backup")
-        if not isinstance(store, SQLiteStore):
-            raise ConfigurationError(
-                f"{args.command} copies SQLite journals; {store!r} is not one (use the database's own tools: "
-                f"pg_dump for Postgres, the append-only file or RDB snapshots for Redis)"
-            )
-        if args.command == "restore" and os.path.exists(store.path) and os.path.getsize(store.path) and not args.force:
-            raise ConfigurationError(f"{store.path!r} exists: give --force to replace it with {args.backup!r}")
-    except (ConfigurationError, JournalNotFoundError) as exc:
-        fmt.fail(args.command, exc)
-        return 2
-    except DurableError as exc:
-        fmt.fail(args.command, exc)
-        return 1
-    try:
+        store = _store(args)
         if args.command == "backup":
-            if os.path.lexists(args.out):
-                fmt.fail("backup", f"{args.out!r} exists: back up into a new file (nothing was written)")
-                return 2
-            size = store.backup(args.out)
-            print(fmt.clean(f"backed up {store.path} to {os.path.abspath(args.out)} ({size:,} bytes)"))
+            _backup(store, args)
         else:
-            store.restore(args.backup)
-            print(fmt.clean(f"restored {store.path} from {os.path.abspath(args.backup)}"))
+            _restore(store, args)
         return 0
-    except JournalNotFoundError as exc:
+    except (_Usage, JournalNotFoundError) as exc:
         fmt.fail(args.command, exc)
         return 2
     except DurableError as exc:
         fmt.fail(args.command, exc)
         return 1
     finally:
+        if store is not None:
+            store.close()
+
+
+def _store(args: argparse.Namespace) -> SQLiteStore:
+    from ._urls import resolve_store
+
+    try:
+        store = resolve_store(args.url, read_only=args.command == "backup")
+    except ConfigurationError as exc:  # a malformed URL
+        raise _Usage(str(exc)) from exc
+    if not isinstance(store, SQLiteStore):
         store.close()
+        raise _Usage(
+            f"{args.command} copies SQLite journals; {store!r} is not one (use the database's own tools: "
+            f"pg_dump for Postgres, the append-only file or RDB snapshots for Redis)"
+        )
+    return store
+
+
+def _backup(store: SQLiteStore, args: argparse.Namespace) -> None:
+    if os.path.lexists(args.out):
+        raise _Usage(f"{args.out!r} exists: back up into a new file (nothing was written)")
+    size = store.backup(args.out)
+    print(fmt.clean(f"backed up {store.path} to {os.path.abspath(args.out)} ({size:,} bytes)"))
+
+
+def _restore(store: SQLiteStore, args: argparse.Namespace) -> None:
+    if os.path.exists(store.path) and os.path.getsize(store.path) and not args.force:
+        raise _Usage(f"{store.path!r} exists: give --force to replace it with {args.backup!r}")
+    store.restore(args.backup)
+    print(fmt.clean(f"restored {store.path} from {os.path.abspath(args.backup)}"))
